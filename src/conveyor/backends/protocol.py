@@ -1,0 +1,201 @@
+"""The one protocol every store implements, its verbs named by what happens to a job.
+
+Stores never read the clock: every verb that depends on time takes `now` from the caller, so a
+test (or the testing helper) can drive time. All methods are synchronous and thread-safe; the
+worker runtime calls blocking stores from a thread (see `Backend.blocking`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from conveyor.model.job import AttemptError, Enqueued, Job, JobState, LogLine, NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A worker asks for up to `limit` due jobs.
+
+    `queues` None means every queue. `queue_limits` caps how many jobs of a queue may run at once
+    across all workers (1 = strictly serial): the store counts running jobs itself.
+    Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
+    Order: priority descending, then run_at, then id (FIFO within a priority).
+    """
+
+    worker_id: str
+    limit: int
+    now: datetime
+    lease_expires_at: datetime
+    queues: frozenset[str] | None = None
+    queue_limits: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The jobs claimed, and when the next not-yet-due job in these queues becomes due."""
+
+    jobs: list[Job]
+    next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, fenced by (job_id, worker_id, attempt).
+
+    `state` is one of: completed (with `result`), failed (final), scheduled or pending (another
+    attempt at `run_at`), cancelled. `error` is appended to the job's errors when given.
+    `count_attempt` False gives the attempt back (a graceful shutdown released the job).
+    A store applies an outcome only if the job is still running under that worker and attempt;
+    otherwise the lease was lost (the job was rescued) and the outcome is dropped.
+    """
+
+    job_id: str
+    worker_id: str
+    attempt: int
+    state: JobState
+    now: datetime
+    result: Any = None
+    error: AttemptError | None = None
+    run_at: datetime | None = None
+    count_attempt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Progress and new log lines of a running job, buffered by the worker."""
+
+    job_id: str
+    progress: float | None = None
+    progress_message: str | None = None
+    logs: tuple[LogLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs to list, newest first; `page` is 1-based."""
+
+    states: frozenset[JobState] | None = None
+    name: str | None = None
+    queue: str | None = None
+    search: str | None = None  # substring of id or name
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a job listing."""
+
+    jobs: list[Job]
+    total: int
+    page: int
+    per_page: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many jobs are in each state, overall and per queue."""
+
+    by_state: dict[str, int]
+    by_queue: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker process, as recorded by its heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A job store. Each verb is atomic: a job is never seen in two states."""
+
+    #: True when calls may block on I/O: the runtime then calls them from a thread.
+    blocking: bool
+
+    # lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    # producers -------------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        """Store `jobs` in one transaction, in order; an active unique_key returns the existing
+        job with created=False. Raises QueueFull (memory, refuse mode)."""
+
+    # workers ---------------------------------------------------------------------------------
+    def claim(self, request: ClaimRequest) -> Claimed:
+        """Atomically take due jobs for a worker (see ClaimRequest)."""
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
+        """Apply many attempt outcomes in one transaction; returns the ids whose outcome was
+        dropped because the worker no longer owned the job."""
+
+    def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
+        """Write buffered progress and logs of running jobs, keeping logs bounded."""
+
+    def heartbeat(self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime) -> set[str]:
+        """Record the worker alive, extend its running jobs' leases; return the ids among
+        `job_ids` whose cancellation was requested."""
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+
+    def wait_for_jobs(self, timeout: float) -> None:
+        """Block up to `timeout` s, returning early when new work may have arrived from another
+        process. In-process enqueues are announced by `subscribe` callbacks instead."""
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from any thread) after jobs become runnable through this object:
+        enqueue, retry, finish. Returns a function that unsubscribes."""
+
+    # maintenance -----------------------------------------------------------------------------
+    def rescue_expired(self, now: datetime) -> list[str]:
+        """Jobs whose lease expired go back to pending (attempt counted, error 'lost' recorded)
+        or to failed when no attempt is left; returns their ids."""
+
+    def promote_scheduled(self, now: datetime) -> int:
+        """Scheduled jobs that are due become pending; returns how many."""
+
+    def prune(self, completed_before: datetime, failed_before: datetime) -> int:
+        """Delete finished jobs: completed, cancelled and skipped that finished before
+        `completed_before`, failed ones before `failed_before`. Returns how many."""
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        """Forget workers whose last heartbeat is older than `seen_before`."""
+
+    # operators -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job, or None."""
+
+    def list(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first."""
+
+    def counts(self) -> Counts:
+        """Counts by state and by queue."""
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers that have sent a heartbeat and not been pruned."""
+
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        """Scheduled/pending: cancelled now. Running: cancel_requested set (the worker
+        finishes the cancellation). Finished: unchanged. None if there is no such job."""
+
+    def retry(self, job_id: str, now: datetime) -> Job | None:
+        """A failed or cancelled job becomes pending again with a fresh attempt budget
+        (errors kept). Other states: unchanged. None if there is no such job."""
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job that is not running; False if absent or running."""

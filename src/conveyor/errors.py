@@ -1,0 +1,63 @@
+"""Every error Conveyor raises, under one root.
+
+    ConveyorError
+    ├── ConfigurationError        a setting, URL or job definition is wrong
+    ├── UnknownJobError           enqueue by a name no handler is registered under
+    ├── ArgumentsNotSerializable  job arguments are not JSON-encodable
+    ├── QueueFull                 the memory store is full and is set to refuse
+    ├── StoreUnavailable          the store cannot be reached right now
+    └── JobNotFound               no job has the given id
+
+Retry and Fail are not errors of Conveyor: a job raises them to steer its own retries.
+Each class's docstring is its default message, and each message says what to do.
+"""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Conveyor could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(ConveyorError):
+    """The configuration is invalid: check the setting named in the message."""
+
+
+class UnknownJobError(ConveyorError):
+    """No job is registered under this name: check the spelling or register it with @app.job."""
+
+
+class ArgumentsNotSerializable(ConveyorError):
+    """Job arguments must be JSON-encodable: pass ids and plain values, not objects."""
+
+
+class QueueFull(ConveyorError):
+    """The in-memory queue is full: retry later, raise max_queue_size, or set queue_full='wait'."""
+
+
+class StoreUnavailable(ConveyorError):
+    """The job store cannot be reached: check that it is running, then retry the call."""
+
+
+class JobNotFound(ConveyorError):
+    """No job has this id: it may have been deleted or pruned after its retention period."""
+
+
+class Retry(Exception):  # noqa: N818 - raised by jobs as a request, like StopIteration
+    """Raised by a job to ask for another attempt, optionally after `delay` seconds."""
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
+class Fail(Exception):  # noqa: N818 - raised by jobs as a request
+    """Raised by a job to fail now, without any further attempt."""
+
+    def __init__(self, reason: str = "failed by the job") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,182 @@
+"""The frozen job record, its states and the table of allowed transitions."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    SCHEDULED = "scheduled"  # run_at is in the future (a delay, or a retry's wait)
+    PENDING = "pending"  # due, waiting for a worker
+    RUNNING = "running"  # claimed by a worker holding a lease
+    COMPLETED = "completed"
+    FAILED = "failed"  # attempts exhausted, or the job raised Fail
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a recurring run whose previous run was still going
+
+
+ACTIVE_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING})
+WAITING_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING})
+FINISHED_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED}
+)
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.SCHEDULED: frozenset({JobState.PENDING, JobState.RUNNING, JobState.CANCELLED}),
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.SCHEDULED}),
+    JobState.RUNNING: frozenset(
+        {
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.SCHEDULED,  # retry after a delay
+            JobState.PENDING,  # released at shutdown, or rescued after its lease expired
+        }
+    ),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset({JobState.PENDING}),  # manual retry
+    JobState.CANCELLED: frozenset({JobState.PENDING}),  # manual retry
+    JobState.SKIPPED: frozenset(),
+}
+
+
+def can_transition(source: JobState, target: JobState) -> bool:
+    """Whether a job may move from `source` to `target`."""
+    return target in TRANSITIONS[source]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    """A UUIDv7-style id: sorts by creation time, unique without coordination."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """Why one attempt did not succeed."""
+
+    attempt: int
+    message: str
+    traceback: str = ""
+    at: datetime = field(default_factory=utcnow)
+    kind: str = "error"  # error | timeout | lost (lease expired) | unknown_job | result
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One timestamped line a job wrote with ctx.log()."""
+
+    at: datetime
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored: an immutable snapshot, times always timezone-aware (UTC)."""
+
+    id: str
+    name: str
+    queue: str = "default"
+    args: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    state: JobState = JobState.PENDING
+    attempt: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    run_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: float = 0.0
+    progress_message: str | None = None
+    logs: tuple[LogLine, ...] = ()
+    result: Any = None
+    errors: tuple[AttemptError, ...] = ()
+    unique_key: str | None = None
+    recurring_name: str | None = None
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the job has reached a final state."""
+        return self.state in FINISHED_STATES
+
+    @property
+    def last_error(self) -> AttemptError | None:
+        """The error of the latest failed attempt, if any."""
+        return self.errors[-1] if self.errors else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a producer asks the store to keep: a job before it is stored."""
+
+    name: str
+    queue: str = "default"
+    args: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    run_at: datetime | None = None  # None: due now
+    unique_key: str | None = None
+    recurring_name: str | None = None
+    id: str = field(default_factory=new_job_id)
+
+    def to_job(self, now: datetime) -> Job:
+        """The record this request becomes when stored at `now`."""
+        run_at = self.run_at or now
+        state = JobState.SCHEDULED if run_at > now else JobState.PENDING
+        return Job(
+            id=self.id,
+            name=self.name,
+            queue=self.queue,
+            args=self.args,
+            metadata=self.metadata,
+            priority=self.priority,
+            state=state,
+            max_attempts=self.max_attempts,
+            timeout=self.timeout,
+            run_at=run_at,
+            created_at=now,
+            unique_key=self.unique_key,
+            recurring_name=self.recurring_name,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The answer to one enqueue: the stored job, and whether this call created it.
+
+    `created` is False when a job with the same unique_key was already scheduled, pending or
+    running: nothing new was stored and `job` is that existing job.
+    """
+
+    job: Job
+    created: bool
+
+
+def with_state(job: Job, state: JobState, **changes: Any) -> Job:
+    """A copy of `job` in `state`, refusing a transition the table does not allow."""
+    if not can_transition(job.state, state):
+        raise ValueError(f"a {job.state} job cannot become {state}")
+    return replace(job, state=state, **changes)

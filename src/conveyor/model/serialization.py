@@ -1,0 +1,51 @@
+"""JSON encoding that names the offending value's path when it fails."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conveyor.errors import ArgumentsNotSerializable
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def find_unencodable(value: Any, path: str = "$") -> str | None:
+    """The path of the first value JSON cannot hold, with its type, or None if all is fine."""
+    if isinstance(value, _SCALARS):
+        if isinstance(value, float) and value != value:  # NaN is not valid JSON
+            return f"{path} (NaN)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path} (key {key!r} of type {type(key).__name__}; keys must be strings)"
+            found = find_unencodable(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_unencodable(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return f"{path} (a {type(value).__name__})"
+
+
+def check_arguments(args: dict[str, Any]) -> None:
+    """Refuse job arguments that JSON cannot hold, naming the first offending path."""
+    found = find_unencodable(args, "args")
+    if found:
+        raise ArgumentsNotSerializable(
+            f"job arguments must be JSON-encodable, but {found} is not: "
+            "pass plain values (str, int, float, bool, None, lists, dicts) such as ids"
+        )
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text for storage."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+loads = json.loads

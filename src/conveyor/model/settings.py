@@ -1,0 +1,59 @@
+"""Settings shared by the stores and the worker runtime, with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from conveyor.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of Conveyor; pass overrides as keyword arguments to `App(...)`."""
+
+    # worker
+    concurrency: int = 10
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 5.0
+    poll_interval: float = 1.0  # fallback wake-up when no notification arrives
+    ack_batch_size: int = 200
+    ack_interval: float = 0.005
+    progress_flush_count: int = 50
+    progress_flush_interval: float = 1.0
+    max_log_lines: int = 1000
+    shutdown_timeout: float = 30.0
+    # maintenance
+    sweep_interval: float = 1.0
+    prune_interval: float = 60.0
+    retention_completed: float = 24 * 3600.0  # also cancelled and skipped jobs
+    retention_failed: float = 7 * 24 * 3600.0
+    worker_stale_after: float = 60.0
+    # memory store
+    max_queue_size: int = 10_000  # 0 = unbounded
+    queue_full: Literal["wait", "refuse"] = "wait"
+    queue_full_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        if self.heartbeat_interval * 2 > self.lease_seconds:
+            raise ConfigurationError(
+                "heartbeat_interval must be at most half of lease_seconds, "
+                "or live workers would lose their jobs"
+            )
+        if self.max_log_lines < 2:
+            raise ConfigurationError("max_log_lines must be at least 2")
+        if self.queue_full not in ("wait", "refuse"):
+            raise ConfigurationError("queue_full must be 'wait' or 'refuse'")
+
+    def merged(self, **overrides: Any) -> Settings:
+        """These settings with `overrides` applied; unknown names are refused."""
+        names = {f.name for f in fields(self)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting(s): {', '.join(sorted(unknown))}; "
+                f"known settings are: {', '.join(sorted(names))}"
+            )
+        return replace(self, **overrides)
