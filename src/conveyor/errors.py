@@ -46,7 +46,7 @@ class JobNotFound(ConveyorError):
     """No job has this id: it may have been deleted or pruned after its retention period."""
 
 
-class Retry(Exception):  # noqa: N818 - raised by jobs as a request, like StopIteration
+class Retry(Exception):
     """Raised by a job to ask for another attempt, optionally after `delay` seconds."""
 
     def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
@@ -55,7 +55,7 @@ class Retry(Exception):  # noqa: N818 - raised by jobs as a request, like StopIt
         self.reason = reason
 
 
-class Fail(Exception):  # noqa: N818 - raised by jobs as a request
+class Fail(Exception):
     """Raised by a job to fail now, without any further attempt."""
 
     def __init__(self, reason: str = "failed by the job") -> None:

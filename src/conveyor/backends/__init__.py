@@ -26,13 +26,11 @@ def open_backend(url: str, settings: Settings) -> Backend:
         from conveyor.backends.sqlite import SQLiteBackend
 
         return SQLiteBackend(sqlite_path(url))
-    raise ConfigurationError(
-        f"unsupported store URL {url!r}: use one of {', '.join(SCHEMES)}"
-    )
+    raise ConfigurationError(f"unsupported store URL {url!r}: use one of {', '.join(SCHEMES)}")
 
 
 def sqlite_path(url: str) -> str:
-    """The file path in a sqlite:/// URL: sqlite:///rel.db is relative, sqlite:////abs is absolute."""
+    """The file path in a sqlite:/// URL (sqlite:///rel.db relative, sqlite:////abs absolute)."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ConfigurationError(

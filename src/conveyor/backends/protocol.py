@@ -146,16 +146,19 @@ class Backend(Protocol):
     def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
         """Write buffered progress and logs of running jobs, keeping logs bounded."""
 
-    def heartbeat(self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime) -> set[str]:
+    def heartbeat(
+        self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
+    ) -> set[str]:
         """Record the worker alive, extend its running jobs' leases; return the ids among
         `job_ids` whose cancellation was requested."""
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
 
-    def wait_for_jobs(self, timeout: float) -> None:
-        """Block up to `timeout` s, returning early when new work may have arrived from another
-        process. In-process enqueues are announced by `subscribe` callbacks instead."""
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block up to `timeout` s, returning True early when new work may have arrived from
+        another process, False at the timeout. In-process enqueues are announced by
+        `subscribe` callbacks instead."""
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` (from any thread) after jobs become runnable through this object:
@@ -180,9 +183,6 @@ class Backend(Protocol):
     def get(self, job_id: str) -> Job | None:
         """One job, or None."""
 
-    def list(self, query: JobFilter) -> Page:
-        """A page of jobs, newest first."""
-
     def counts(self) -> Counts:
         """Counts by state and by queue."""
 
@@ -199,3 +199,6 @@ class Backend(Protocol):
 
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
+
+    def list(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first."""

@@ -34,7 +34,7 @@ class Backoff:
         if self.jitter and raw:
             spread = raw * self.jitter
             raw += (rng or random).uniform(-spread, spread)
-        return max(min(raw, self.max), 0.0)
+        return float(max(min(raw, self.max), 0.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,49 @@
+"""Conveyor: background jobs for Python, from in-process to many hosts."""
+
+from conveyor.app import App, JobFunction, JobHandle
+from conveyor.backends.protocol import Backend, Counts, Page
+from conveyor.context import Context
+from conveyor.errors import (
+    ArgumentsNotSerializable,
+    ConfigurationError,
+    ConveyorError,
+    Fail,
+    JobNotFound,
+    QueueFull,
+    Retry,
+    StoreUnavailable,
+    UnknownJobError,
+)
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.options import Backoff
+from conveyor.model.settings import Settings
+from conveyor.runtime.hooks import JobEvent
+from conveyor.runtime.worker import Worker
+
+__all__ = [
+    "App",
+    "ArgumentsNotSerializable",
+    "AttemptError",
+    "Backend",
+    "Backoff",
+    "ConfigurationError",
+    "Context",
+    "ConveyorError",
+    "Counts",
+    "Fail",
+    "Job",
+    "JobEvent",
+    "JobFunction",
+    "JobHandle",
+    "JobNotFound",
+    "JobState",
+    "LogLine",
+    "Page",
+    "QueueFull",
+    "Retry",
+    "Settings",
+    "StoreUnavailable",
+    "UnknownJobError",
+    "Worker",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,367 @@
+"""App: settings, the job registry, queues, and the enqueue API (sync and async)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from conveyor.backends import open_backend
+from conveyor.backends.protocol import Backend
+from conveyor.errors import ConfigurationError, UnknownJobError
+from conveyor.model.job import Enqueued, Job, NewJob, utcnow
+from conveyor.model.options import Backoff, JobOptions
+from conveyor.model.serialization import check_arguments
+from conveyor.model.settings import Settings
+from conveyor.runtime.environment import Environment
+from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
+from conveyor.runtime.middleware import Middleware
+from conveyor.runtime.registry import JobDefinition
+from conveyor.runtime.worker import Worker
+from conveyor.services import JobService
+from conveyor.testing import Testing
+
+log = logging.getLogger("conveyor")
+P = ParamSpec("P")
+R = TypeVar("R")
+DEFAULT_URL = "sqlite:///conveyor.db"
+
+
+class App:
+    """A Conveyor application: where jobs are stored, which jobs exist, and how they run.
+
+    `url` picks the store: "sqlite:///conveyor.db" (the default, or $CONVEYOR_URL),
+    "memory://", or "postgresql://…". Keyword arguments override `Settings` fields.
+    A producer-only process just creates the App and enqueues; it runs no worker.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        **settings: Any,
+    ) -> None:
+        self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
+        self.settings = Settings().merged(**settings)
+        self.clock = clock
+        self.hooks = Hooks()
+        self.middleware: list[Middleware] = []
+        self._definitions: dict[str, JobDefinition] = {}
+        self._declared: dict[str, JobOptions] = {}
+        self._queue_limits: dict[str, int] = {}
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+        self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+        self.jobs = JobService(lambda: self.backend, clock, self._cancel_locally)
+        self.testing = Testing(self.environment)
+
+    # the store -------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The store, opened (and its schema created) on first use."""
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    backend = open_backend(self.url, self.settings)
+                    backend.open()
+                    self._backend = backend
+        return self._backend
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        with self._lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+
+    def environment(self) -> Environment:
+        """What a worker of this app runs with."""
+        registry = dict(self._definitions)
+        return Environment(
+            self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
+            tuple(self.middleware), self.clock,
+        )  # fmt: skip
+
+    # definitions -----------------------------------------------------------------------------
+    def queue(self, name: str, *, concurrency: int | None = None) -> None:
+        """Declare a queue; `concurrency` caps its running jobs across all workers
+        (1 = strictly serial, in order). None = limited only by the workers' slots."""
+        if not name:
+            raise ConfigurationError("a queue needs a non-empty name")
+        if concurrency is None:
+            self._queue_limits.pop(name, None)
+        elif concurrency < 1:
+            raise ConfigurationError(f"queue {name!r}: concurrency must be at least 1, or None")
+        else:
+            self._queue_limits[name] = concurrency
+
+    @property
+    def queue_limits(self) -> dict[str, int]:
+        """The concurrency limit of each limited queue."""
+        return dict(self._queue_limits)
+
+    @overload
+    def job(self, func: Callable[P, R], /) -> JobFunction[P, R]: ...
+
+    @overload
+    def job(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+
+    def job(
+        self,
+        func: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
+        """Register a job: `@app.job` or `@app.job(queue=..., max_attempts=..., ...)`.
+
+        Works on async functions, plain functions (run on a thread pool) and classes with a
+        `run(self, ctx, **args)` method. The function's first argument is the Context.
+        """
+        options = JobOptions(
+            queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
+            backoff=backoff or Backoff(),
+        )  # fmt: skip
+
+        def register(target: Callable[P, R]) -> JobFunction[P, R]:
+            job_name = name or _default_name(target)
+            if job_name in self._definitions:
+                raise ConfigurationError(f"a job named {job_name!r} is already registered")
+            definition = JobDefinition.build(job_name, target, options)
+            self._definitions[job_name] = definition
+            return JobFunction(self, definition, options)
+
+        return register(func) if func is not None else register
+
+    def declare(self, name: str, **options: Any) -> None:
+        """Make a job name known to a producer that does not import its code, with the
+        options (queue, priority, max_attempts, timeout) its enqueues should use."""
+        self._declared[name] = JobOptions().merged(**options)
+
+    def options_for(self, name: str) -> JobOptions:
+        """The options of a registered or declared job; raises UnknownJobError."""
+        if name in self._definitions:
+            return self._definitions[name].options
+        if name in self._declared:
+            return self._declared[name]
+        known = ", ".join(sorted({*self._definitions, *self._declared})) or "none yet"
+        raise UnknownJobError(
+            f"no job named {name!r} is registered or declared in this app (known: {known}): "
+            f"check the name, register it with @app.job, or app.declare({name!r}, queue=...)"
+        )
+
+    @property
+    def job_names(self) -> list[str]:
+        """Names of every registered and declared job."""
+        return sorted({*self._definitions, *self._declared})
+
+    def on(self, kind: EventKind) -> Callable[[Hook], Hook]:
+        """Decorator: call a function on a lifecycle event (enqueued, started, progress,
+        succeeded, failed, retrying, cancelled). Its exceptions are logged, never raised."""
+        return lambda hook: self.hooks.add(kind, hook)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a middleware around every job's execution (first added is outermost)."""
+        self.middleware.append(middleware)
+        return middleware
+
+    # enqueueing ------------------------------------------------------------------------------
+    def request(self, name: str, args: dict[str, Any] | None = None, **options: Any) -> NewJob:
+        """Build (not store) a job by name, for `enqueue_many`."""
+        return self._build(name, self.options_for(name).merged(**options), args or {})
+
+    def enqueue(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """Store a job by name with JSON `args`; options: queue, priority, delay, run_at,
+        unique_key, max_attempts, timeout. Returns a handle (`.created` False when an active
+        job with the same unique_key already existed and was returned instead)."""
+        if metadata is not None:
+            options["metadata"] = metadata
+        return self.enqueue_many([self.request(name, args, **options)])[0]
+
+    async def enqueue_async(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        metadata: dict[str, str] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """`enqueue` for async code: never blocks the event loop."""
+        if metadata is not None:
+            options["metadata"] = metadata
+        return (await self.enqueue_many_async([self.request(name, args, **options)]))[0]
+
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[JobHandle]:
+        """Store many jobs in one transaction (all or nothing)."""
+        if not jobs:
+            return []
+        results = self.backend.enqueue(jobs, self.clock())
+        return self._announce(results)
+
+    async def enqueue_many_async(self, jobs: Sequence[NewJob]) -> list[JobHandle]:
+        """`enqueue_many` for async code."""
+        backend = self.backend
+        if not jobs:
+            return []
+        if backend.blocking or self.settings.queue_full == "wait":
+            results = await asyncio.to_thread(backend.enqueue, jobs, self.clock())
+        else:
+            results = backend.enqueue(jobs, self.clock())
+        return self._announce(results)
+
+    def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
+        check_arguments(args)
+        metadata = options.metadata
+        if any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()):
+            raise ConfigurationError("metadata must map strings to strings")
+        run_at = options.run_at
+        if options.delay is not None:
+            run_at = self.clock() + timedelta(seconds=options.delay)
+        return NewJob(
+            name=name,
+            queue=options.queue,
+            args=args,
+            metadata=dict(metadata),
+            priority=options.priority,
+            max_attempts=options.max_attempts,
+            timeout=options.timeout,
+            run_at=run_at,
+            unique_key=options.unique_key,
+        )
+
+    def _announce(self, results: list[Enqueued]) -> list[JobHandle]:
+        handles = []
+        emit = self.hooks.wants("enqueued")
+        for result in results:
+            if not result.created:
+                log.info(
+                    "job %s with unique_key %r is already %s: nothing new was enqueued",
+                    result.job.id, result.job.unique_key, result.job.state,
+                )  # fmt: skip
+            elif emit:
+                self.hooks.emit(JobEvent("enqueued", result.job))
+            handles.append(JobHandle(self, result.job, result.created))
+        return handles
+
+    # running ---------------------------------------------------------------------------------
+    def worker(
+        self, *, queues: Iterable[str] | None = None, concurrency: int | None = None
+    ) -> Worker:
+        """A worker for this app: `async with app.worker(): ...` runs it inside your program."""
+        worker = Worker(self.environment(), queues=queues, concurrency=concurrency)
+        self._workers.add(worker)
+        return worker
+
+    def _cancel_locally(self, job_id: str) -> None:
+        for worker in list(self._workers):
+            worker.request_cancel(job_id)
+
+
+class JobHandle:
+    """What enqueue returns: the job's id, its stored record, and whether it was created."""
+
+    __slots__ = ("_app", "created", "job")
+
+    def __init__(self, app: App, job: Job, created: bool) -> None:
+        self._app = app
+        self.job = job
+        self.created = created
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        return self.job.id
+
+    def refresh(self) -> Job:
+        """Read the job again from the store."""
+        self.job = self._app.jobs.require(self.job.id)
+        return self.job
+
+    def wait(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
+        """Block until the job is finished (completed, failed, cancelled, skipped); raises
+        TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.refresh().is_finished:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} is still {self.job.state} after {timeout} s")
+            threading.Event().wait(interval)
+        return self.job
+
+    async def wait_async(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
+        """`wait` for async code."""
+        async with asyncio.timeout(timeout):
+            while not (await asyncio.to_thread(self.refresh)).is_finished:
+                await asyncio.sleep(interval)  # noqa: ASYNC110 - polls the store, not a flag
+        return self.job
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.job.name} {self.id} {self.job.state}>"
+
+
+class JobFunction(Generic[P, R]):
+    """A registered job: call `.enqueue(**args)` to run it in the background, or call it
+    directly (with a Context) to run it now."""
+
+    def __init__(self, app: App, definition: JobDefinition, options: JobOptions) -> None:
+        self.app = app
+        self.definition = definition
+        self.options = options
+        self.name = definition.name
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.definition.func(*args, **kwargs)
+        return result
+
+    def with_options(self, **options: Any) -> JobFunction[P, R]:
+        """A copy that enqueues with other options: delay, run_at, priority, queue,
+        unique_key, max_attempts, timeout, metadata."""
+        return JobFunction(self.app, self.definition, self.options.merged(**options))
+
+    def request(self, **args: Any) -> NewJob:
+        """Build (not store) this job with `args`, for `app.enqueue_many`."""
+        return self.app._build(self.name, self.options, args)
+
+    def enqueue(self, **args: Any) -> JobHandle:
+        """Store this job to run in the background; returns its handle."""
+        return self.app.enqueue_many([self.request(**args)])[0]
+
+    async def enqueue_async(self, **args: Any) -> JobHandle:
+        """`enqueue` for async code."""
+        return (await self.app.enqueue_many_async([self.request(**args)]))[0]
+
+    def __repr__(self) -> str:
+        return f"<JobFunction {self.name}>"
+
+
+def _default_name(target: Callable[..., Any]) -> str:
+    return getattr(target, "__name__", None) or repr(target)

@@ -1,0 +1,27 @@
+"""What a worker needs from its application, without importing the application layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from conveyor.backends.protocol import Backend
+from conveyor.model.job import utcnow
+from conveyor.model.settings import Settings
+from conveyor.runtime.hooks import Hooks
+from conveyor.runtime.middleware import Middleware
+from conveyor.runtime.registry import Registry
+
+
+@dataclass(slots=True)
+class Environment:
+    """The store, job registry, settings and callbacks a worker runs with."""
+
+    backend: Backend
+    registry: Registry
+    settings: Settings
+    hooks: Hooks = field(default_factory=Hooks)
+    queue_limits: Mapping[str, int] = field(default_factory=dict)
+    middleware: Sequence[Middleware] = ()
+    clock: Callable[[], datetime] = utcnow

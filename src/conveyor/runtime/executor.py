@@ -1,0 +1,177 @@
+"""Runs one job: async on the loop, sync on a thread; timeout, cancellation, outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from conveyor.backends.protocol import Outcome
+from conveyor.context import Context
+from conveyor.errors import Fail, Retry
+from conveyor.model.job import AttemptError, Job, JobState
+from conveyor.model.options import Backoff
+from conveyor.model.serialization import find_unencodable
+from conveyor.runtime.middleware import Middleware, compose
+from conveyor.runtime.registry import JobDefinition, Registry
+
+StopReason = Literal["cancelled", "shutdown", "timeout"]
+DEFAULT_BACKOFF = Backoff()
+
+
+@dataclass(slots=True)
+class RunningJob:
+    """A job this worker is executing."""
+
+    job: Job
+    ctx: Context
+    task: asyncio.Task[Any] | None = None
+    stop_reason: StopReason | None = None
+
+
+class JobExecutor:
+    """Turns a claimed job into an Outcome by running its handler."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        registry: Registry,
+        thread_pool: Any,
+        clock: Callable[[], datetime],
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
+        self._worker_id = worker_id
+        self._registry = registry
+        self._threads = thread_pool
+        self._clock = clock
+        self._middleware = tuple(middleware)
+
+    async def run(self, running: RunningJob) -> Outcome:
+        """Run the job to an outcome. Raises CancelledError only if the worker task itself was
+        cancelled without a stop reason (a hard stop)."""
+        job = running.job
+        definition = self._registry.get(job.name)
+        if definition is None:
+            return self._failure(
+                job,
+                None,
+                AttemptError(
+                    job.attempt,
+                    f"no job named {job.name!r} is registered in this worker: deploy the code "
+                    "that defines it, then retry the job",
+                    kind="unknown_job",
+                ),
+            )
+        timeout = job.timeout if job.timeout is not None else definition.options.timeout
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                value = await self._invoke(definition, running)
+        except asyncio.CancelledError:
+            reason = running.stop_reason
+            task = asyncio.current_task()
+            if reason is None or task is None:
+                raise
+            task.uncancel()
+            return self._stopped(job, reason)
+        except TimeoutError as exc:
+            if not scope.expired():
+                return self._from_exception(job, definition, exc)
+            running.ctx.cancel_requested = True
+            return self._failure(
+                job,
+                definition,
+                AttemptError(
+                    job.attempt,
+                    f"timed out after {timeout:g} s and was cancelled",
+                    kind="timeout",
+                    at=self._clock(),
+                ),
+            )
+        except Exception as exc:
+            if running.stop_reason is not None:
+                return self._stopped(job, running.stop_reason)
+            return self._from_exception(job, definition, exc)
+        if running.stop_reason is not None:
+            # a cancelled sync job that returned anyway: its result is discarded
+            return self._stopped(job, running.stop_reason)
+        bad = find_unencodable(value, "result")
+        if bad:
+            return self._failure(
+                job,
+                definition,
+                AttemptError(
+                    job.attempt,
+                    f"the return value cannot be stored as JSON: {bad} is not encodable; "
+                    "return plain values (str, int, float, bool, None, lists, dicts)",
+                    kind="result",
+                    at=self._clock(),
+                ),
+            )
+        return Outcome(
+            job.id, self._worker_id, job.attempt, JobState.COMPLETED, self._clock(), result=value
+        )
+
+    async def _invoke(self, definition: JobDefinition, running: RunningJob) -> Any:
+        ctx, args = running.ctx, running.job.args
+        target = definition.func
+        if definition.is_class:
+            target = target().run
+
+        if definition.is_async:
+
+            async def innermost() -> Any:
+                return await target(ctx, **args)
+        else:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(contextvars.copy_context().run, target, ctx, **args)
+
+            async def innermost() -> Any:
+                return await loop.run_in_executor(self._threads, call)
+
+        if not self._middleware:
+            return await innermost()
+        return await compose(self._middleware, ctx, innermost)()
+
+    def _stopped(self, job: Job, reason: StopReason) -> Outcome:
+        now = self._clock()
+        if reason == "shutdown":
+            return Outcome(
+                job.id, self._worker_id, job.attempt, JobState.PENDING, now, run_at=now,
+                count_attempt=False,
+            )  # fmt: skip
+        return Outcome(job.id, self._worker_id, job.attempt, JobState.CANCELLED, now)
+
+    def _from_exception(self, job: Job, definition: JobDefinition, exc: BaseException) -> Outcome:
+        now = self._clock()
+        text = "".join(traceback.format_exception(exc))
+        if isinstance(exc, Fail):
+            error = AttemptError(job.attempt, exc.reason, text, now, kind="fail")
+            return Outcome(job.id, self._worker_id, job.attempt, JobState.FAILED, now, error=error)
+        if isinstance(exc, Retry):
+            error = AttemptError(job.attempt, exc.reason, text, now, kind="retry")
+            return self._failure(job, definition, error, delay=exc.delay)
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return self._failure(job, definition, AttemptError(job.attempt, message, text, now))
+
+    def _failure(
+        self,
+        job: Job,
+        definition: JobDefinition | None,
+        error: AttemptError,
+        delay: float | None = None,
+    ) -> Outcome:
+        """Another attempt after a backoff if any is left, else failed."""
+        now = self._clock()
+        if job.attempt >= job.max_attempts:
+            return Outcome(job.id, self._worker_id, job.attempt, JobState.FAILED, now, error=error)
+        if delay is None:
+            backoff = definition.options.backoff if definition else DEFAULT_BACKOFF
+            delay = backoff.delay(job.attempt)
+        run_at = now + timedelta(seconds=max(delay, 0.0))
+        state = JobState.SCHEDULED if run_at > now else JobState.PENDING
+        return Outcome(job.id, self._worker_id, job.attempt, state, now, error=error, run_at=run_at)

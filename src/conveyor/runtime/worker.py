@@ -1,0 +1,427 @@
+"""The worker: claim due jobs into free slots, run them, acknowledge outcomes in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from conveyor.backends.protocol import ClaimRequest, Outcome, WorkerInfo
+from conveyor.context import Context, ReportSink
+from conveyor.model.job import Job, JobState
+from conveyor.runtime.environment import Environment
+from conveyor.runtime.executor import JobExecutor, RunningJob
+from conveyor.runtime.hooks import EventKind, JobEvent
+from conveyor.runtime.maintenance import Sweeper
+from conveyor.runtime.reporting import ReportBuffer
+from conveyor.runtime.threads import DaemonThreadPool
+
+log = logging.getLogger("conveyor.worker")
+T = TypeVar("T")
+
+_EVENT_OF_STATE: dict[JobState, EventKind] = {
+    JobState.COMPLETED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.SCHEDULED: "retrying",
+    JobState.PENDING: "retrying",
+    JobState.CANCELLED: "cancelled",
+}
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What this worker has done since it started."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    released: int = 0
+    lost: int = 0  # outcomes dropped because the lease was lost
+
+
+class Worker:
+    """Runs jobs from the store until stopped.
+
+    Use `async with worker:` (or `await worker.start()` / `await worker.stop()`) inside an
+    application, or `worker.run_forever()` as a process's main function.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        maintenance: bool = True,
+    ) -> None:
+        self.env = env
+        self.queues = frozenset(queues) if queues else None
+        self.concurrency = concurrency or env.settings.concurrency
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = WorkerStats()
+        self._maintenance = maintenance
+        self._running: dict[str, RunningJob] = {}
+        self._unacked: dict[str, Job] = {}
+        self._outcomes: list[Outcome] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._io_pool: ThreadPoolExecutor | None = None
+        self._job_threads = DaemonThreadPool(self.concurrency + 8)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._started_at = env.clock()
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start claiming and running jobs in the current event loop."""
+        if self._loop is not None:
+            raise RuntimeError("this worker has already been started")
+        self._loop = loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._flush_needed = asyncio.Event()
+        self._reports = ReportBuffer(self.env.settings.progress_flush_count, self._request_flush)
+        self._executor = JobExecutor(
+            self.id, self.env.registry, self._job_threads, self.env.clock, self.env.middleware
+        )
+        if self.env.backend.blocking:
+            self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-io")
+        self._unsubscribe = self.env.backend.subscribe(self._wake_threadsafe)
+        await self._heartbeat()
+        self._tasks = [
+            loop.create_task(self._fetch_loop(), name="conveyor-fetch"),
+            loop.create_task(self._writer_loop(), name="conveyor-writer"),
+            loop.create_task(self._heartbeat_loop(), name="conveyor-heartbeat"),
+        ]
+        if self._maintenance:
+            self._tasks.append(loop.create_task(self._maintenance_loop(), name="conveyor-sweep"))
+        if self.env.backend.blocking:
+            threading.Thread(target=self._wait_for_jobs, name="conveyor-wait", daemon=True).start()
+        log.info(
+            "worker %s started: queues=%s concurrency=%d",
+            self.id, ",".join(sorted(self.queues)) if self.queues else "all", self.concurrency,
+        )  # fmt: skip
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, wait up to `timeout` (default: shutdown_timeout) for running jobs,
+        return the rest to pending without counting their attempt, and flush every outcome."""
+        if self._stopping or self._loop is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._slot_freed.set()
+        fetch = self._tasks[0]
+        await asyncio.gather(fetch, return_exceptions=True)
+        grace = self.env.settings.shutdown_timeout if timeout is None else timeout
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if tasks:
+            log.info("waiting up to %g s for %d running job(s)", grace, len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        leftover = list(self._running.values())
+        for running in leftover:
+            self._stop_job(running, "shutdown")
+        if leftover:
+            log.warning("returned %d unfinished job(s) to the queue", len(leftover))
+            await asyncio.wait([r.task for r in leftover if r.task], timeout=5)
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await self._flush(final=True)
+        if self._unsubscribe:
+            self._unsubscribe()
+        try:
+            await self._io(self.env.backend.unregister_worker, self.id)
+        except Exception:
+            log.exception("could not unregister worker %s; it will be pruned as stale", self.id)
+        self._job_threads.shutdown(wait=False)
+        if self._io_pool:
+            self._io_pool.shutdown(wait=True)
+        self._stopped = True
+        log.info("worker %s stopped", self.id)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def run_forever(self) -> None:
+        """Run until SIGINT/SIGTERM: the first signal stops gracefully, a second exits at once
+        (the jobs' leases then bring them back after they expire)."""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            done = asyncio.Event()
+            signals = 0
+
+            def on_signal() -> None:
+                nonlocal signals
+                signals += 1
+                if signals > 1:
+                    log.warning("second signal: exiting now; leases will return running jobs")
+                    os._exit(1)
+                log.info("stopping: finishing running jobs (send the signal again to exit now)")
+                done.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            async with self:
+                await done.wait()
+
+        asyncio.run(main())
+
+    # cancellation ----------------------------------------------------------------------------
+    def request_cancel(self, job_id: str) -> bool:
+        """Cancel a job running here (thread-safe); returns False if it does not run here."""
+        loop = self._loop
+        if loop is None or job_id not in self._running:
+            return False
+        loop.call_soon_threadsafe(self._cancel_now, job_id)
+        return True
+
+    def _cancel_now(self, job_id: str) -> None:
+        running = self._running.get(job_id)
+        if running is not None:
+            self._stop_job(running, "cancelled")
+
+    def _stop_job(self, running: RunningJob, reason: str) -> None:
+        if running.stop_reason is None and running.task is not None:
+            running.stop_reason = "shutdown" if reason == "shutdown" else "cancelled"
+            running.ctx.cancel_requested = True
+            running.task.cancel()
+
+    # the hot path ----------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        settings, backend = self.env.settings, self.env.backend
+        lease = timedelta(seconds=settings.lease_seconds)
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            self._wake.clear()
+            now = self.env.clock()
+            request = ClaimRequest(
+                self.id, free, now, now + lease, self.queues, self.env.queue_limits
+            )
+            try:
+                claimed = await self._io(backend.claim, request)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = min(0.1 * 2**failures, 10.0)
+                log.error("claiming jobs failed (%s); retrying in %.1f s", exc, delay)
+                await self._sleep_or_wake(delay)
+                continue
+            for job in claimed.jobs:
+                self._start_job(job)
+            if len(claimed.jobs) == free:
+                await asyncio.sleep(0)  # let finished jobs free their slots before claiming again
+                continue
+            timeout = settings.poll_interval
+            if claimed.next_run_at is not None:
+                due_in = (claimed.next_run_at - self.env.clock()).total_seconds()
+                timeout = min(timeout, max(due_in, 0.001))
+            await self._sleep_or_wake(timeout)
+
+    async def _sleep_or_wake(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _start_job(self, job: Job) -> None:
+        self.stats.claimed += 1
+        sink = self._progress_hook_sink(job) if self.env.hooks.wants("progress") else None
+        running = RunningJob(job, Context(job, sink or self._reports.add))
+        self._running[job.id] = running
+        running.task = asyncio.get_running_loop().create_task(self._run_job(running))
+
+    async def _run_job(self, running: RunningJob) -> None:
+        job = running.job
+        hooks = self.env.hooks
+        if hooks.wants("started"):
+            hooks.emit(JobEvent("started", job))
+        try:
+            outcome = await self._executor.run(running)
+        finally:
+            del self._running[job.id]
+            self._slot_freed.set()
+        self._unacked[job.id] = job
+        self._outcomes.append(outcome)
+        if not self._flush_needed.is_set():
+            self._flush_needed.set()
+
+    def _progress_hook_sink(self, job: Job) -> ReportSink:
+        hooks, add = self.env.hooks, self._reports.add
+
+        def sink(job_id: str, pct: float | None, message: str | None, line: str | None) -> None:
+            add(job_id, pct, message, line)
+            if pct is not None:
+                hooks.emit(JobEvent("progress", job, progress=pct, message=message))
+
+        return sink
+
+    # writing outcomes and reports ------------------------------------------------------------
+    def _request_flush(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._flush_needed.set)
+
+    async def _writer_loop(self) -> None:
+        settings = self.env.settings
+        while True:
+            try:
+                async with asyncio.timeout(settings.progress_flush_interval):
+                    await self._flush_needed.wait()
+            except TimeoutError:
+                pass
+            self._flush_needed.clear()
+            if self._outcomes and len(self._outcomes) < settings.ack_batch_size:
+                await asyncio.sleep(settings.ack_interval)  # gather a batch
+            await self._flush()
+
+    async def _flush(self, final: bool = False) -> None:
+        """Write buffered reports, then outcomes; keep what could not be written and retry."""
+        attempts = 0
+        while True:
+            reports = self._reports.take()
+            outcomes, self._outcomes = self._outcomes, []
+            try:
+                if reports:
+                    await self._io(
+                        self.env.backend.report, reports, self.env.settings.max_log_lines
+                    )
+                    reports = []
+                if outcomes:
+                    dropped = await self._io(self.env.backend.finish, outcomes)
+                    self._acknowledged(outcomes, set(dropped))
+                return
+            except Exception as exc:
+                self._reports.put_back(reports)
+                self._outcomes[:0] = outcomes
+                attempts += 1
+                if final and attempts >= 5:
+                    log.error(
+                        "could not record %d outcome(s) before stopping (%s); their leases "
+                        "will expire and the jobs will run again", len(self._outcomes), exc,
+                    )  # fmt: skip
+                    return
+                delay = min(0.1 * 2**attempts, 5.0)
+                log.error("recording job outcomes failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+
+    def _acknowledged(self, outcomes: list[Outcome], dropped: set[str]) -> None:
+        hooks, stats = self.env.hooks, self.stats
+        for outcome in outcomes:
+            job = self._unacked.pop(outcome.job_id, None)
+            if outcome.job_id in dropped:
+                stats.lost += 1
+                log.warning(
+                    "outcome of job %s was not recorded: this worker lost its lease and the job "
+                    "was handed to another worker", outcome.job_id,
+                    extra={"job_id": outcome.job_id},
+                )  # fmt: skip
+                continue
+            state = outcome.state
+            if not outcome.count_attempt:
+                stats.released += 1
+                continue
+            if state is JobState.COMPLETED:
+                stats.succeeded += 1
+            elif state is JobState.FAILED:
+                stats.failed += 1
+            elif state is JobState.CANCELLED:
+                stats.cancelled += 1
+            else:
+                stats.retried += 1
+            kind = _EVENT_OF_STATE[state]
+            if job is not None and hooks.wants(kind):
+                hooks.emit(JobEvent(kind, job, error=outcome.error, result=outcome.result))
+
+    # liveness and housekeeping ---------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        env = self.env
+        now = env.clock()
+        info = WorkerInfo(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            tuple(sorted(self.queues)) if self.queues else None,
+            self.concurrency,
+            self._started_at,
+            now,
+        )
+        ids = [*self._running, *self._unacked]
+        lease = now + timedelta(seconds=env.settings.lease_seconds)
+        for job_id in await self._io(env.backend.heartbeat, info, ids, lease):
+            self._cancel_now(job_id)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.env.settings.heartbeat_interval)
+            try:
+                await self._heartbeat()
+            except Exception as exc:
+                log.error("heartbeat failed (%s); will retry: running jobs keep their lease "
+                          "until it expires", exc)  # fmt: skip
+
+    async def _maintenance_loop(self) -> None:
+        sweeper = Sweeper(self.env)
+        while True:
+            try:
+                if await self._io(sweeper.sweep, time.monotonic()):
+                    self._wake.set()
+            except Exception as exc:
+                log.error("maintenance sweep failed (%s); will retry", exc)
+            await asyncio.sleep(self.env.settings.sweep_interval)
+
+    def _wait_for_jobs(self) -> None:
+        """Thread: turn the store's cross-process notifications into wake-ups."""
+        backend = self.env.backend
+        while not self._stopping:
+            try:
+                woke = backend.wait_for_jobs(0.5)
+            except Exception:
+                log.exception("waiting for store notifications failed; polling instead")
+                time.sleep(self.env.settings.poll_interval)
+                continue
+            if woke:
+                self._wake_threadsafe()
+
+    def _wake_threadsafe(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed since the check
+                loop.call_soon_threadsafe(self._wake.set)
+
+    # helpers ---------------------------------------------------------------------------------
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._io_pool is None:
+            return fn(*args)
+        loop = self._loop
+        assert loop is not None
+        return await loop.run_in_executor(self._io_pool, fn, *args)
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        """The jobs executing now."""
+        return [r.job for r in self._running.values()]
