@@ -320,8 +320,9 @@ class JobHandle:
     async def wait_async(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
         """`wait` for async code."""
         async with asyncio.timeout(timeout):
-            while not (await asyncio.to_thread(self.refresh)).is_finished:
-                await asyncio.sleep(interval)  # noqa: ASYNC110 - polls the store, not a flag
+            # the job finishes in another process: polling the store is the only signal
+            while not (await asyncio.to_thread(self.refresh)).is_finished:  # noqa: ASYNC110
+                await asyncio.sleep(interval)
         return self.job
 
     def __repr__(self) -> str:
