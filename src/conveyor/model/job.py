@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -58,12 +59,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_id_lock = threading.Lock()
+_last_id = 0
+
+
 def new_job_id() -> str:
-    """A UUIDv7-style id: sorts by creation time, unique without coordination."""
+    """A UUIDv7-style id: sorts by creation time, and strictly increases within a process
+    (so jobs enqueued in the same millisecond keep their order)."""
+    global _last_id
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
     value |= 0b10 << 62 | rand & ((1 << 62) - 1)
+    with _id_lock:
+        if value <= _last_id:
+            value = _last_id + 1
+        _last_id = value
     return str(uuid.UUID(int=value))
 
 
