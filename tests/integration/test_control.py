@@ -6,10 +6,9 @@ import asyncio
 import threading
 import time
 
-from helpers import wait_until_async
-
 import conveyor
 from conveyor import JobState
+from helpers import wait_until_async
 
 
 async def test_cancelled_pending_job_never_runs(app: conveyor.App) -> None:
@@ -115,7 +114,7 @@ async def test_progress_and_logs_visible_while_running(app: conveyor.App) -> Non
         )
         assert handle.job.state is JobState.RUNNING
         assert handle.job.progress_message == "loading rows"
-        assert [line.message for line in handle.job.logs][0] == "first line"
+        assert next(line.message for line in handle.job.logs) == "first line"
         release.set()
         await handle.wait_async(10)
 

@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import wait_until_async
 
 import conveyor
 from conveyor import JobState
+from helpers import wait_until_async
 
 
 def _define(app: conveyor.App) -> conveyor.JobFunction:  # type: ignore[type-arg]
@@ -27,8 +27,10 @@ async def test_enqueue_from_sync_and_async_code(app: conveyor.App) -> None:
     by_name = await app.enqueue_async("send_welcome", {"user_id": 3})
     for handle in (sync_handle, async_handle, by_name):
         assert handle.created
-        assert handle.job.queue == "emails" and handle.job.priority == 3
-        assert handle.job.max_attempts == 4 and handle.job.state is JobState.PENDING
+        assert handle.job.queue == "emails"
+        assert handle.job.priority == 3
+        assert handle.job.max_attempts == 4
+        assert handle.job.state is JobState.PENDING
     async with app.worker():
         results = [(await h.wait_async(10)).result for h in (sync_handle, async_handle, by_name)]
     assert results == [1, 2, 3]
@@ -49,7 +51,8 @@ def test_delay_and_run_at_schedule_for_later(app: conveyor.App) -> None:
     at = send.with_options(run_at=when).enqueue(user_id=2)
     assert delayed.job.state is JobState.SCHEDULED
     assert delayed.job.run_at > datetime.now(UTC) + timedelta(minutes=59)
-    assert at.job.run_at == when and at.job.state is JobState.SCHEDULED
+    assert at.job.run_at == when
+    assert at.job.state is JobState.SCHEDULED
 
 
 async def test_delayed_job_runs_when_due(app: conveyor.App) -> None:
@@ -58,19 +61,22 @@ async def test_delayed_job_runs_when_due(app: conveyor.App) -> None:
     async with app.worker():
         job = await handle.wait_async(10)
     assert job.result == 9
-    assert job.started_at is not None and job.started_at >= handle.job.run_at
+    assert job.started_at is not None
+    assert job.started_at >= handle.job.run_at
 
 
 def test_unique_key_returns_the_existing_job_and_says_so(app: conveyor.App) -> None:
     send = _define(app)
     first = send.with_options(unique_key="welcome:42").enqueue(user_id=42)
     second = send.with_options(unique_key="welcome:42").enqueue(user_id=42)
-    assert first.created and not second.created
+    assert first.created
+    assert not second.created
     assert second.id == first.id
     assert app.jobs.counts().by_state.get("pending") == 1
     app.jobs.cancel(first.id)
     third = send.with_options(unique_key="welcome:42").enqueue(user_id=42)
-    assert third.created and third.id != first.id
+    assert third.created
+    assert third.id != first.id
 
 
 def test_unknown_name_is_refused_and_nothing_is_stored(app: conveyor.App) -> None:
@@ -105,7 +111,8 @@ def test_queue_management_through_app_jobs(app: conveyor.App) -> None:
     send = _define(app)
     handles = [send.enqueue(user_id=i) for i in range(5)]
     page = app.jobs.list(state="pending", name="send_welcome", per_page=2, page=2)
-    assert page.total == 5 and len(page.jobs) == 2
+    assert page.total == 5
+    assert len(page.jobs) == 2
     assert [j.id for j in page.jobs] == [handles[2].id, handles[1].id]  # newest first
     assert app.jobs.counts().by_queue == {"emails": {"pending": 5}}
     app.jobs.delete(handles[0].id)
@@ -155,9 +162,7 @@ async def test_expired_lease_is_rescued_and_the_attempt_counted(app: conveyor.Ap
     from conveyor.backends.protocol import ClaimRequest
 
     now = datetime.now(UTC)
-    claimed = app.backend.claim(
-        ClaimRequest("dead-worker", 1, now, now + timedelta(seconds=0.2))
-    )
+    claimed = app.backend.claim(ClaimRequest("dead-worker", 1, now, now + timedelta(seconds=0.2)))
     assert [j.id for j in claimed.jobs] == [handle.id]
     async with app.worker():
         job = await handle.wait_async(10)

@@ -6,10 +6,9 @@ import asyncio
 import threading
 import time
 
-from helpers import wait_until_async
-
 import conveyor
 from conveyor import JobState
+from helpers import wait_until_async
 
 
 async def test_async_and_sync_jobs_store_their_results(app: conveyor.App) -> None:
@@ -31,8 +30,10 @@ async def test_async_and_sync_jobs_store_their_results(app: conveyor.App) -> Non
     assert done.state is JobState.COMPLETED
     assert done.result == {"word": "HI"}
     assert done.attempt == 1
-    assert done.started_at is not None and done.finished_at is not None
-    assert threads and threads[0] != threading.main_thread().name
+    assert done.started_at is not None
+    assert done.finished_at is not None
+    assert threads
+    assert threads[0] != threading.main_thread().name
 
 
 async def test_class_based_handler_runs_under_its_type_name(app: conveyor.App) -> None:
@@ -78,7 +79,8 @@ async def test_attempts_exhausted_ends_failed(app: conveyor.App) -> None:
     async with app.worker():
         job = await handle.wait_async(10)
     assert job.state is JobState.FAILED
-    assert job.attempt == 2 and len(job.errors) == 2
+    assert job.attempt == 2
+    assert len(job.errors) == 2
 
 
 async def test_fail_stops_at_once_and_retry_asks_for_delay(app: conveyor.App) -> None:
@@ -99,9 +101,11 @@ async def test_fail_stops_at_once_and_retry_asks_for_delay(app: conveyor.App) ->
     async with app.worker():
         failed_job = await failed.wait_async(10)
         retried_job = await retried.wait_async(10)
-    assert failed_job.state is JobState.FAILED and failed_job.attempt == 1
+    assert failed_job.state is JobState.FAILED
+    assert failed_job.attempt == 1
     assert failed_job.errors[-1].message == "bad input"
-    assert retried_job.state is JobState.COMPLETED and retried_job.attempt == 2
+    assert retried_job.state is JobState.COMPLETED
+    assert retried_job.attempt == 2
     assert seen[1] - seen[0] >= 0.25  # the requested delay was honoured
 
 
@@ -173,7 +177,8 @@ async def test_unknown_job_in_worker_fails_and_stays_retryable(app: conveyor.App
     app.jobs.retry(job.id)
     async with app.worker():
         job = await handle.wait_async(10)
-    assert job.state is JobState.COMPLETED and job.result == 1
+    assert job.state is JobState.COMPLETED
+    assert job.result == 1
     assert len(job.errors) == 1  # the earlier error is kept
 
 

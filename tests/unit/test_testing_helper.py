@@ -60,7 +60,8 @@ def test_drain_runs_retries_to_their_end() -> None:
     app, _ = make_app()
     handle = app.enqueue("flaky")
     result = app.testing.drain()
-    assert len(result.retried) == 2 and len(result.failed) == 1
+    assert len(result.retried) == 2
+    assert len(result.failed) == 1
     assert handle.refresh().state is JobState.FAILED
     assert handle.job.attempt == 3
 

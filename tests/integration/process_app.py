@@ -1,0 +1,50 @@
+"""An app for tests that run real worker processes: `python process_app.py QUEUES N`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+import conveyor
+
+app = conveyor.App(
+    os.environ["CONVEYOR_URL"],
+    heartbeat_interval=0.2,
+    lease_seconds=1.0,
+    poll_interval=0.2,
+    sweep_interval=0.2,
+    shutdown_timeout=float(os.environ.get("SHUTDOWN_TIMEOUT", "2")),
+)
+app.queue("serial", concurrency=1)
+
+
+@app.job
+async def record(ctx: conveyor.Context, n: int) -> dict[str, float | int]:
+    """Says which process ran it and when, to check overlap and exactly-once."""
+    start = time.time()
+    await asyncio.sleep(0.001)
+    return {"pid": os.getpid(), "start": start, "end": time.time(), "n": n}
+
+
+@app.job(queue="serial")
+async def record_serial(ctx: conveyor.Context, n: int) -> dict[str, float | int]:
+    """`record` in the serial queue."""
+    start = time.time()
+    await asyncio.sleep(0.002)
+    return {"pid": os.getpid(), "start": start, "end": time.time(), "n": n}
+
+
+@app.job(max_attempts=3)
+async def sleepy(ctx: conveyor.Context, seconds: float) -> int:
+    """Holds its slot for a while."""
+    ctx.log(f"sleeping in {os.getpid()}")
+    await asyncio.sleep(seconds)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    queues = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] != "all" else None
+    concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    app.worker(queues=queues, concurrency=concurrency).run_forever()
