@@ -27,3 +27,8 @@ async def wait_until_async(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
         await asyncio.sleep(0.01)
+
+
+def nonzero(counts: dict[str, int]) -> dict[str, int]:
+    """Counts without the zero entries (stores may or may not list empty states)."""
+    return {key: value for key, value in counts.items() if value}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -45,6 +46,7 @@ async def sleepy(ctx: conveyor.Context, seconds: float) -> int:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     queues = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] != "all" else None
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     app.worker(queues=queues, concurrency=concurrency).run_forever()

@@ -9,7 +9,7 @@ import pytest
 
 import conveyor
 from conveyor import JobState
-from helpers import wait_until_async
+from helpers import nonzero, wait_until_async
 
 
 def _define(app: conveyor.App) -> conveyor.JobFunction:  # type: ignore[type-arg]
@@ -83,7 +83,7 @@ def test_unknown_name_is_refused_and_nothing_is_stored(app: conveyor.App) -> Non
     _define(app)
     with pytest.raises(conveyor.UnknownJobError, match="no job named 'send_welcom'"):
         app.enqueue("send_welcom", {"user_id": 1})
-    assert app.jobs.counts().by_state == {}
+    assert nonzero(app.jobs.counts().by_state) == {}
 
 
 def test_unserialisable_arguments_name_the_path(app: conveyor.App) -> None:
@@ -92,7 +92,7 @@ def test_unserialisable_arguments_name_the_path(app: conveyor.App) -> None:
         send.enqueue(user_id=datetime.now(UTC))
     with pytest.raises(conveyor.ArgumentsNotSerializable, match=r"args\.user\.tags\[1\] \(a set\)"):
         app.enqueue("send_welcome", {"user": {"tags": ["a", {1}]}})
-    assert app.jobs.counts().by_state == {}
+    assert nonzero(app.jobs.counts().by_state) == {}
 
 
 def test_bad_options_are_refused_at_the_call(app: conveyor.App) -> None:
@@ -114,7 +114,9 @@ def test_queue_management_through_app_jobs(app: conveyor.App) -> None:
     assert page.total == 5
     assert len(page.jobs) == 2
     assert [j.id for j in page.jobs] == [handles[2].id, handles[1].id]  # newest first
-    assert app.jobs.counts().by_queue == {"emails": {"pending": 5}}
+    assert {q: nonzero(c) for q, c in app.jobs.counts().by_queue.items()} == {
+        "emails": {"pending": 5}
+    }
     app.jobs.delete(handles[0].id)
     assert app.jobs.get(handles[0].id) is None
     with pytest.raises(conveyor.JobNotFound):
@@ -132,7 +134,7 @@ async def test_memory_store_refuses_when_full() -> None:
     send.enqueue(user_id=2)
     with pytest.raises(conveyor.QueueFull):
         send.enqueue(user_id=3)
-    assert app.jobs.counts().by_state == {"pending": 2}
+    assert nonzero(app.jobs.counts().by_state) == {"pending": 2}
 
 
 async def test_memory_store_waits_for_room_when_full() -> None:

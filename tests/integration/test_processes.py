@@ -29,6 +29,7 @@ class Workers:
         self.url = url
         self.procs: list[subprocess.Popen[bytes]] = []
         self.lines: dict[int, list[str]] = {}
+        self.readers: list[threading.Thread] = []
 
     def start(
         self, queues: str = "all", concurrency: int = 10, **env: str
@@ -41,7 +42,9 @@ class Workers:
         )
         self.procs.append(proc)
         lines = self.lines[proc.pid] = []
-        threading.Thread(target=self._read, args=(proc, lines), daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(proc, lines), daemon=True)
+        reader.start()
+        self.readers.append(reader)
         return proc
 
     @staticmethod
@@ -59,6 +62,11 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
+        for reader in self.readers:
+            reader.join(10)
+        for proc in self.procs:
+            if proc.stderr:
+                proc.stderr.close()
 
 
 @pytest.fixture
