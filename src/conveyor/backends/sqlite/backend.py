@@ -1,0 +1,439 @@
+"""SQLiteBackend: the durable default store, shared by the worker processes of one host."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from conveyor.backends.protocol import (
+    Claimed,
+    ClaimRequest,
+    Counts,
+    JobFilter,
+    Outcome,
+    Page,
+    Report,
+    WorkerInfo,
+)
+from conveyor.backends.sqlite.database import Database
+from conveyor.backends.sqlite.rows import (
+    dt,
+    error_json,
+    job_from_row,
+    job_row,
+    json_list,
+    logs_json,
+    opt_ts,
+    parse_logs,
+    ts,
+    worker_from_row,
+    worker_row,
+)
+from conveyor.backends.sqlite.sql import Q
+from conveyor.errors import StoreUnavailable
+from conveyor.model.job import (
+    FINISHED_STATES,
+    AttemptError,
+    Enqueued,
+    Job,
+    JobState,
+    NewJob,
+    can_transition,
+)
+from conveyor.model.logs import append_logs
+from conveyor.model.serialization import dumps
+
+log = logging.getLogger(__name__)
+
+WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
+PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
+
+
+class SQLiteBackend:
+    """Jobs in one SQLite file in WAL mode: durable, and safe for several worker processes
+    and threads on one host. Every write is one short BEGIN IMMEDIATE transaction."""
+
+    blocking = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = Database(path)
+        self._subscribers: list[Callable[[], None]] = []
+        self._subscribers_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({self.path!r})"
+
+    # lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, switch to WAL and apply missing migrations. Idempotent."""
+        self._db.open()
+
+    def close(self) -> None:
+        """Close the connections of every thread. Idempotent."""
+        self._db.close()
+
+    # producers -------------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        """Store `jobs` in one transaction, in order; an active unique_key returns the existing
+        job with created=False."""
+        if not jobs:
+            return []
+        stamped: list[Job] = [new.to_job(now) for new in jobs]
+        plain = [job_row(job) for job in stamped if job.unique_key is None]
+        results = [Enqueued(job, True) for job in stamped]
+        try:
+            with self._db.write() as conn:
+                if plain:
+                    conn.executemany(Q["insert_job"], plain)
+                for index, job in enumerate(stamped):
+                    if job.unique_key is None:
+                        continue
+                    if conn.execute(Q["insert_unique_job"], job_row(job)).rowcount == 0:
+                        key = (job.unique_key,)
+                        row = conn.execute(Q["active_by_unique_key"], key).fetchone()
+                        results[index] = Enqueued(job_from_row(row), False)
+        except sqlite3.IntegrityError as exc:
+            taken = self._taken_id(stamped)
+            if taken is None:
+                raise
+            raise ValueError(
+                f"a job with id {taken!r} already exists: give each job its own id"
+            ) from exc
+        if any(result.created for result in results):
+            self._notify()
+        return results
+
+    def _taken_id(self, jobs: Sequence[Job]) -> str | None:
+        """The first id of a refused batch that is repeated in it or already stored."""
+        seen: set[str] = set()
+        for job in jobs:
+            if job.id in seen:
+                return job.id
+            seen.add(job.id)
+        with self._db.read() as conn:
+            row = conn.execute(Q["existing_ids"], (json_list(seen),)).fetchone()
+        return None if row is None else str(row[0])
+
+    # workers ---------------------------------------------------------------------------------
+    def claim(self, request: ClaimRequest) -> Claimed:
+        """Atomically take due jobs for a worker, respecting queue limits."""
+        now = ts(request.now)
+        if request.limit <= 0:
+            return Claimed([], self._next_run_at(request, now))
+        # A read first: an idle worker finds nothing without taking the write lock.
+        with self._db.read() as conn:
+            found = self._candidates(conn, request, now)
+        rows: list[sqlite3.Row] = []
+        if found:
+            with self._db.write() as conn:
+                ids = self._candidates(conn, request, now)
+                if ids:
+                    params = {
+                        "ids": json_list(ids),
+                        "worker_id": request.worker_id,
+                        "lease_expires_at": ts(request.lease_expires_at),
+                        "now": now,
+                    }
+                    rows = conn.execute(Q["claim_jobs"], params).fetchall()
+        jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        return Claimed(jobs, self._next_run_at(request, now))
+
+    def _next_run_at(self, request: ClaimRequest, now: float) -> datetime | None:
+        queues = None if request.queues is None else json_list(sorted(request.queues))
+        with self._db.read() as conn:
+            found = conn.execute(Q["next_run_at"], {"now": now, "queues": queues}).fetchone()
+        return None if found is None else dt(found[0])
+
+    @staticmethod
+    def _candidates(conn: sqlite3.Connection, request: ClaimRequest, now: float) -> list[str]:
+        """Ids of the due jobs to claim, in claim order, within the queue limits."""
+        limit, queues = request.limit, request.queues
+        limited = {
+            queue: cap
+            for queue, cap in request.queue_limits.items()
+            if queues is None or queue in queues
+        }
+        candidates: list[tuple[str, int, float]] = []
+        if queues is None:
+            params = {"now": now, "excluded": json_list(sorted(limited)), "limit": limit}
+            candidates += conn.execute(Q["candidates_except"], params).fetchall()
+        elif unlimited := sorted(queues - limited.keys()):
+            params = {"now": now, "queues": json_list(unlimited), "limit": limit}
+            candidates += conn.execute(Q["candidates_in"], params).fetchall()
+        if limited:
+            params = {"queues": json_list(sorted(limited))}
+            running = dict(conn.execute(Q["count_running"], params).fetchall())
+            for queue, cap in sorted(limited.items()):
+                room = min(cap - running.get(queue, 0), limit)
+                if room > 0:
+                    params = {"queue": queue, "now": now, "limit": room}
+                    candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
+            candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
+        return [c[0] for c in candidates[:limit]]
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
+        """Apply many attempt outcomes in one transaction; returns the dropped ids."""
+        if not outcomes:
+            return []
+        params = [_finish_params(outcome) for outcome in outcomes]
+        ids = json_list(outcome.job_id for outcome in outcomes)
+        dropped: list[str] = []
+        applied: list[dict[str, Any]] = []
+        with self._db.write() as conn:
+            owners = {row[0]: (row[1], row[2]) for row in conn.execute(Q["running_owners"], (ids,))}
+            for outcome, param in zip(outcomes, params, strict=True):
+                if owners.get(outcome.job_id) == (outcome.worker_id, outcome.attempt):
+                    del owners[outcome.job_id]  # a second outcome for the attempt is dropped
+                    applied.append(param)
+                else:
+                    dropped.append(outcome.job_id)
+            if applied:
+                conn.executemany(Q["finish_job"], applied)
+        if applied:
+            self._notify()
+        return dropped
+
+    def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
+        """Write buffered progress and logs, keeping at most `max_log_lines` lines a job."""
+        if not reports:
+            return
+        with self._db.write() as conn:
+            for report in reports:
+                logs = None
+                if report.logs:
+                    row = conn.execute(Q["job_logs"], (report.job_id,)).fetchone()
+                    if row is None:
+                        continue
+                    kept = append_logs(parse_logs(row[0]), report.logs, max_log_lines)
+                    logs = logs_json(kept)
+                params = {
+                    "id": report.job_id,
+                    "progress": report.progress,
+                    "progress_message": report.progress_message,
+                    "logs": logs,
+                }
+                conn.execute(Q["report"], params)
+
+    def heartbeat(
+        self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
+    ) -> set[str]:
+        """Record the worker alive, extend its running jobs' leases; return the ids among
+        `job_ids` whose cancellation was requested."""
+        ids = json_list(job_ids)
+        with self._db.write() as conn:
+            conn.execute(Q["upsert_worker"], worker_row(worker))
+            if not job_ids:
+                return set()
+            params = {"ids": ids, "worker_id": worker.id, "lease_expires_at": ts(lease_expires_at)}
+            conn.execute(Q["extend_leases"], params)
+            asked = conn.execute(Q["cancel_requested_among"], {"ids": ids, "worker_id": worker.id})
+            return {row[0] for row in asked}
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        with self._db.write() as conn:
+            conn.execute(Q["delete_worker"], (worker_id,))
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block up to `timeout` s; True as soon as another connection (another process, or
+        another thread of this one) commits, False at the timeout or when the store closes."""
+        deadline = time.monotonic() + timeout
+        changed = self._db.changed()  # raises StoreUnavailable unless open
+        while not changed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(WAIT_POLL, remaining))
+            try:
+                changed = self._db.changed()
+            except StoreUnavailable:
+                if self._db.is_open:
+                    raise
+                return False  # closed while this thread waited
+        return True
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` after enqueue, retry, finish or rescue commits through this object.
+        Returns a function that unsubscribes."""
+        with self._subscribers_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._subscribers_lock:
+            callbacks = tuple(self._subscribers)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a job-store subscriber failed; it stays subscribed")
+
+    # maintenance -----------------------------------------------------------------------------
+    def rescue_expired(self, now: datetime) -> list[str]:
+        """Running jobs whose lease ended before `now` go back to pending with an error of kind
+        'lost' recorded, or to failed when no attempt is left (cancelled when cancellation
+        was requested); returns their ids."""
+        with self._db.write() as conn:
+            expired = conn.execute(Q["expired_leases"], (ts(now),)).fetchall()
+            conn.executemany(Q["rescue_job"], [_rescue_params(row, now) for row in expired])
+        rescued = [row["id"] for row in expired]
+        if rescued:
+            self._notify()
+        return rescued
+
+    def promote_scheduled(self, now: datetime) -> int:
+        """Scheduled jobs that are due become pending; returns how many."""
+        with self._db.write() as conn:
+            return conn.execute(Q["promote_scheduled"], (ts(now),)).rowcount
+
+    def prune(self, completed_before: datetime, failed_before: datetime) -> int:
+        """Delete completed, cancelled and skipped jobs finished before `completed_before`,
+        failed ones before `failed_before`, in short batches. Returns how many."""
+        params = {
+            "completed_before": ts(completed_before),
+            "failed_before": ts(failed_before),
+            "batch": PRUNE_BATCH,
+        }
+        total = 0
+        while True:
+            with self._db.write() as conn:
+                deleted = conn.execute(Q["prune_batch"], params).rowcount
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        """Forget workers whose last heartbeat is older than `seen_before`."""
+        with self._db.write() as conn:
+            return conn.execute(Q["prune_workers"], (ts(seen_before),)).rowcount
+
+    # operators -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job, or None."""
+        with self._db.read() as conn:
+            row = conn.execute(Q["get_job"], (job_id,)).fetchone()
+        return None if row is None else job_from_row(row)
+
+    def counts(self) -> Counts:
+        """Jobs per state and per queue and state; states with no job are left out."""
+        by_state: dict[str, int] = {}
+        by_queue: dict[str, dict[str, int]] = {}
+        with self._db.read() as conn:
+            for queue, state, count in conn.execute(Q["counts"]):
+                by_state[state] = by_state.get(state, 0) + count
+                by_queue.setdefault(queue, {})[state] = count
+        return Counts(by_state, by_queue)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers that have sent a heartbeat and not been pruned, by id."""
+        with self._db.read() as conn:
+            return [worker_from_row(row) for row in conn.execute(Q["list_workers"])]
+
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:
+        unchanged. None if there is no such job."""
+        params = {"id": job_id, "now": ts(now)}
+        with self._db.write() as conn:
+            row = conn.execute(Q["cancel_waiting"], params).fetchone()
+            if row is None:
+                row = conn.execute(Q["request_cancel"], {"id": job_id}).fetchone()
+            if row is None:
+                row = conn.execute(Q["get_job"], (job_id,)).fetchone()
+        return None if row is None else job_from_row(row)
+
+    def retry(self, job_id: str, now: datetime) -> Job | None:
+        """A failed or cancelled job becomes pending with attempt 0 (errors kept). Other
+        states, or another active job holding its unique_key: unchanged."""
+        retried = False
+        with self._db.write() as conn:
+            try:
+                row = conn.execute(Q["retry_job"], {"id": job_id, "now": ts(now)}).fetchone()
+                retried = row is not None
+            except sqlite3.IntegrityError:
+                row = None  # an active job already holds this unique_key
+            if row is None:
+                row = conn.execute(Q["get_job"], (job_id,)).fetchone()
+        if retried:
+            self._notify()
+        return None if row is None else job_from_row(row)
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job that is not running; False if absent or running."""
+        with self._db.write() as conn:
+            return conn.execute(Q["delete_job"], (job_id,)).rowcount > 0
+
+    # last: inside the class body this name shadows the builtin in later annotations
+    def list(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first (created_at, then id), with the total count of
+        matching jobs; search is a case-insensitive substring of the id or name."""
+        page, per_page = max(query.page, 1), max(query.per_page, 1)
+        params: dict[str, Any] = {
+            "states": None if query.states is None else json_list(sorted(query.states)),
+            "name": query.name,
+            "queue": query.queue,
+            "search": query.search or None,
+        }
+        with self._db.read(consistent=True) as conn:
+            total = conn.execute(Q["count_listed"], params).fetchone()[0]
+            window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
+            rows = conn.execute(Q["list_jobs"], window).fetchall()
+        return Page([job_from_row(row) for row in rows], total, page, per_page)
+
+
+def _finish_params(outcome: Outcome) -> dict[str, Any]:
+    """The finish_job parameters of one outcome, encoded before the transaction starts."""
+    if not can_transition(JobState.RUNNING, outcome.state):
+        raise ValueError(f"an attempt cannot end in state {outcome.state!r}")
+    state, run_at = outcome.state, None
+    final = state in FINISHED_STATES
+    if not final:
+        # Another attempt: its state follows from when it is due, whatever the worker said.
+        run_at = outcome.run_at or outcome.now
+        state = JobState.SCHEDULED if run_at > outcome.now else JobState.PENDING
+    return {
+        "id": outcome.job_id,
+        "worker_id": outcome.worker_id,
+        "attempt": outcome.attempt,
+        "state": state.value,
+        "result": dumps(outcome.result) if state == JobState.COMPLETED else None,
+        "finished_at": ts(outcome.now) if final else None,
+        "run_at": opt_ts(run_at),
+        "give_back": 0 if outcome.count_attempt else 1,
+        "error": None if outcome.error is None else error_json(outcome.error),
+    }
+
+
+def _rescue_params(row: sqlite3.Row, now: datetime) -> dict[str, Any]:
+    """The rescue_job parameters of a running job whose lease expired."""
+    cancel, again = bool(row["cancel_requested"]), row["attempt"] < row["max_attempts"]
+    if cancel:
+        state, fate = JobState.CANCELLED, "it was cancelled as requested"
+    elif again:
+        state, fate = JobState.PENDING, "it was put back to run again"
+    else:
+        state, fate = JobState.FAILED, f"it failed, having used all {row['max_attempts']} attempts"
+    message = (
+        f"worker {row['worker_id']} stopped heartbeating and its lease expired at "
+        f"{dt(row['lease_expires_at']).isoformat()}, so the job was rescued: {fate}"
+    )
+    error = AttemptError(row["attempt"], message, at=now, kind="lost")
+    waiting = state == JobState.PENDING
+    return {
+        "id": row["id"],
+        "state": state.value,
+        "finished_at": None if waiting else ts(now),
+        "run_at": ts(now) if waiting else None,
+        "error": error_json(error),
+    }

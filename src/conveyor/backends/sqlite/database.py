@@ -1,0 +1,247 @@
+"""The SQLite file: one connection per thread, short transactions, and schema migrations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from conveyor.backends.sqlite.sql import Q, migrations, split_statements
+from conveyor.errors import ConfigurationError, StoreUnavailable
+
+BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
+
+# Errors that mean the file cannot be used (locked, unreadable, not a database), as opposed to
+# a bug in a statement (IntegrityError, ProgrammingError, ...), which propagate unchanged.
+_UNAVAILABLE = (sqlite3.OperationalError, sqlite3.DatabaseError)
+
+
+# Connections inherited through fork(): the child must neither use nor close them (closing
+# could disturb the parent's locks and WAL), so they are kept here, alive and untouched.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class _Connection(sqlite3.Connection):
+    """A thread's connection: weakly referenceable, closed when its thread drops it, and
+    locked while in use so that close() from another thread never frees it mid-call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_use = threading.RLock()
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # never in a forked child (see _INHERITED)
+            with suppress(Exception):  # explicitly: newer Pythons warn about implicit closes
+                self.close()
+
+
+class _ThreadState(threading.local):
+    conn: _Connection | None = None
+    watch: _Connection | None = None  # only polls PRAGMA data_version
+    version: int | None = None
+    generation: int = -1
+
+
+class Database:
+    """Connections to one SQLite file, shared by every thread of a process."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._opening = threading.Lock()
+        self._local = _ThreadState()
+        # Weak: a thread that ends drops its connections (closed when collected), so threads
+        # that come and go (e.g. a web server's) do not pile up open files.
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._generation = 0  # bumped by close(), so threads drop their closed connections
+        self._pid = os.getpid()
+        self._open = False
+
+    # lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Check the path, switch the file to WAL and apply missing migrations. Idempotent."""
+        with self._opening:
+            if self._open:
+                return
+            self._check_path()
+            try:
+                with self._errors("cannot open"):
+                    conn = self._connect()
+                    conn.execute(Q["journal_wal"])
+                    self._migrate(conn)
+            except BaseException:
+                self.close()
+                raise
+            self._open = True
+
+    def close(self) -> None:
+        """Close every connection of every thread. Idempotent."""
+        self._after_fork()
+        with self._lock:
+            self._open = False
+            self._generation += 1
+            connections = list(self._connections)
+            self._connections.clear()
+        for conn in connections:
+            # A connection still busy past the busy timeout is left to its thread, which
+            # drops it on its next call (closed when collected).
+            if conn.in_use.acquire(timeout=BUSY_TIMEOUT + 1):
+                try:
+                    with suppress(sqlite3.Error):  # best effort: the process may be going away
+                        conn.close()
+                finally:
+                    conn.in_use.release()
+
+    def _check_path(self) -> None:
+        if self.path in ("", ":memory:"):
+            # Each thread has its own connection, and so would have its own empty database.
+            raise ConfigurationError(
+                "an in-memory SQLite database cannot be shared by threads or processes: "
+                "use memory:// for an in-process store, or sqlite:///path/to/jobs.db"
+            )
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise StoreUnavailable(
+                f"cannot open the SQLite store {self.path!r}: the directory {folder!r} does not "
+                "exist; create it first or fix the path in the sqlite:/// URL"
+            )
+        if os.path.isdir(self.path):
+            raise StoreUnavailable(
+                f"cannot open the SQLite store {self.path!r}: it is a directory; "
+                "give the path of a database file, e.g. sqlite:///jobs.db"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE serialises processes opening the same new file at once.
+        with self._transaction(conn):
+            conn.execute(Q["create_schema_version"])
+            applied = {row[0] for row in conn.execute(Q["applied_versions"])}
+            for version, script in migrations():
+                if version not in applied:
+                    for statement in split_statements(script):
+                        conn.execute(statement)
+                    conn.execute(Q["record_version"], (version,))
+
+    @property
+    def is_open(self) -> bool:
+        """Whether open() succeeded and close() has not been called since."""
+        return self._open
+
+    # connections -----------------------------------------------------------------------------
+    def _connection(self) -> _Connection:
+        local = self._thread()
+        if local.conn is None:
+            local.conn = self._connect()
+        return local.conn
+
+    def changed(self) -> bool:
+        """Whether another connection committed since this thread last asked (False on the
+        first call), read from PRAGMA data_version on a connection kept for that alone."""
+        local = self._thread()
+        with self._errors("cannot read from"):
+            if local.watch is None:
+                local.watch = self._connect()
+            with local.watch.in_use:
+                version: int = local.watch.execute(Q["data_version"]).fetchone()[0]
+        seen, local.version = local.version, version
+        return seen is not None and seen != version
+
+    def _thread(self) -> _ThreadState:
+        if not self._open:
+            raise StoreUnavailable(
+                f"the SQLite store {self.path!r} is not open: call open() before using it"
+            )
+        self._after_fork()
+        local = self._local
+        if local.generation != self._generation:
+            local.conn = local.watch = None
+            local.version = None
+            local.generation = self._generation
+        return local
+
+    def _after_fork(self) -> None:
+        if self._pid == os.getpid():
+            return
+        # In a forked child: start over with new connections, leaving the parent's alone.
+        with self._lock:
+            self._pid = os.getpid()
+            _INHERITED.extend(self._connections)
+            self._connections = weakref.WeakSet()
+            self._generation += 1
+
+    def _connect(self) -> _Connection:
+        # check_same_thread=False only so that close() may close other threads' connections.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
+        )
+        with self._lock:
+            self._connections.add(conn)
+        conn.row_factory = sqlite3.Row
+        conn.execute(Q["synchronous_normal"])
+        return conn
+
+    # transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short BEGIN IMMEDIATE transaction on the thread's connection."""
+        with self._errors("cannot write to"):
+            conn = self._connection()
+            with conn.in_use, self._transaction(conn):
+                yield conn
+
+    @contextmanager
+    def read(self, consistent: bool = False) -> Iterator[sqlite3.Connection]:
+        """The thread's connection for reads; `consistent` ones share one snapshot."""
+        with self._errors("cannot read from"):
+            conn = self._connection()
+            with conn.in_use:
+                if not consistent:
+                    yield conn
+                    return
+                conn.execute(Q["begin_read"])
+                try:
+                    yield conn
+                finally:
+                    if conn.in_transaction:
+                        conn.execute(Q["commit"])
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute(Q["begin_immediate"])
+        try:
+            yield
+            conn.execute(Q["commit"])
+        except BaseException:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):  # the original error matters more
+                    conn.execute(Q["rollback"])
+            raise
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.ProgrammingError as exc:
+            if self._open:
+                raise
+            raise StoreUnavailable(
+                f"the SQLite store {self.path!r} was closed during the call"
+            ) from exc
+        except _UNAVAILABLE as exc:
+            if type(exc) not in _UNAVAILABLE:
+                raise
+            raise StoreUnavailable(
+                f"{doing} the SQLite store {self.path!r}: {exc}. Check that the file and its "
+                "directory exist and are writable by this user (SQLite also creates -wal and "
+                "-shm files next to it) and that no other process holds a long write lock"
+            ) from exc

@@ -1,0 +1,256 @@
+-- Every statement the SQLite store runs, by name. Times are REAL unix epoch seconds.
+-- Variable-length id or queue lists are passed as one JSON array and read with json_each.
+
+-- connections and transactions ------------------------------------------------------------
+
+-- name: journal_wal
+PRAGMA journal_mode = WAL;
+
+-- name: synchronous_normal
+PRAGMA synchronous = NORMAL;
+
+-- name: data_version
+PRAGMA data_version;
+
+-- name: begin_immediate
+BEGIN IMMEDIATE;
+
+-- name: begin_read
+BEGIN;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- migrations ------------------------------------------------------------------------------
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS conveyor_schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_at REAL NOT NULL
+);
+
+-- name: applied_versions
+SELECT version FROM conveyor_schema_version ORDER BY version;
+
+-- name: record_version
+INSERT INTO conveyor_schema_version (version, applied_at)
+VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
+
+-- producers -------------------------------------------------------------------------------
+
+-- name: insert_job
+INSERT INTO conveyor_jobs (
+    id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+    run_at, created_at, unique_key, recurring_name
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_unique_job
+INSERT INTO conveyor_jobs (
+    id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+    run_at, created_at, unique_key, recurring_name
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
+DO NOTHING;
+
+-- name: active_by_unique_key
+SELECT * FROM conveyor_jobs
+WHERE unique_key = ? AND state IN ('scheduled', 'pending', 'running');
+
+-- claiming --------------------------------------------------------------------------------
+
+-- name: count_running
+SELECT queue, count(*) FROM conveyor_jobs
+WHERE state = 'running' AND queue IN (SELECT value FROM json_each(:queues))
+GROUP BY queue;
+
+-- INDEXED BY: without statistics the planner prefers the run_at range and then sorts the
+-- whole due backlog; walking the claim-ordered index stops after :limit rows instead.
+
+-- name: candidates_except
+SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+WHERE state IN ('scheduled', 'pending') AND run_at <= :now
+  AND queue NOT IN (SELECT value FROM json_each(:excluded))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit;
+
+-- name: candidates_in
+SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+WHERE state IN ('scheduled', 'pending') AND run_at <= :now
+  AND queue IN (SELECT value FROM json_each(:queues))
+ORDER BY priority DESC, run_at, id
+LIMIT :limit;
+
+-- name: candidates_of_queue
+SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
+WHERE state IN ('scheduled', 'pending') AND queue = :queue AND run_at <= :now
+ORDER BY priority DESC, run_at, id
+LIMIT :limit;
+
+-- name: claim_jobs
+UPDATE conveyor_jobs
+SET state = 'running',
+    attempt = attempt + 1,
+    worker_id = :worker_id,
+    lease_expires_at = :lease_expires_at,
+    started_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('scheduled', 'pending')
+RETURNING *;
+
+-- Only scheduled jobs wait for their run_at: pending ones are due already.
+-- name: next_run_at
+SELECT run_at FROM conveyor_jobs
+WHERE state = 'scheduled' AND run_at > :now
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY run_at
+LIMIT 1;
+
+-- finishing and reporting -----------------------------------------------------------------
+
+-- name: running_owners
+SELECT id, worker_id, attempt FROM conveyor_jobs
+WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running';
+
+-- name: finish_job
+UPDATE conveyor_jobs
+SET state = :state,
+    result = :result,
+    finished_at = :finished_at,
+    run_at = coalesce(:run_at, run_at),
+    attempt = attempt - :give_back,
+    errors = CASE WHEN :error IS NULL THEN errors
+                  ELSE json_insert(errors, '$[#]', json(:error)) END,
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND worker_id = :worker_id AND attempt = :attempt AND state = 'running';
+
+-- name: job_logs
+SELECT logs FROM conveyor_jobs WHERE id = ? AND state = 'running';
+
+-- name: report
+UPDATE conveyor_jobs
+SET progress = coalesce(:progress, progress),
+    progress_message = coalesce(:progress_message, progress_message),
+    logs = coalesce(:logs, logs)
+WHERE id = :id AND state = 'running';
+
+-- workers ---------------------------------------------------------------------------------
+
+-- name: upsert_worker
+INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at)
+ON CONFLICT (id) DO UPDATE SET
+    host = excluded.host,
+    pid = excluded.pid,
+    queues = excluded.queues,
+    concurrency = excluded.concurrency,
+    started_at = excluded.started_at,
+    last_seen_at = excluded.last_seen_at;
+
+-- name: extend_leases
+UPDATE conveyor_jobs SET lease_expires_at = :lease_expires_at
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND worker_id = :worker_id AND state = 'running';
+
+-- name: cancel_requested_among
+SELECT id FROM conveyor_jobs
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND worker_id = :worker_id AND state = 'running' AND cancel_requested = 1;
+
+-- name: delete_worker
+DELETE FROM conveyor_workers WHERE id = ?;
+
+-- name: list_workers
+SELECT * FROM conveyor_workers ORDER BY id;
+
+-- name: prune_workers
+DELETE FROM conveyor_workers WHERE last_seen_at < ?;
+
+-- maintenance -----------------------------------------------------------------------------
+
+-- name: expired_leases
+SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested
+FROM conveyor_jobs
+WHERE state = 'running' AND lease_expires_at < ?;
+
+-- name: rescue_job
+UPDATE conveyor_jobs
+SET state = :state,
+    finished_at = :finished_at,
+    run_at = coalesce(:run_at, run_at),
+    errors = json_insert(errors, '$[#]', json(:error)),
+    worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND state = 'running';
+
+-- name: promote_scheduled
+UPDATE conveyor_jobs SET state = 'pending'
+WHERE state = 'scheduled' AND run_at <= ?;
+
+-- Deleting in bounded batches keeps each write transaction short.
+-- name: prune_batch
+DELETE FROM conveyor_jobs
+WHERE id IN (
+    SELECT id FROM conveyor_jobs
+    WHERE finished_at < max(:completed_before, :failed_before)
+      AND ((state IN ('completed', 'cancelled', 'skipped') AND finished_at < :completed_before)
+           OR (state = 'failed' AND finished_at < :failed_before))
+    LIMIT :batch
+);
+
+-- operators -------------------------------------------------------------------------------
+
+-- name: get_job
+SELECT * FROM conveyor_jobs WHERE id = ?;
+
+-- name: existing_ids
+SELECT id FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: list_jobs
+SELECT * FROM conveyor_jobs
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:name IS NULL OR name = :name)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
+       OR instr(lower(name), lower(:search)) > 0)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_listed
+SELECT count(*) FROM conveyor_jobs
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:name IS NULL OR name = :name)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
+       OR instr(lower(name), lower(:search)) > 0);
+
+-- name: counts
+SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state;
+
+-- name: cancel_waiting
+UPDATE conveyor_jobs SET state = 'cancelled', finished_at = :now
+WHERE id = :id AND state IN ('scheduled', 'pending')
+RETURNING *;
+
+-- name: request_cancel
+UPDATE conveyor_jobs SET cancel_requested = 1
+WHERE id = :id AND state = 'running'
+RETURNING *;
+
+-- name: retry_job
+UPDATE conveyor_jobs
+SET state = 'pending',
+    attempt = 0,
+    run_at = :now,
+    finished_at = NULL,
+    result = NULL,
+    cancel_requested = 0,
+    lease_expires_at = NULL
+WHERE id = :id AND state IN ('failed', 'cancelled')
+RETURNING *;
+
+-- name: delete_job
+DELETE FROM conveyor_jobs WHERE id = ? AND state != 'running';

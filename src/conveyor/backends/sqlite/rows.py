@@ -1,0 +1,153 @@
+"""Conversions at the edge of the SQLite store: epoch seconds and JSON text to model objects."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from conveyor.backends.protocol import WorkerInfo
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.serialization import dumps, loads
+
+
+def ts(moment: datetime) -> float:
+    """Unix epoch seconds of a timezone-aware datetime."""
+    return moment.timestamp()
+
+
+def opt_ts(moment: datetime | None) -> float | None:
+    """Like ts(), passing None through."""
+    return None if moment is None else moment.timestamp()
+
+
+def dt(seconds: float) -> datetime:
+    """The UTC datetime of unix epoch seconds."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def opt_dt(seconds: float | None) -> datetime | None:
+    """Like dt(), passing None through."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def error_json(error: AttemptError) -> str:
+    """One errors-column entry."""
+    return dumps(
+        {
+            "attempt": error.attempt,
+            "message": error.message,
+            "traceback": error.traceback,
+            "at": ts(error.at),
+            "kind": error.kind,
+        }
+    )
+
+
+def logs_json(lines: Iterable[LogLine]) -> str:
+    """The logs column: [[at, message], ...]."""
+    return dumps([[ts(line.at), line.message] for line in lines])
+
+
+def parse_logs(text: str) -> list[LogLine]:
+    """The logs column back to log lines."""
+    if text == "[]":  # most jobs: skip the JSON decoder
+        return []
+    return [LogLine(dt(at), message) for at, message in loads(text)]
+
+
+def _errors(text: str) -> tuple[AttemptError, ...]:
+    if text == "[]":
+        return ()
+    return tuple(
+        AttemptError(e["attempt"], e["message"], e["traceback"], dt(e["at"]), e["kind"])
+        for e in loads(text)
+    )
+
+
+def _object(text: str) -> dict[str, Any]:
+    value: dict[str, Any] = {} if text == "{}" else loads(text)
+    return value
+
+
+def job_row(job: Job) -> tuple[Any, ...]:
+    """The parameters of insert_job / insert_unique_job for a new job."""
+    return (
+        job.id,
+        job.name,
+        job.queue,
+        dumps(job.args),
+        dumps(job.metadata) if job.metadata else "{}",
+        job.priority,
+        job.state.value,
+        job.max_attempts,
+        job.timeout,
+        ts(job.run_at),
+        ts(job.created_at),
+        job.unique_key,
+        job.recurring_name,
+    )
+
+
+def job_from_row(row: sqlite3.Row) -> Job:
+    """A stored row as a Job, times as timezone-aware UTC datetimes."""
+    result = row["result"]
+    return Job(
+        id=row["id"],
+        name=row["name"],
+        queue=row["queue"],
+        args=loads(row["args"]),
+        metadata=_object(row["metadata"]),
+        priority=row["priority"],
+        state=JobState(row["state"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        timeout=row["timeout"],
+        run_at=dt(row["run_at"]),
+        created_at=dt(row["created_at"]),
+        started_at=opt_dt(row["started_at"]),
+        finished_at=opt_dt(row["finished_at"]),
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        logs=tuple(parse_logs(row["logs"])),
+        result=None if result is None else loads(result),
+        errors=_errors(row["errors"]),
+        unique_key=row["unique_key"],
+        recurring_name=row["recurring_name"],
+        worker_id=row["worker_id"],
+        lease_expires_at=opt_dt(row["lease_expires_at"]),
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+def worker_row(worker: WorkerInfo) -> dict[str, Any]:
+    """The parameters of upsert_worker."""
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": None if worker.queues is None else dumps(list(worker.queues)),
+        "concurrency": worker.concurrency,
+        "started_at": ts(worker.started_at),
+        "last_seen_at": ts(worker.last_seen_at),
+    }
+
+
+def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
+    """A conveyor_workers row as WorkerInfo."""
+    queues = row["queues"]
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        queues=None if queues is None else tuple(loads(queues)),
+        concurrency=row["concurrency"],
+        started_at=dt(row["started_at"]),
+        last_seen_at=dt(row["last_seen_at"]),
+    )
+
+
+def json_list(values: Iterable[str]) -> str:
+    """A JSON array parameter for json_each()."""
+    return dumps(list(values))
