@@ -14,7 +14,6 @@ import click
 from conveyor.app import App
 from conveyor.cli.loading import ENV_VAR, USAGE, LoadError, load_app, resolve_reference
 from conveyor.errors import ConveyorError
-from conveyor.runtime.hooks import JobEvent
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -65,29 +64,6 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-def log_outcomes(app: App) -> None:
-    """Log retries and failures of the jobs this worker runs (successes at debug level)."""
-    log = logging.getLogger("conveyor.jobs")
-
-    def outcome(event: JobEvent) -> None:
-        job, error = event.job, event.error
-        reason = f": {error.message}" if error else ""
-        if event.kind == "succeeded":
-            log.debug("%s %s completed (attempt %d)", job.name, job.id, job.attempt)
-        elif event.kind == "retrying":
-            log.warning(
-                "%s %s attempt %d/%d failed%s; it will be retried",
-                job.name, job.id, job.attempt, job.max_attempts, reason,
-            )  # fmt: skip
-        else:
-            log.error("%s %s failed after attempt %d%s", job.name, job.id, job.attempt, reason)
-
-    app.on("retrying")(outcome)
-    app.on("failed")(outcome)
-    if log.isEnabledFor(logging.DEBUG):
-        app.on("succeeded")(outcome)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="conveyor")
 def cli() -> None:
@@ -115,7 +91,6 @@ def worker(
     queue_list = parse_queues(queues)
     app = app_from(app_ref)
     configure_logging(log_level)
-    log_outcomes(app)
     try:
         job_worker = app.worker(queues=queue_list, concurrency=concurrency)
     except ConveyorError as exc:

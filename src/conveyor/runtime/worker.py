@@ -83,6 +83,7 @@ class Worker:
         self._io_pool: ThreadPoolExecutor | None = None
         self._job_threads = DaemonThreadPool(self.concurrency + 8)
         self._unsubscribe: Callable[[], None] | None = None
+        self._waiter: threading.Thread | None = None
         self._started_at = env.clock()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -110,7 +111,10 @@ class Worker:
         if self._maintenance:
             self._tasks.append(loop.create_task(self._maintenance_loop(), name="conveyor-sweep"))
         if self.env.backend.blocking:
-            threading.Thread(target=self._wait_for_jobs, name="conveyor-wait", daemon=True).start()
+            self._waiter = threading.Thread(
+                target=self._wait_for_jobs, name="conveyor-wait", daemon=True
+            )
+            self._waiter.start()
         log.info(
             "worker %s started: queues=%s concurrency=%d",
             self.id, ",".join(sorted(self.queues)) if self.queues else "all", self.concurrency,
@@ -148,6 +152,9 @@ class Worker:
         except Exception:
             log.exception("could not unregister worker %s; it will be pruned as stale", self.id)
         self._job_threads.shutdown(wait=False)
+        if self._waiter is not None:
+            # the app may close the store right after stop(): let the waiter leave it first
+            await asyncio.to_thread(self._waiter.join, 2.0)
         if self._io_pool:
             self._io_pool.shutdown(wait=True)
         self._stopped = True
@@ -354,6 +361,8 @@ class Worker:
             else:
                 stats.retried += 1
             kind = _EVENT_OF_STATE[state]
+            if job is not None and outcome.error is not None:
+                _log_failure(job, outcome)
             if job is not None and hooks.wants(kind):
                 hooks.emit(JobEvent(kind, job, error=outcome.error, result=outcome.result))
 
@@ -425,3 +434,20 @@ class Worker:
     def running_jobs(self) -> list[Job]:
         """The jobs executing now."""
         return [r.job for r in self._running.values()]
+
+
+def _log_failure(job: Job, outcome: Outcome) -> None:
+    """One log record per failed attempt, carrying the job's identity for structured logs."""
+    error = outcome.error
+    assert error is not None
+    extra = {"job_id": job.id, "job_name": job.name, "queue": job.queue, "attempt": job.attempt}
+    if outcome.state is JobState.FAILED:
+        log.error(
+            "job %s %s failed after attempt %d/%d: %s",
+            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "job %s %s attempt %d/%d failed (%s); it will be retried",
+            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
+        )  # fmt: skip
