@@ -44,6 +44,12 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_jobs_unique"),
     ("index", "conveyor_jobs_finished"),
     ("index", "conveyor_jobs_created"),
+    ("index", "conveyor_jobs_running_keys"),
+    ("index", "conveyor_jobs_recurring_active"),
+    ("table", "conveyor_recurring"),
+    ("table", "conveyor_recurring_fires"),
+    ("index", "conveyor_recurring_fires_recorded"),
+    ("index", "conveyor_recurring_next"),
 }
 
 
@@ -87,7 +93,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1]
+    assert versions == [version for version, _ in migrations()] == [1, 2]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -117,7 +123,8 @@ def test_concurrent_opens_of_a_new_file_migrate_once(path: str) -> None:
     for backend in stores:
         backend.close()
     assert errors == []
-    assert raw(path, "SELECT count(*) FROM conveyor_schema_version") == [(1,)]
+    migration_count = len(migrations())
+    assert raw(path, "SELECT count(*) FROM conveyor_schema_version") == [(migration_count,)]
 
 
 def test_claim_queries_walk_the_claim_ordered_indexes(store: SQLiteBackend) -> None:

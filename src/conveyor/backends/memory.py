@@ -22,6 +22,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, Literal
 
+from conveyor.backends.memory_recurring import RecurringTable
 from conveyor.backends.protocol import (
     Claimed,
     ClaimRequest,
@@ -34,6 +35,7 @@ from conveyor.backends.protocol import (
 )
 from conveyor.errors import ConfigurationError, QueueFull
 from conveyor.model.job import (
+    FINISHED_STATES,
     WAITING_STATES,
     AttemptError,
     Enqueued,
@@ -42,6 +44,7 @@ from conveyor.model.job import (
     NewJob,
 )
 from conveyor.model.logs import append_logs
+from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
 
 _OUTCOME_STATES = frozenset(
     {
@@ -139,6 +142,8 @@ class MemoryBackend:
         self._finished_failed: list[_TimedEntry] = []  # (finished_at, id), failed
         self._counts: dict[tuple[str, JobState], int] = {}
         self._workers: dict[str, WorkerInfo] = {}
+        self._held: dict[str, int] = {}  # concurrency_key -> running jobs holding it
+        self._recurring = RecurringTable()
 
     # lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -180,12 +185,9 @@ class MemoryBackend:
                 if new.unique_key is not None and new.unique_key in made:
                     results.append(Enqueued(job=made[new.unique_key], created=False))
                     continue
-                job = new.to_job(now)
-                self._put(job)
+                job = self._store_new(new, now)
                 if job.unique_key is not None:
-                    self._unique[job.unique_key] = job.id
                     made[job.unique_key] = job
-                self._add_waiting(job, now)
                 results.append(Enqueued(job=job, created=True))
             if new_count:
                 self._announce()
@@ -258,6 +260,7 @@ class MemoryBackend:
                     candidates.append(index)
 
             jobs, tokens = self._jobs, self._tokens
+            deferred: builtins.list[tuple[_QueueIndex, _DueEntry]] = []
             while len(taken) < request.limit and candidates:
                 best: _QueueIndex | None = None
                 best_entry: _DueEntry | None = None
@@ -268,10 +271,16 @@ class MemoryBackend:
                 if best is None or best_entry is None:
                     break
                 heapq.heappop(best.due)
+                job = jobs[best_entry[2]]
+                key = job.concurrency_key
+                if key is not None and key in self._held:
+                    deferred.append((best, best_entry))  # its key is busy: it keeps waiting
+                    continue
+                if key is not None:
+                    self._held[key] = 1
                 # The entry leaves the heap with the job, so no dead entry is left to compact.
                 del tokens[best_entry[2]]
                 best.live -= 1
-                job = jobs[best_entry[2]]
                 running = _evolve(
                     job,
                     state=JobState.RUNNING,
@@ -288,6 +297,8 @@ class MemoryBackend:
                 if cap is not None and best.running >= cap:
                     candidates.remove(best)
 
+            for index, entry in deferred:
+                heapq.heappush(index.due, entry)
             next_run_at: datetime | None = None
             for index in indexes:
                 soonest = self._future_top(index)
@@ -496,6 +507,7 @@ class MemoryBackend:
             pruned += self._prune_heap(
                 self._finished_failed, failed_before, frozenset({JobState.FAILED})
             )
+            self._recurring.prune(failed_before)
         return pruned
 
     def _prune_heap(
@@ -626,7 +638,84 @@ class MemoryBackend:
             self._remove(job)
             return True
 
+    # recurring jobs --------------------------------------------------------------------------
+    def save_recurring(
+        self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
+    ) -> builtins.list[RecurringJob]:
+        """Insert or update definitions (see the protocol)."""
+        with self._lock:
+            return self._recurring.save(jobs, now, from_code=from_code)
+
+    def set_recurring_enabled(
+        self, name: str, enabled: bool, next_fire_at: datetime | None, now: datetime
+    ) -> RecurringJob | None:
+        """An operator's enable/disable toggle."""
+        with self._lock:
+            changed = self._recurring.set_enabled(name, enabled, next_fire_at, now)
+            return None if changed is None else self._with_last_state(changed)
+
+    def delete_recurring(self, name: str) -> bool:
+        """Remove a definition; its past jobs stay."""
+        with self._lock:
+            return self._recurring.definitions.pop(name, None) is not None
+
+    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+        """Definitions by name, with the state of each one's last job."""
+        with self._lock:
+            table = self._recurring.definitions
+            chosen = (
+                [table[name]] if name in table else [] if name else builtins.list(table.values())
+            )
+            return sorted((self._with_last_state(j) for j in chosen), key=lambda j: j.name)
+
+    def due_recurring(self, now: datetime) -> DueRecurring:
+        """Enabled definitions that are due, and the next fire time after them."""
+        with self._lock:
+            return self._recurring.due(now)
+
+    def fire_recurring(
+        self, fires: Sequence[Fire], now: datetime
+    ) -> builtins.list[Enqueued | None]:
+        """Record and enqueue recurring runs, each tick once."""
+        results: builtins.list[Enqueued | None] = []
+        with self._lock:
+            names = {fire.recurring_name for fire in fires}
+            active = {
+                job.recurring_name
+                for job_id in itertools.chain(self._tokens, self._running)
+                if (job := self._jobs[job_id]).recurring_name in names
+            }
+            for fire in fires:
+                if not self._recurring.claim_tick(fire, now):
+                    results.append(None)
+                    continue
+                previous = fire.recurring_name in active
+                job = self._store_new(job_for_fire(fire, previous, now), now)
+                self._recurring.record(fire, job.id)
+                results.append(Enqueued(job, True))
+            if any(results):
+                self._announce()
+        if any(results):
+            self._call_back()
+        return results
+
+    def _with_last_state(self, job: RecurringJob) -> RecurringJob:
+        last = self._jobs.get(job.last_job_id) if job.last_job_id else None
+        return replace(job, last_job_state=None if last is None else last.state)
+
     # indexes (all called with the lock held) -------------------------------------------------
+    def _store_new(self, new: NewJob, now: datetime) -> Job:
+        """Store a new job and index it as waiting (or as finished, for a skipped run)."""
+        job = new.to_job(now)
+        self._put(job)
+        if job.state in FINISHED_STATES:
+            self._settle(job)
+            return job
+        if job.unique_key is not None:
+            self._unique[job.unique_key] = job.id
+        self._add_waiting(job, now)
+        return job
+
     def _put(self, job: Job, old: Job | None = None) -> None:
         """Store `job`, replacing `old` (the same job's previous snapshot), and keep counts."""
         counts = self._counts
@@ -709,6 +798,13 @@ class MemoryBackend:
     def _leave_running(self, job: Job) -> None:
         self._running.discard(job.id)
         self._queues[job.queue].running -= 1
+        key = job.concurrency_key
+        if key is not None:
+            left = self._held[key] - 1
+            if left:
+                self._held[key] = left
+            else:
+                del self._held[key]
 
     def _settle(self, job: Job) -> None:
         """Bookkeeping for a job that just reached a final state."""

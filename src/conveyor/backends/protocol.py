@@ -7,12 +7,14 @@ worker runtime calls blocking stores from a thread (see `Backend.blocking`).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from conveyor.model.job import AttemptError, Enqueued, Job, JobState, LogLine, NewJob
+from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,8 @@ class ClaimRequest:
     across all workers (1 = strictly serial): the store counts running jobs itself.
     Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
     Order: priority descending, then run_at, then id (FIFO within a priority).
+    A job whose `concurrency_key` is held by a running job is passed over (it stays waiting),
+    and one claim takes at most one job per key.
     """
 
     worker_id: str
@@ -199,6 +203,37 @@ class Backend(Protocol):
 
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
+
+    # recurring jobs --------------------------------------------------------------------------
+    def save_recurring(
+        self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
+    ) -> builtins.list[RecurringJob]:
+        """Insert or update definitions in one transaction, each carrying the next_fire_at its
+        caller computed. A stored next_fire_at is kept while cron and timezone are unchanged
+        (and the job stays enabled). `from_code`: keep the stored `enabled` of a definition an
+        operator toggled; otherwise the definition's `enabled` wins and marks it toggled."""
+
+    def set_recurring_enabled(
+        self, name: str, enabled: bool, next_fire_at: datetime | None, now: datetime
+    ) -> RecurringJob | None:
+        """Enable or disable (an operator's toggle: marks it toggled); enabling sets
+        `next_fire_at` so ticks missed while disabled do not fire. None if absent."""
+
+    def delete_recurring(self, name: str) -> bool:
+        """Remove a definition (its past jobs stay); False if absent."""
+
+    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+        """Every definition by name (or just `name`), with last_job_state filled in."""
+
+    def due_recurring(self, now: datetime) -> DueRecurring:
+        """Enabled definitions with next_fire_at <= now, and the soonest next_fire_at after."""
+
+    def fire_recurring(
+        self, fires: Sequence[Fire], now: datetime
+    ) -> builtins.list[Enqueued | None]:
+        """Record and enqueue runs in one transaction (see Fire); None for a tick another
+        scheduler already fired. Updates each definition's last_fire_at (never backwards),
+        next_fire_at (never backwards) and last_job_id."""
 
     def list(self, query: JobFilter) -> Page:
         """A page of jobs, newest first."""

@@ -122,6 +122,7 @@ class Job:
     errors: tuple[AttemptError, ...] = ()
     unique_key: str | None = None
     recurring_name: str | None = None
+    concurrency_key: str | None = None  # jobs sharing a key never run at the same time
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
@@ -151,12 +152,15 @@ class NewJob:
     run_at: datetime | None = None  # None: due now
     unique_key: str | None = None
     recurring_name: str | None = None
+    concurrency_key: str | None = None
+    state: JobState | None = None  # None: scheduled or pending by run_at; SKIPPED for a skip
+    logs: tuple[LogLine, ...] = ()
     id: str = field(default_factory=new_job_id)
 
     def to_job(self, now: datetime) -> Job:
         """The record this request becomes when stored at `now`."""
         run_at = self.run_at or now
-        state = JobState.SCHEDULED if run_at > now else JobState.PENDING
+        state = self.state or (JobState.SCHEDULED if run_at > now else JobState.PENDING)
         return Job(
             id=self.id,
             name=self.name,
@@ -171,6 +175,9 @@ class NewJob:
             created_at=now,
             unique_key=self.unique_key,
             recurring_name=self.recurring_name,
+            concurrency_key=self.concurrency_key,
+            logs=self.logs,
+            finished_at=now if state in FINISHED_STATES else None,
         )
 
 

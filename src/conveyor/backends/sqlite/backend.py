@@ -21,6 +21,7 @@ from conveyor.backends.protocol import (
     WorkerInfo,
 )
 from conveyor.backends.sqlite.database import Database
+from conveyor.backends.sqlite.recurring import RecurringVerbs
 from conveyor.backends.sqlite.rows import (
     dt,
     error_json,
@@ -54,7 +55,7 @@ WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
 
 
-class SQLiteBackend:
+class SQLiteBackend(RecurringVerbs):
     """Jobs in one SQLite file in WAL mode: durable, and safe for several worker processes
     and threads on one host. Every write is one short BEGIN IMMEDIATE transaction."""
 
@@ -159,7 +160,7 @@ class SQLiteBackend:
             for queue, cap in request.queue_limits.items()
             if queues is None or queue in queues
         }
-        candidates: list[tuple[str, int, float]] = []
+        candidates: list[tuple[str, int, float, str | None]] = []
         if queues is None:
             params = {"now": now, "excluded": json_list(sorted(limited)), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
@@ -175,7 +176,16 @@ class SQLiteBackend:
                     params = {"queue": queue, "now": now, "limit": room}
                     candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
             candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
-        return [c[0] for c in candidates[:limit]]
+        chosen, keys = [], set()
+        for job_id, _, _, key in candidates:
+            if key is not None:
+                if key in keys:
+                    continue  # one job per concurrency key per claim
+                keys.add(key)
+            chosen.append(job_id)
+            if len(chosen) == limit:
+                break
+        return chosen
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one transaction; returns the dropped ids."""
@@ -312,6 +322,7 @@ class SQLiteBackend:
                 deleted = conn.execute(Q["prune_batch"], params).rowcount
             total += deleted
             if deleted < PRUNE_BATCH:
+                self._prune_fires(failed_before)
                 return total
 
     def prune_workers(self, seen_before: datetime) -> int:

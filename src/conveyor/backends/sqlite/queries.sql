@@ -44,14 +44,14 @@ VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
 -- name: insert_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-    run_at, created_at, unique_key, recurring_name
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-    run_at, created_at, unique_key, recurring_name
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
 DO NOTHING;
@@ -71,22 +71,32 @@ GROUP BY queue;
 -- whole due backlog; walking the claim-ordered index stops after :limit rows instead.
 
 -- name: candidates_except
-SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+SELECT id, priority, run_at, concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_due
 WHERE state IN ('scheduled', 'pending') AND run_at <= :now
   AND queue NOT IN (SELECT value FROM json_each(:excluded))
+  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
+      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+      WHERE state = 'running' AND concurrency_key IS NOT NULL))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
 -- name: candidates_in
-SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+SELECT id, priority, run_at, concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_due
 WHERE state IN ('scheduled', 'pending') AND run_at <= :now
   AND queue IN (SELECT value FROM json_each(:queues))
+  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
+      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+      WHERE state = 'running' AND concurrency_key IS NOT NULL))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
 -- name: candidates_of_queue
-SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
+SELECT id, priority, run_at, concurrency_key
+FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
 WHERE state IN ('scheduled', 'pending') AND queue = :queue AND run_at <= :now
+  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
+      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+      WHERE state = 'running' AND concurrency_key IS NOT NULL))
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
@@ -200,6 +210,56 @@ WHERE id IN (
            OR (state = 'failed' AND finished_at < :failed_before))
     LIMIT :batch
 );
+
+-- name: prune_fires
+DELETE FROM conveyor_recurring_fires WHERE recorded_at < ?;
+
+-- recurring jobs ---------------------------------------------------------------------------
+
+-- name: recurring_all
+SELECT r.*, j.state AS last_job_state
+FROM conveyor_recurring r LEFT JOIN conveyor_jobs j ON j.id = r.last_job_id
+ORDER BY r.name;
+
+-- name: recurring_one
+SELECT r.*, j.state AS last_job_state
+FROM conveyor_recurring r LEFT JOIN conveyor_jobs j ON j.id = r.last_job_id
+WHERE r.name = ?;
+
+-- name: recurring_upsert
+INSERT INTO conveyor_recurring (
+    name, cron, timezone, job_name, args, overlap, catch_up, enabled, toggled,
+    next_fire_at, last_fire_at, last_job_id, created_at, updated_at
+) VALUES (
+    :name, :cron, :timezone, :job_name, :args, :overlap, :catch_up, :enabled, :toggled,
+    :next_fire_at, :last_fire_at, :last_job_id, :created_at, :updated_at
+)
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, timezone = excluded.timezone, job_name = excluded.job_name,
+    args = excluded.args, overlap = excluded.overlap, catch_up = excluded.catch_up,
+    enabled = excluded.enabled, toggled = excluded.toggled,
+    next_fire_at = excluded.next_fire_at, last_fire_at = excluded.last_fire_at,
+    last_job_id = excluded.last_job_id, updated_at = excluded.updated_at;
+
+-- name: recurring_delete
+DELETE FROM conveyor_recurring WHERE name = ?;
+
+-- name: recurring_due
+SELECT r.*, NULL AS last_job_state FROM conveyor_recurring r
+WHERE enabled = 1 AND next_fire_at <= ?
+ORDER BY next_fire_at, name;
+
+-- name: recurring_next
+SELECT min(next_fire_at) FROM conveyor_recurring WHERE enabled = 1 AND next_fire_at > ?;
+
+-- name: recurring_active
+SELECT DISTINCT recurring_name FROM conveyor_jobs INDEXED BY conveyor_jobs_recurring_active
+WHERE recurring_name IN (SELECT value FROM json_each(?))
+  AND state IN ('scheduled', 'pending', 'running');
+
+-- name: record_fire
+INSERT INTO conveyor_recurring_fires (name, fire_at, job_id, recorded_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name, fire_at) DO NOTHING;
 
 -- operators -------------------------------------------------------------------------------
 

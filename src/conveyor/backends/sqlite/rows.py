@@ -9,6 +9,8 @@ from typing import Any
 
 from conveyor.backends.protocol import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.recurring import RecurringJob
+from conveyor.model.schedule import check_overlap
 from conveyor.model.serialization import dumps, loads
 
 
@@ -87,6 +89,9 @@ def job_row(job: Job) -> tuple[Any, ...]:
         ts(job.created_at),
         job.unique_key,
         job.recurring_name,
+        job.concurrency_key,
+        logs_json(job.logs) if job.logs else "[]",
+        opt_ts(job.finished_at),
     )
 
 
@@ -115,6 +120,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         errors=_errors(row["errors"]),
         unique_key=row["unique_key"],
         recurring_name=row["recurring_name"],
+        concurrency_key=row["concurrency_key"],
         worker_id=row["worker_id"],
         lease_expires_at=opt_dt(row["lease_expires_at"]),
         cancel_requested=bool(row["cancel_requested"]),
@@ -151,3 +157,45 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
 def json_list(values: Iterable[str]) -> str:
     """A JSON array parameter for json_each()."""
     return dumps(list(values))
+
+
+def recurring_row(job: RecurringJob) -> dict[str, Any]:
+    """The parameters of recurring_upsert."""
+    return {
+        "name": job.name,
+        "cron": job.cron,
+        "timezone": job.timezone,
+        "job_name": job.job_name,
+        "args": dumps(job.args),
+        "overlap": job.overlap,
+        "catch_up": job.catch_up,
+        "enabled": int(job.enabled),
+        "toggled": int(job.toggled),
+        "next_fire_at": opt_ts(job.next_fire_at),
+        "last_fire_at": opt_ts(job.last_fire_at),
+        "last_job_id": job.last_job_id,
+        "created_at": opt_ts(job.created_at),
+        "updated_at": opt_ts(job.updated_at),
+    }
+
+
+def recurring_from_row(row: sqlite3.Row) -> RecurringJob:
+    """A stored recurring definition, with its last job's state when the query joined it."""
+    state = row["last_job_state"]
+    return RecurringJob(
+        name=row["name"],
+        cron=row["cron"],
+        job_name=row["job_name"],
+        args=_object(row["args"]),
+        timezone=row["timezone"],
+        overlap=check_overlap(row["overlap"]),
+        catch_up=row["catch_up"],
+        enabled=bool(row["enabled"]),
+        toggled=bool(row["toggled"]),
+        next_fire_at=opt_dt(row["next_fire_at"]),
+        last_fire_at=opt_dt(row["last_fire_at"]),
+        last_job_id=row["last_job_id"],
+        last_job_state=None if state is None else JobState(state),
+        created_at=opt_dt(row["created_at"]),
+        updated_at=opt_dt(row["updated_at"]),
+    )
