@@ -9,13 +9,16 @@ from conveyor.errors import (
     ConveyorError,
     Fail,
     JobNotFound,
+    NotFound,
     QueueFull,
+    RecurringJobNotFound,
     Retry,
     StoreUnavailable,
     UnknownJobError,
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
+from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
 from conveyor.runtime.hooks import JobEvent
 from conveyor.runtime.worker import Worker
@@ -38,8 +41,11 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LogLine",
+    "NotFound",
     "Page",
     "QueueFull",
+    "RecurringJob",
+    "RecurringJobNotFound",
     "Retry",
     "Settings",
     "StoreUnavailable",

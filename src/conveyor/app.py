@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -17,11 +18,14 @@ from conveyor.backends.protocol import Backend
 from conveyor.errors import ConfigurationError, UnknownJobError
 from conveyor.model.job import Enqueued, Job, NewJob, utcnow
 from conveyor.model.options import Backoff, JobOptions
+from conveyor.model.recurring import RecurringJob
 from conveyor.model.serialization import check_arguments
 from conveyor.model.settings import Settings
+from conveyor.recurring import RecurringService, define
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
 from conveyor.runtime.middleware import Middleware
+from conveyor.runtime.propagation import Propagation
 from conveyor.runtime.registry import JobDefinition
 from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
@@ -53,13 +57,16 @@ class App:
         self.clock = clock
         self.hooks = Hooks()
         self.middleware: list[Middleware] = []
+        self._propagation: Propagation | None = None
         self._definitions: dict[str, JobDefinition] = {}
         self._declared: dict[str, JobOptions] = {}
         self._queue_limits: dict[str, int] = {}
         self._backend: Backend | None = None
         self._lock = threading.Lock()
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+        self._recurring: dict[str, RecurringJob] = {}
         self.jobs = JobService(lambda: self.backend, clock, self._cancel_locally)
+        self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment)
 
     # the store -------------------------------------------------------------------------------
@@ -86,7 +93,7 @@ class App:
         registry = dict(self._definitions)
         return Environment(
             self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
-            tuple(self.middleware), self.clock,
+            tuple(self.middleware), self.clock, tuple(self._recurring.values()),
         )  # fmt: skip
 
     # definitions -----------------------------------------------------------------------------
@@ -156,6 +163,36 @@ class App:
 
         return register(func) if func is not None else register
 
+    def recurring(
+        self,
+        name: str,
+        cron: str,
+        job: JobFunction[Any, Any] | str,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        overlap: str = "skip",
+        timezone: str = "UTC",
+        enabled: bool = True,
+        catch_up: int = 1,
+    ) -> RecurringJob:
+        """Run `job` on a CRON schedule: 5 fields, 6 with leading seconds, or @daily etc.
+
+        `overlap` when the previous run is still going: "skip" (record a skipped job),
+        "allow" (run concurrently) or "queue" (run after it). After downtime, up to `catch_up`
+        of the latest missed ticks run. Synced into the store when a worker starts; an
+        operator's run-time enable/disable is kept. Bad expressions are refused here.
+        """
+        job_name = job if isinstance(job, str) else job.name
+        self.options_for(job_name)
+        if name in self._recurring:
+            raise ConfigurationError(f"a recurring job named {name!r} is already defined")
+        definition = define(
+            name, cron, job_name, args=kwargs, overlap=overlap, timezone=timezone,
+            enabled=enabled, catch_up=catch_up,
+        )  # fmt: skip
+        self._recurring[name] = definition
+        return definition
+
     def declare(self, name: str, **options: Any) -> None:
         """Make a job name known to a producer that does not import its code, with the
         options (queue, priority, max_attempts, timeout) its enqueues should use."""
@@ -187,6 +224,18 @@ class App:
         """Add a middleware around every job's execution (first added is outermost)."""
         self.middleware.append(middleware)
         return middleware
+
+    def propagate(self, *variables: ContextVar[Any]) -> None:
+        """Carry these contextvars' values from enqueue time into the job while it runs.
+
+        Values must be JSON-encodable; they are stored in the job's metadata under `ctx:<name>`.
+        Workers must register the same variables (names identify them across processes), before
+        the worker is created.
+        """
+        if self._propagation is None:
+            self._propagation = Propagation()
+            self.middleware.insert(0, self._propagation.middleware)  # outermost
+        self._propagation.add(*variables)
 
     # enqueueing ------------------------------------------------------------------------------
     def request(self, name: str, args: dict[str, Any] | None = None, **options: Any) -> NewJob:
@@ -244,6 +293,8 @@ class App:
         metadata = options.metadata
         if any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()):
             raise ConfigurationError("metadata must map strings to strings")
+        if self._propagation is not None:
+            metadata = {**self._propagation.capture(), **metadata}  # explicit metadata wins
         run_at = options.run_at
         if options.delay is not None:
             run_at = self.clock() + timedelta(seconds=options.delay)

@@ -6,7 +6,9 @@
     ├── ArgumentsNotSerializable  job arguments are not JSON-encodable
     ├── QueueFull                 the memory store is full and is set to refuse
     ├── StoreUnavailable          the store cannot be reached right now
-    └── JobNotFound               no job has the given id
+    └── NotFound                  what was asked for does not exist
+        ├── JobNotFound           no job has the given id
+        └── RecurringJobNotFound  no recurring job has the given name
 
 Retry and Fail are not errors of Conveyor: a job raises them to steer its own retries.
 Each class's docstring is its default message, and each message says what to do.
@@ -42,8 +44,16 @@ class StoreUnavailable(ConveyorError):
     """The job store cannot be reached: check that it is running, then retry the call."""
 
 
-class JobNotFound(ConveyorError):
+class NotFound(ConveyorError):
+    """Nothing by this name or id exists."""
+
+
+class JobNotFound(NotFound):
     """No job has this id: it may have been deleted or pruned after its retention period."""
+
+
+class RecurringJobNotFound(NotFound):
+    """No recurring job has this name: see app.recurring_jobs.list()."""
 
 
 class Retry(Exception):

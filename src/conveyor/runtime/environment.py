@@ -8,6 +8,7 @@ from datetime import datetime
 
 from conveyor.backends.protocol import Backend
 from conveyor.model.job import utcnow
+from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
 from conveyor.runtime.hooks import Hooks
 from conveyor.runtime.middleware import Middleware
@@ -25,3 +26,4 @@ class Environment:
     queue_limits: Mapping[str, int] = field(default_factory=dict)
     middleware: Sequence[Middleware] = ()
     clock: Callable[[], datetime] = utcnow
+    recurring: Sequence[RecurringJob] = ()  # definitions made in code, synced at worker start

@@ -68,9 +68,14 @@ class JobExecutor:
                 ),
             )
         timeout = job.timeout if job.timeout is not None else definition.options.timeout
+        scope: asyncio.Timeout | None = None
         try:
-            async with asyncio.timeout(timeout) as scope:
+            if timeout is None:
+                # no deadline: skip the timeout scope, which could never expire (hot path)
                 value = await self._invoke(definition, running)
+            else:
+                async with asyncio.timeout(timeout) as scope:
+                    value = await self._invoke(definition, running)
         except asyncio.CancelledError:
             reason = running.stop_reason
             task = asyncio.current_task()
@@ -79,7 +84,7 @@ class JobExecutor:
             task.uncancel()
             return self._stopped(job, reason)
         except TimeoutError as exc:
-            if not scope.expired():
+            if scope is None or not scope.expired():
                 return self._from_exception(job, definition, exc)
             running.ctx.cancel_requested = True
             return self._failure(

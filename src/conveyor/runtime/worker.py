@@ -25,9 +25,11 @@ from conveyor.runtime.executor import JobExecutor, RunningJob
 from conveyor.runtime.hooks import EventKind, JobEvent
 from conveyor.runtime.maintenance import Sweeper
 from conveyor.runtime.reporting import ReportBuffer
+from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.threads import DaemonThreadPool
 
 log = logging.getLogger("conveyor.worker")
+SCHEDULER_MAX_SLEEP = 1.0
 T = TypeVar("T")
 
 _EVENT_OF_STATE: dict[JobState, EventKind] = {
@@ -66,6 +68,7 @@ class Worker:
         queues: Iterable[str] | None = None,
         concurrency: int | None = None,
         maintenance: bool = True,
+        scheduler: bool = True,
     ) -> None:
         self.env = env
         self.queues = frozenset(queues) if queues else None
@@ -73,6 +76,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = WorkerStats()
         self._maintenance = maintenance
+        self._scheduler = scheduler
         self._running: dict[str, RunningJob] = {}
         self._unacked: dict[str, Job] = {}
         self._outcomes: list[Outcome] = []
@@ -110,6 +114,14 @@ class Worker:
         ]
         if self._maintenance:
             self._tasks.append(loop.create_task(self._maintenance_loop(), name="conveyor-sweep"))
+        if self._scheduler:
+            scheduler = Scheduler(
+                self.env.backend, self.env.registry, self.env.clock, self.env.recurring
+            )
+            await self._io(scheduler.sync)
+            self._tasks.append(
+                loop.create_task(self._scheduler_loop(scheduler), name="conveyor-scheduler")
+            )
         if self.env.backend.blocking:
             self._waiter = threading.Thread(
                 target=self._wait_for_jobs, name="conveyor-wait", daemon=True
@@ -402,6 +414,23 @@ class Worker:
             except Exception as exc:
                 log.error("maintenance sweep failed (%s); will retry", exc)
             await asyncio.sleep(self.env.settings.sweep_interval)
+
+    async def _scheduler_loop(self, scheduler: Scheduler) -> None:
+        # Sleep until the next tick, but look at least every second so definitions added by
+        # other processes are noticed.
+        while True:
+            try:
+                fired, upcoming = await self._io(scheduler.tick)
+                if fired:
+                    self._wake.set()
+            except Exception as exc:
+                log.error("recurring-job scheduler failed (%s); will retry", exc)
+                upcoming = None
+            delay = SCHEDULER_MAX_SLEEP
+            if upcoming is not None:
+                until = (upcoming - self.env.clock()).total_seconds()
+                delay = min(max(until, 0.0), SCHEDULER_MAX_SLEEP)
+            await asyncio.sleep(delay)
 
     def _wait_for_jobs(self) -> None:
         """Thread: turn the store's cross-process notifications into wake-ups."""
