@@ -65,7 +65,9 @@ class App:
         self._lock = threading.Lock()
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._recurring: dict[str, RecurringJob] = {}
-        self.jobs = JobService(lambda: self.backend, clock, self._cancel_locally)
+        self.jobs = JobService(
+            lambda: self.backend, clock, self._cancel_locally, lambda: dict(self._queue_limits)
+        )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment)
 

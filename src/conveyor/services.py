@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from conveyor.backends.protocol import Backend, Counts, JobFilter, Page, WorkerInfo
+from conveyor.backends.protocol import (
+    Backend,
+    Counts,
+    JobFilter,
+    Page,
+    QueueInfo,
+    Throughput,
+    WorkerInfo,
+)
 from conveyor.errors import ConveyorError, JobNotFound
 from conveyor.model.job import Job, JobState
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A queue: its jobs in the store, whether it is paused, and its configured limit."""
+
+    name: str
+    waiting: int
+    due: int
+    running: int
+    paused: bool
+    oldest_due_at: datetime | None
+    concurrency: int | None  # None: limited only by the workers' slots
+
+
 class JobService:
-    """Get, list, count, cancel, retry and delete jobs in the app's store."""
+    """Get, list, count, cancel, retry and delete jobs; see queues, workers and throughput."""
 
     def __init__(
         self,
         backend: Callable[[], Backend],
         clock: Callable[[], datetime],
         on_cancel_requested: Callable[[str], None],
+        queue_limits: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self._backend = backend
         self._clock = clock
         self._on_cancel_requested = on_cancel_requested
+        self._queue_limits = queue_limits
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -38,9 +63,42 @@ class JobService:
         """How many jobs are in each state, overall and per queue."""
         return self._backend().counts()
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self) -> builtins.list[WorkerInfo]:
         """The workers that are alive (recent heartbeat)."""
         return self._backend().workers()
+
+    def queues(self) -> builtins.list[QueueStatus]:
+        """Every queue that is declared, has jobs, or is paused, by name."""
+        limits = self._queue_limits()
+        found = {q.name: q for q in self._backend().queues(self._clock())}
+        statuses = []
+        for name in sorted(found.keys() | limits.keys()):
+            q = found.get(name) or QueueInfo(name, 0, 0, 0, False, None)
+            statuses.append(
+                QueueStatus(
+                    name,
+                    q.waiting,
+                    q.due,
+                    q.running,
+                    q.paused,
+                    q.oldest_due_at,
+                    limits.get(name),
+                )
+            )
+        return statuses
+
+    def pause_queue(self, name: str) -> None:
+        """Stop every worker claiming this queue's jobs (running ones finish)."""
+        self._backend().set_queue_paused(name, True, self._clock())
+
+    def resume_queue(self, name: str) -> None:
+        """Let workers claim this queue's jobs again."""
+        self._backend().set_queue_paused(name, False, self._clock())
+
+    def throughput(self, minutes: int = 60) -> builtins.list[Throughput]:
+        """Completed and failed jobs per minute over the last `minutes` (empty ones left out)."""
+        since = self._clock() - timedelta(minutes=minutes)
+        return self._backend().throughput(since.replace(second=0, microsecond=0))
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job: a waiting one never runs; a running one is asked to stop."""

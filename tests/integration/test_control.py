@@ -207,3 +207,27 @@ async def test_serial_queue_runs_one_at_a_time_in_order(app: conveyor.App) -> No
             await handle.wait_async(20)
     assert peak == 1
     assert order == list(range(15))
+
+
+async def test_paused_queue_waits_until_resumed(app: conveyor.App) -> None:
+    ran: list[str] = []
+
+    @app.job(queue="mail")
+    async def send(ctx: conveyor.Context) -> None:
+        ran.append("mail")
+
+    @app.job
+    async def other(ctx: conveyor.Context) -> None:
+        ran.append("other")
+
+    app.jobs.pause_queue("mail")
+    held, free = send.enqueue(), other.enqueue()
+    async with app.worker():
+        await free.wait_async(10)
+        assert held.refresh().state is JobState.PENDING
+        [mail] = [q for q in app.jobs.queues() if q.name == "mail"]
+        assert mail.paused and mail.waiting == 1
+        app.jobs.resume_queue("mail")
+        await held.wait_async(10)
+    assert ran == ["other", "mail"]
+    assert sum(t.completed for t in app.jobs.throughput()) == 2

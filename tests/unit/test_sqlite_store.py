@@ -50,6 +50,7 @@ EXPECTED_SCHEMA = {
     ("table", "conveyor_recurring_fires"),
     ("index", "conveyor_recurring_fires_recorded"),
     ("index", "conveyor_recurring_next"),
+    ("table", "conveyor_queues"),
 }
 
 
@@ -93,7 +94,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -30,7 +30,9 @@ from conveyor.backends.protocol import (
     JobFilter,
     Outcome,
     Page,
+    QueueInfo,
     Report,
+    Throughput,
     WorkerInfo,
 )
 from conveyor.errors import ConfigurationError, QueueFull
@@ -143,6 +145,7 @@ class MemoryBackend:
         self._counts: dict[tuple[str, JobState], int] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._held: dict[str, int] = {}  # concurrency_key -> running jobs holding it
+        self._paused: set[str] = set()
         self._recurring = RecurringTable()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -254,6 +257,8 @@ class MemoryBackend:
                 indexes = [self._queues[n] for n in request.queues if n in self._queues]
             candidates: builtins.list[_QueueIndex] = []
             for index in indexes:
+                if index.name in self._paused:
+                    continue
                 self._mature(index, now)
                 cap = limits.get(index.name)
                 if cap is None or index.running < cap:
@@ -570,6 +575,57 @@ class MemoryBackend:
                 by_state[state.value] = by_state.get(state.value, 0) + n
                 by_queue.setdefault(queue, {})[state.value] = n
         return Counts(by_state=by_state, by_queue=by_queue)
+
+    def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause or resume a queue; resuming wakes waiting workers."""
+        with self._lock:
+            if paused:
+                self._paused.add(name)
+                return
+            self._paused.discard(name)
+            self._announce()
+        self._call_back()
+
+    def queues(self, now: datetime) -> builtins.list[QueueInfo]:
+        """Every queue with jobs, or paused, by name."""
+        with self._lock:
+            waiting: dict[str, list[Job]] = {}
+            for job_id in self._tokens:
+                job = self._jobs[job_id]
+                waiting.setdefault(job.queue, []).append(job)
+            names = set(self._paused) | {q for q, _ in self._counts}
+            infos = []
+            for name in sorted(names):
+                jobs = waiting.get(name, [])
+                due = [j.run_at for j in jobs if j.run_at <= now]
+                index = self._queues.get(name)
+                infos.append(
+                    QueueInfo(
+                        name,
+                        len(jobs),
+                        len(due),
+                        index.running if index else 0,
+                        name in self._paused,
+                        min(due) if due else None,
+                    )
+                )
+            return infos
+
+    def throughput(self, since: datetime) -> builtins.list[Throughput]:
+        """Completed and failed jobs per minute since `since`."""
+        minutes: dict[datetime, list[int]] = {}
+        with self._lock:
+            for heap in (self._finished_short, self._finished_failed):
+                for finished_at, job_id in heap:
+                    job = self._jobs.get(job_id)
+                    if job is None or finished_at < since:
+                        continue
+                    if job.state not in (JobState.COMPLETED, JobState.FAILED):
+                        continue
+                    minute = finished_at.replace(second=0, microsecond=0)
+                    counts = minutes.setdefault(minute, [0, 0])
+                    counts[job.state is JobState.FAILED] += 1
+        return [Throughput(m, c[0], c[1]) for m, c in sorted(minutes.items())]
 
     def workers(self) -> builtins.list[WorkerInfo]:
         """Workers that have sent a heartbeat and not been pruned, by id."""

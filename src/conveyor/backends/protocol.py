@@ -26,7 +26,7 @@ class ClaimRequest:
     Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
     Order: priority descending, then run_at, then id (FIFO within a priority).
     A job whose `concurrency_key` is held by a running job is passed over (it stays waiting),
-    and one claim takes at most one job per key.
+    and one claim takes at most one job per key. Jobs of paused queues are never claimed.
     """
 
     worker_id: str
@@ -120,6 +120,27 @@ class WorkerInfo:
     last_seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as the store sees it: waiting and running jobs, and whether it is paused."""
+
+    name: str
+    waiting: int  # scheduled + pending
+    due: int  # pending, or scheduled with run_at passed
+    running: int
+    paused: bool
+    oldest_due_at: datetime | None  # run_at of the longest-waiting due job
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Jobs that finished in one minute."""
+
+    minute: datetime
+    completed: int
+    failed: int
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A job store. Each verb is atomic: a job is never seen in two states."""
@@ -203,6 +224,17 @@ class Backend(Protocol):
 
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
+
+    # queues and statistics -------------------------------------------------------------------
+    def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause (no worker claims its jobs; running ones finish) or resume a queue."""
+
+    def queues(self, now: datetime) -> builtins.list[QueueInfo]:
+        """Every queue that has jobs or is paused, by name."""
+
+    def throughput(self, since: datetime) -> builtins.list[Throughput]:
+        """Completed and failed jobs per minute since `since`, oldest first (empty minutes
+        left out)."""
 
     # recurring jobs --------------------------------------------------------------------------
     def save_recurring(

@@ -17,7 +17,9 @@ from conveyor.backends.protocol import (
     JobFilter,
     Outcome,
     Page,
+    QueueInfo,
     Report,
+    Throughput,
     WorkerInfo,
 )
 from conveyor.backends.sqlite.database import Database
@@ -155,16 +157,18 @@ class SQLiteBackend(RecurringVerbs):
     def _candidates(conn: sqlite3.Connection, request: ClaimRequest, now: float) -> list[str]:
         """Ids of the due jobs to claim, in claim order, within the queue limits."""
         limit, queues = request.limit, request.queues
+        paused = {row[0] for row in conn.execute(Q["paused_queues"])}
         limited = {
             queue: cap
             for queue, cap in request.queue_limits.items()
-            if queues is None or queue in queues
+            if (queues is None or queue in queues) and queue not in paused
         }
         candidates: list[tuple[str, int, float, str | None]] = []
         if queues is None:
-            params = {"now": now, "excluded": json_list(sorted(limited)), "limit": limit}
+            excluded = sorted(request.queue_limits.keys() | paused)
+            params = {"now": now, "excluded": json_list(excluded), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
-        elif unlimited := sorted(queues - limited.keys()):
+        elif unlimited := sorted(queues - request.queue_limits.keys() - paused):
             params = {"now": now, "queues": json_list(unlimited), "limit": limit}
             candidates += conn.execute(Q["candidates_in"], params).fetchall()
         if limited:
@@ -289,6 +293,44 @@ class SQLiteBackend(RecurringVerbs):
                 callback()
             except Exception:
                 log.exception("a job-store subscriber failed; it stays subscribed")
+
+    # queues and statistics ---------------------------------------------------------------------
+    def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause or resume a queue; resuming wakes waiting workers."""
+        with self._db.write() as conn:
+            conn.execute(Q["set_queue_paused"], (name, int(paused), ts(now)))
+        if not paused:
+            self._notify()
+
+    def queues(self, now: datetime) -> list[QueueInfo]:
+        """Every queue with jobs, or paused, by name."""
+        with self._db.read() as conn:
+            stats = {row["queue"]: row for row in conn.execute(Q["queue_stats"], {"now": ts(now)})}
+            paused = {row[0] for row in conn.execute(Q["paused_queues"])}
+        infos = []
+        for name in sorted(stats.keys() | paused):
+            row = stats.get(name)
+            if row is None:
+                infos.append(QueueInfo(name, 0, 0, 0, True, None))
+                continue
+            oldest = row["oldest_due_at"]
+            infos.append(
+                QueueInfo(
+                    name,
+                    row["waiting"],
+                    row["due"],
+                    row["running"],
+                    name in paused,
+                    None if oldest is None else dt(oldest),
+                )
+            )
+        return infos
+
+    def throughput(self, since: datetime) -> list[Throughput]:
+        """Completed and failed jobs per minute since `since`."""
+        with self._db.read() as conn:
+            rows = conn.execute(Q["throughput"], (ts(since),)).fetchall()
+        return [Throughput(dt(minute), completed, failed) for minute, completed, failed in rows]
 
     # maintenance -----------------------------------------------------------------------------
     def rescue_expired(self, now: datetime) -> list[str]:

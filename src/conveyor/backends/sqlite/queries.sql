@@ -214,6 +214,34 @@ WHERE id IN (
 -- name: prune_fires
 DELETE FROM conveyor_recurring_fires WHERE recorded_at < ?;
 
+-- queues and statistics ------------------------------------------------------------------
+
+-- name: paused_queues
+SELECT name FROM conveyor_queues WHERE paused = 1;
+
+-- name: set_queue_paused
+INSERT INTO conveyor_queues (name, paused, changed_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
+
+-- name: queue_stats
+SELECT queue,
+       sum(state IN ('scheduled', 'pending')) AS waiting,
+       sum(state IN ('scheduled', 'pending') AND run_at <= :now) AS due,
+       sum(state = 'running') AS running,
+       min(CASE WHEN state IN ('scheduled', 'pending') AND run_at <= :now THEN run_at END)
+           AS oldest_due_at
+FROM conveyor_jobs
+GROUP BY queue;
+
+-- name: throughput
+SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS minute,
+       sum(state = 'completed') AS completed,
+       sum(state = 'failed') AS failed
+FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL AND finished_at >= ? AND state IN ('completed', 'failed')
+GROUP BY minute
+ORDER BY minute;
+
 -- recurring jobs ---------------------------------------------------------------------------
 
 -- name: recurring_all
