@@ -1,5 +1,7 @@
 """Conveyor: background jobs for Python, from in-process to many hosts."""
 
+import logging
+
 from conveyor.app import App, JobFunction, JobHandle
 from conveyor.backends.protocol import Backend, Counts, Page
 from conveyor.context import Context
@@ -53,3 +55,6 @@ __all__ = [
     "Worker",
 ]
 __version__ = "0.1.0"
+
+# A library leaves logging output to the application (see the logging HOWTO).
+logging.getLogger("conveyor").addHandler(logging.NullHandler())
