@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, TypeVar
 
 from conveyor.model.job import Job
+from conveyor.scope import Scope, describe_close_error
+
+T = TypeVar("T")
+_log = logging.getLogger("conveyor.scope")
 
 #: Where a context sends its progress and log lines (the worker's buffer).
 ReportSink = Callable[[str, "float | None", "str | None", "str | None"], None]
@@ -19,12 +25,13 @@ class Context:
     or its timeout passes: sync jobs should check it in their loops (threads cannot be killed).
     """
 
-    __slots__ = ("_sink", "cancel_requested", "job")
+    __slots__ = ("_scope", "_sink", "cancel_requested", "job")
 
     def __init__(self, job: Job, sink: ReportSink) -> None:
         self.job = job
         self._sink = sink
         self.cancel_requested = False
+        self._scope: Scope | None = None
 
     @property
     def id(self) -> str:
@@ -59,6 +66,31 @@ class Context:
     def log(self, message: str) -> None:
         """Append a timestamped line to the job's log."""
         self._sink(self.job.id, None, None, str(message))
+
+    # per-job dependency scope (created only when a job asks for a resource) -----------------
+    @property
+    def scope(self) -> Scope:
+        """This attempt's dependency scope, created on first use; closed when the job ends."""
+        if self._scope is None:
+            self._scope = Scope(self._close_error)
+        return self._scope
+
+    def resource(self, factory: Callable[[], AbstractContextManager[T]]) -> T:
+        """The resource made by `factory` (a context-manager factory) for this job: created on
+        first use, the same instance afterwards, closed when the job ends (reverse order)."""
+        return self.scope.resource(factory)
+
+    async def aresource(
+        self,
+        factory: Callable[[], AbstractAsyncContextManager[T] | AbstractContextManager[T]],
+    ) -> T:
+        """`resource` for async jobs: accepts async and sync context-manager factories."""
+        return await self.scope.aresource(factory)
+
+    def _close_error(self, factory: Callable[..., Any], error: BaseException) -> None:
+        line = describe_close_error(factory, error)
+        _log.error("job %s (%s): %s", self.job.id, self.job.name, line, exc_info=error)
+        self.log(line)
 
     def __repr__(self) -> str:
         return f"<Context {self.job.name} {self.job.id} attempt {self.job.attempt}>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from conveyor.backends.protocol import (
     Backend,
@@ -34,7 +34,7 @@ class QueueStatus:
 
 
 class JobService:
-    """Get, list, count, cancel, retry and delete jobs; see queues, workers and throughput."""
+    """Get, list, count, cancel, retry, delete and purge jobs; see queues, workers, throughput."""
 
     def __init__(
         self,
@@ -125,6 +125,12 @@ class JobService:
         if current.state is JobState.RUNNING:
             raise ConveyorError(f"job {job_id} is running: cancel it first, then delete it")
         self._backend().delete(job_id)
+
+    def purge(self, finished_before: datetime, *, failed: bool = True) -> int:
+        """Delete jobs that finished before `finished_before`: completed, cancelled, skipped
+        and (unless `failed` is False) failed ones. Returns how many were deleted."""
+        failed_before = finished_before if failed else datetime(1970, 1, 1, tzinfo=UTC)
+        return self._backend().prune(finished_before, failed_before)
 
     def list(
         self,

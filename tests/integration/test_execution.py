@@ -218,3 +218,15 @@ async def test_priority_then_fifo_order(app: conveyor.App) -> None:
     async with app.worker(concurrency=1):
         await wait_until_async(lambda: len(ran) == 4)
     assert ran == ["high-1", "high-2", "low-1", "low-2"]
+
+
+async def test_sync_job_raising_stopiteration_fails_instead_of_hanging(app: conveyor.App) -> None:
+    @app.job(max_attempts=1)
+    def exhausted(ctx: conveyor.Context) -> None:
+        next(iter([]))
+
+    handle = exhausted.enqueue()
+    async with app.worker():
+        job = await handle.wait_async(10)
+    assert job.state is JobState.FAILED
+    assert "StopIteration" in job.errors[-1].message

@@ -1,77 +1,63 @@
-"""The verbs of the `conveyor` command: worker, demo."""
+"""The `conveyor` command: the root group, `worker`, `migrate`, `demo`, and the verb groups.
+
+Every verb takes `--app MODULE:APP` (else $CONVEYOR_APP, else `app` in conveyor.toml or
+`[tool.conveyor]` of pyproject.toml) and `--json`. Exit codes: 0 ok, 1 not found or refused,
+2 usage. Errors are one line on stderr.
+"""
 
 from __future__ import annotations
 
-import logging
+import sqlite3
 import sys
-import traceback
 from pathlib import Path
-from types import TracebackType
-from typing import NoReturn
 
 import click
+from rich.live import Live
 
 from conveyor.app import App
-from conveyor.cli.loading import ENV_VAR, USAGE, LoadError, load_app, resolve_reference
+from conveyor.backends import sqlite_path
+from conveyor.cli.admin import queues, recurring, stats, workers
+from conveyor.cli.base import (
+    ConveyorGroup,
+    RootOptions,
+    common,
+    console,
+    err_console,
+    fail,
+    load,
+    print_json,
+    root_options,
+)
+from conveyor.cli.config import LOG_FORMATS, LOG_LEVELS
+from conveyor.cli.jobs import jobs
+from conveyor.cli.live import StatusLine
+from conveyor.cli.loading import ENV_VAR, USAGE
 from conveyor.errors import ConveyorError
-
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-LOG_LEVELS = ("debug", "info", "warning", "error")
-_OURS = str(Path(__file__).resolve().parent)
+from conveyor.observability import logging as job_logging
 
 
-def fail(message: str, exit_code: int = 1) -> NoReturn:
-    """Print a one-line error to stderr and exit."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(exit_code)
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr, one readable line per record."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format=LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"
-    )
-
-
-def parse_queues(value: str | None) -> list[str] | None:
-    """ "a, b" -> ["a", "b"]; None or blank -> None (every queue)."""
-    if value is None:
-        return None
-    queues = [name.strip() for name in value.split(",") if name.strip()]
-    if not queues:
-        fail("--queues needs at least one queue name, e.g. --queues emails,reports", USAGE)
-    return queues
-
-
-def app_from(reference: str | None) -> App:
-    """The App a reference (or $CONVEYOR_APP) names, or exit with a one-line error."""
-    try:
-        return load_app(resolve_reference(reference))
-    except LoadError as exc:
-        fail(str(exc), exc.exit_code)
-    except Exception as exc:  # the user's module raised while being imported: show where
-        traceback.print_exception(type(exc), exc, _user_frames(exc.__traceback__))
-        fail(f"importing the app raised {type(exc).__name__}: {exc}")
-
-
-def _user_frames(tb: TracebackType | None) -> TracebackType | None:
-    """Skip the importing machinery (ours and importlib's) at the top of a traceback."""
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not (filename.startswith(_OURS) or "importlib" in filename or "<frozen" in filename):
-            break
-        tb = tb.tb_next
-    return tb
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ConveyorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--app", "app_ref", metavar="MODULE:APP",
+              help=f"The App (default: ${ENV_VAR}, then the config file).")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config file (default: ./conveyor.toml, else [tool.conveyor] in "
+              "./pyproject.toml).")  # fmt: skip
 @click.version_option(package_name="conveyor")
-def cli() -> None:
-    """Conveyor: background jobs for Python."""
+@click.pass_context
+def cli(ctx: click.Context, app_ref: str | None, config_path: Path | None) -> None:
+    """Conveyor: background jobs for Python.
+
+    \b
+    Examples:
+      conveyor --app myjobs:app jobs ls --state failed
+      CONVEYOR_APP=myjobs:app conveyor worker --concurrency 20
+      conveyor stats --json
+    """
+    ctx.obj = RootOptions(app_ref, config_path)
 
 
 @cli.command(short_help="Run the jobs of an App until stopped.")
-@click.argument("app_ref", metavar="[MODULE:APP]", required=False)
+@click.argument("app_arg", metavar="[MODULE:APP]", required=False)
 @click.option("--queues", "-q", metavar="A,B", help="Only these queues (default: all).")
 @click.option(
     "--concurrency",
@@ -79,23 +65,130 @@ def cli() -> None:
     type=click.IntRange(min=1),
     help="Jobs run at once (default: the app's concurrency setting).",
 )
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS),
+              help="Default: info (or log_level in the config file).")  # fmt: skip
+@click.option("--log-format", type=click.Choice(LOG_FORMATS),
+              help="plain lines or one JSON object per line (default: plain).")  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on this port (needs conveyor[metrics]).")  # fmt: skip
+@click.option("--metrics-addr", default="0.0.0.0", show_default=True, help="Address to bind.")
+@click.option("--live/--no-live", default=None,
+              help="Status line on stderr (default: when stderr is a terminal).")  # fmt: skip
+@common
 def worker(
-    app_ref: str | None, queues: str | None, concurrency: int | None, log_level: str
+    app_arg: str | None,
+    queues: str | None,
+    concurrency: int | None,
+    log_level: str | None,
+    log_format: str | None,
+    metrics_port: int | None,
+    metrics_addr: str,
+    live: bool | None,
+    app_ref: str | None,
+    as_json: bool,
 ) -> None:
-    """Run jobs of the App at MODULE:APP (e.g. myjobs:app) until SIGINT or SIGTERM.
+    """Run jobs of the App at MODULE:APP until SIGINT or SIGTERM.
 
-    Without MODULE:APP, the reference is read from $CONVEYOR_APP. The current directory is
-    importable, so run it from your project's folder.
+    The App is MODULE:APP (or --app, $CONVEYOR_APP, the config file). The current directory
+    is importable, so run it from your project's folder. On a terminal a live line shows
+    processed, failed and the rate; otherwise (or with --no-live) only log lines are written.
+    --json is the same as --log-format json.
+
+    \b
+    Examples:
+      conveyor worker myjobs:app --concurrency 20 --queues emails,reports
+      conveyor worker --app myjobs:app --log-format json --metrics-port 9100
     """
     queue_list = parse_queues(queues)
-    app = app_from(app_ref)
-    configure_logging(log_level)
+    config = root_options().config()
+    app = load(app_arg or app_ref)
+    fmt = "json" if as_json else (log_format or config.log_format or "plain")
+    level = log_level or config.log_level or "info"
+    job_logging.install(app)
+    port = metrics_port if metrics_port is not None else config.metrics_port
+    if port is not None:
+        start_metrics(app, port, metrics_addr)
     try:
         job_worker = app.worker(queues=queue_list, concurrency=concurrency)
     except ConveyorError as exc:
         fail(f"cannot start the worker: {exc}")
-    job_worker.run_forever()
+    stderr = err_console()
+    if live if live is not None else stderr.is_terminal:
+        line = StatusLine(job_worker.stats)
+        with Live(get_renderable=lambda: line, console=stderr, refresh_per_second=2,
+                  transient=True, redirect_stdout=False, redirect_stderr=True):  # fmt: skip
+            job_logging.configure(level, fmt)  # sys.stderr is now rich's proxy: lines go above
+            job_worker.run_forever()
+        stderr.print(line.text())
+    else:
+        job_logging.configure(level, fmt)
+        job_worker.run_forever()
+
+
+def parse_queues(value: str | None) -> list[str] | None:
+    """ "a, b" -> ["a", "b"]; None or blank -> None (every queue)."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        fail("--queues needs at least one queue name, e.g. --queues emails,reports", USAGE)
+    return names
+
+
+def start_metrics(app: App, port: int, addr: str) -> None:
+    """Install the app's metrics and serve them on addr:port, or exit with one line."""
+    try:
+        from conveyor.observability import metrics
+    except ImportError:
+        fail("--metrics-port needs prometheus-client: pip install 'conveyor[metrics]'")
+    metrics.install(app)
+    try:
+        metrics.serve(port, addr)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}")
+
+
+@cli.command(short_help="Create or upgrade the store's schema.")
+@common
+def migrate(app_ref: str | None, as_json: bool) -> None:
+    """Open the App's store, applying any pending schema migrations, and print its version.
+
+    Workers and producers migrate on first use too; run this in a deploy step to do it once,
+    up front.
+
+    \b
+    Example:
+      conveyor migrate --app myjobs:app
+    """
+    app = load(app_ref)
+    backend = app.backend  # opening applies the migrations
+    version = schema_version(app.url)
+    if as_json:
+        print_json({"url": _safe_url(app.url), "store": type(backend).__name__,
+                    "schema_version": version})  # fmt: skip
+        return
+    shown = "n/a (nothing is stored)" if version is None else str(version)
+    console().print(f"{type(backend).__name__} at {_safe_url(app.url)}: schema version {shown}")
+
+
+def schema_version(url: str) -> int | None:
+    """The latest migration applied to a SQLite store; None for other stores (no protocol verb
+    reports it yet)."""
+    if not url.startswith("sqlite:"):
+        return None
+    with sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT max(version) FROM conveyor_schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 @cli.command(short_help="Run sample jobs on an embedded worker and show what happens.")
@@ -114,7 +207,12 @@ def worker(
 )
 @click.option("--url", hidden=True, help="Use another store URL, e.g. memory://")
 def demo(db: Path | None, emails: int, url: str | None) -> None:
-    """Enqueue sample jobs, run them on an embedded worker, and show what happens."""
+    """Enqueue sample jobs, run them on an embedded worker, and show what happens.
+
+    \b
+    Example:
+      conveyor demo --jobs 50
+    """
     from conveyor.cli.demo import run_demo
 
     try:
@@ -123,5 +221,12 @@ def demo(db: Path | None, emails: int, url: str | None) -> None:
         fail(str(exc))
     sys.exit(code)
 
+
+cli.add_command(jobs)
+cli.add_command(recurring)
+cli.add_command(queues)
+cli.add_command(workers)
+cli.add_command(stats)
+# The web dashboard's `conveyor web` verb is added here: cli.add_command(web)
 
 __all__ = ["ENV_VAR", "cli"]

@@ -19,6 +19,7 @@ from conveyor.model.options import Backoff
 from conveyor.model.serialization import find_unencodable
 from conveyor.runtime.middleware import Middleware, compose
 from conveyor.runtime.registry import JobDefinition, Registry
+from conveyor.runtime.threads import DaemonThreadPool
 
 StopReason = Literal["cancelled", "shutdown", "timeout"]
 DEFAULT_BACKOFF = Backoff()
@@ -54,6 +55,18 @@ class JobExecutor:
     async def run(self, running: RunningJob) -> Outcome:
         """Run the job to an outcome. Raises CancelledError only if the worker task itself was
         cancelled without a stop reason (a hard stop)."""
+        try:
+            return await self._attempt(running)
+        finally:
+            scope = running.ctx._scope
+            if scope is not None:
+                # the job asked for resources: close them (errors are logged on the job, never
+                # raised). A sync job's own resources are closed by its thread (_run_sync).
+                definition = self._registry.get(running.job.name)
+                sync = definition is not None and not definition.is_async
+                await scope.aclose(only_async_opened=sync)
+
+    async def _attempt(self, running: RunningJob) -> Outcome:
         job = running.job
         definition = self._registry.get(job.name)
         if definition is None:
@@ -133,14 +146,24 @@ class JobExecutor:
                 return await target(ctx, **args)
         else:
             loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, target, ctx, **args)
 
             async def innermost() -> Any:
+                # the context is copied here, not earlier, so contextvars set by middleware
+                # (e.g. propagated request ids) are seen by the job's thread
+                run = contextvars.copy_context().run
+                call = functools.partial(run, _run_sync, target, ctx, args)
+                if isinstance(self._threads, DaemonThreadPool):
+                    return await self._threads.run_in_loop(loop, call)
                 return await loop.run_in_executor(self._threads, call)
 
-        if not self._middleware:
-            return await innermost()
-        return await compose(self._middleware, ctx, innermost)()
+        try:
+            if not self._middleware:
+                return await innermost()
+            return await compose(self._middleware, ctx, innermost)()
+        except BaseException as exc:
+            if ctx._scope is not None:
+                ctx._scope.failure = exc
+            raise
 
     def _stopped(self, job: Job, reason: StopReason) -> Outcome:
         now = self._clock()
@@ -180,3 +203,20 @@ class JobExecutor:
         run_at = now + timedelta(seconds=max(delay, 0.0))
         state = JobState.SCHEDULED if run_at > now else JobState.PENDING
         return Outcome(job.id, self._worker_id, job.attempt, state, now, error=error, run_at=run_at)
+
+
+def _run_sync(target: Callable[..., Any], ctx: Context, args: dict[str, Any]) -> Any:
+    """A sync job on its thread; the resources it opened are closed on that same thread."""
+    try:
+        try:
+            value = target(ctx, **args)
+        except StopIteration as exc:
+            # an asyncio future refuses StopIteration, which would leave the job running forever
+            raise RuntimeError(f"the job raised StopIteration: {exc!r}") from exc
+    except BaseException as exc:
+        if ctx._scope is not None:
+            ctx._scope.close(exc, only_sync_opened=True)
+        raise
+    if ctx._scope is not None:
+        ctx._scope.close(only_sync_opened=True)
+    return value

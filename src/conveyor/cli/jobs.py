@@ -1,0 +1,531 @@
+"""`conveyor jobs …`: list, show (and follow), enqueue, cancel, retry, delete and purge jobs."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from conveyor.app import App
+from conveyor.cli.base import (
+    Duration,
+    JsonObject,
+    ago,
+    common,
+    console,
+    err_console,
+    fail,
+    load,
+    print_json,
+    styled_state,
+    when,
+)
+from conveyor.cli.loading import USAGE
+from conveyor.errors import ConveyorError
+from conveyor.model.job import FINISHED_STATES, Job, JobState, LogLine
+from conveyor.model.logs import dropped_count
+
+STATE_NAMES = [state.value for state in JobState]
+FOLLOW_INTERVAL = 0.25  # seconds between reads of a followed job (another process runs it)
+PURGE_STEPS = 20
+
+
+@click.group(short_help="List, inspect and manage jobs.")
+def jobs() -> None:
+    """List, inspect and manage jobs.
+
+    \b
+    Examples:
+      conveyor jobs ls --state failed
+      conveyor jobs show 0190c3e2-… --follow
+      conveyor jobs retry --failed
+    """
+
+
+def _states(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    bad = [name for name in names if name not in STATE_NAMES]
+    if bad or not names:
+        raise click.BadParameter(
+            f"unknown state {', '.join(bad) or repr(value)}; states are: {', '.join(STATE_NAMES)}"
+        )
+    return names
+
+
+@jobs.command("ls")
+@click.option("--state", "-s", callback=_states, metavar="STATE[,STATE]", help="Only these states.")
+@click.option("--name", "-n", help="Only jobs with this name.")
+@click.option("--queue", "-q", help="Only jobs in this queue.")
+@click.option("--search", help="Substring of the id or name.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, 1000), default=50, show_default=True)
+@common
+def list_jobs(
+    state: list[str] | None,
+    name: str | None,
+    queue: str | None,
+    search: str | None,
+    page: int,
+    per_page: int,
+    app_ref: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first, with filters and paging.
+
+    \b
+    Examples:
+      conveyor jobs ls --state failed,cancelled --queue emails
+      conveyor jobs ls --name send_email --page 2 --per-page 20 --json
+    """
+    app = load(app_ref)
+    found = app.jobs.list(
+        state=state, name=name, queue=queue, search=search, page=page, per_page=per_page
+    )
+    if as_json:
+        print_json(
+            {
+                "jobs": [job_summary(job) for job in found.jobs],
+                "total": found.total,
+                "page": found.page,
+                "per_page": found.per_page,
+            }
+        )
+        return
+    now = app.clock()
+    table = Table(title=None, header_style="bold", expand=False)
+    table.add_column("id", no_wrap=True, min_width=36)
+    table.add_column("name", overflow="fold")
+    table.add_column("queue")
+    table.add_column("state")
+    table.add_column("try", justify="right")
+    table.add_column("progress", justify="right")
+    table.add_column("created", justify="right")
+    for job in found.jobs:
+        table.add_row(
+            job.id,
+            escape(job.name),
+            escape(job.queue),
+            styled_state(job.state),
+            f"{job.attempt}/{job.max_attempts}",
+            f"{job.progress:.0f}%" if job.progress else "",
+            ago(job.created_at, now),
+        )
+    out = console()
+    pages = max(1, math.ceil(found.total / found.per_page))
+    if found.jobs:
+        out.print(table)
+    else:
+        out.print("no jobs match")
+    out.print(f"page {found.page} of {pages} · {found.total} job(s)", style="dim")
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """The fields of a job that a listing shows, as JSON values."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "state": job.state.value,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "progress": job.progress,
+        "created_at": job.created_at.isoformat(),
+        "run_at": job.run_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Stream progress and new log lines until it ends."
+)
+@click.option("--logs", "log_count", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many of the latest log lines to show.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop following after this many s.")
+@common
+def show(
+    job_id: str,
+    follow: bool,
+    log_count: int,
+    timeout: float | None,
+    app_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Show a job: arguments, progress, logs, attempts and errors.
+
+    With --follow, a running (or waiting) job's progress bar and new log lines are streamed
+    until it ends; the exit code is then 0 if it completed, 1 otherwise.
+
+    \b
+    Examples:
+      conveyor jobs show 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
+      conveyor jobs show 0190c3e2-7a1b-7c3d-8e4f-0123456789ab --follow
+    """
+    app = load(app_ref)
+    job = app.jobs.require(job_id)
+    if follow:
+        job = follow_job(app, job, timeout, None if as_json else err_console())
+    if as_json:
+        print_json(job)
+    else:
+        render_job(console(), job, app, log_count)
+    if follow and job.state is not JobState.COMPLETED:
+        raise SystemExit(1)
+
+
+def render_job(out: Console, job: Job, app: App, log_count: int) -> None:
+    """Print a job's details, arguments, errors and latest logs."""
+    now = app.clock()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows: list[tuple[str, str]] = [
+        ("id", job.id),
+        ("name", escape(job.name)),
+        ("queue", escape(job.queue)),
+        (
+            "state",
+            styled_state(job.state) + (" (cancel requested)" if job.cancel_requested else ""),
+        ),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("priority", str(job.priority)),
+        ("created", when(job.created_at, now)),
+        ("run at", when(job.run_at, now)),
+        ("started", when(job.started_at, now)),
+        ("finished", when(job.finished_at, now)),
+    ]
+    if job.state is JobState.RUNNING or job.progress:
+        message = f"  {escape(job.progress_message)}" if job.progress_message else ""
+        rows.append(("progress", f"{_bar(job.progress)} {job.progress:.0f}%{message}"))
+    optional = [
+        ("worker", job.worker_id),
+        ("unique key", job.unique_key),
+        ("recurring", job.recurring_name),
+        ("timeout", f"{job.timeout:g} s" if job.timeout else None),
+    ]
+    rows += [(label, escape(value)) for label, value in optional if value]
+    for label, value in rows:
+        facts.add_row(label, value)
+    parts: list[Any] = [facts, "", "[bold]arguments[/]", escape(json.dumps(job.args, indent=2))]
+    if job.metadata:
+        parts += ["", "[bold]metadata[/]", escape(json.dumps(job.metadata, indent=2))]
+    if job.state is JobState.COMPLETED and job.result is not None:
+        parts += ["", "[bold]result[/]", escape(json.dumps(job.result, indent=2, default=str))]
+    out.print(Panel(Group(*parts), title=f"job {escape(job.name)}", expand=False))
+    if job.errors:
+        errors = Table(title="attempts that failed", header_style="bold", title_justify="left")
+        errors.add_column("attempt", justify="right")
+        errors.add_column("when")
+        errors.add_column("kind")
+        errors.add_column("error", overflow="fold")
+        for error in job.errors:
+            errors.add_row(
+                str(error.attempt), ago(error.at, now), error.kind, escape(error.message)
+            )
+        out.print(errors)
+        last = job.errors[-1]
+        if last.traceback:
+            out.print("[bold]traceback of the last error[/]")
+            out.print(escape(last.traceback.rstrip()), style="dim")
+    if job.logs and log_count:
+        shown = job.logs[-log_count:]
+        hidden = len(job.logs) - len(shown)
+        out.print(
+            f"[bold]logs[/] ({len(job.logs)} stored"
+            + (f", {hidden} older not shown)" if hidden else ")")
+        )
+        for line in shown:
+            out.print(f"[dim]{line.at.strftime('%H:%M:%S')}[/] {escape(line.message)}")
+
+
+def _bar(progress: float, width: int = 20) -> str:
+    filled = round(max(0.0, min(progress, 100.0)) / 100 * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def log_position(logs: tuple[LogLine, ...]) -> int:
+    """How many lines the job has written so far (dropped ones included)."""
+    dropped = dropped_count(logs)
+    return dropped + len(logs) - (1 if dropped else 0)
+
+
+def new_lines(logs: tuple[LogLine, ...], seen: int) -> list[LogLine]:
+    """The lines written after the first `seen` (those still stored)."""
+    body = list(logs[1:] if dropped_count(logs) else logs)
+    fresh = log_position(logs) - seen
+    return body[-fresh:] if fresh > 0 else []
+
+
+def follow_job(app: App, job: Job, timeout: float | None, out: Console | None) -> Job:
+    """Read the job again until it is finished, streaming progress and new log lines to `out`
+    (None: silently). Exits with code 1 after `timeout` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = 0
+    ticker = threading.Event()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[message]}"),
+        TimeElapsedColumn(),
+        console=out,
+        disable=out is None,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(f"{job.name} [{job.state}]", total=100, message="")
+        while True:
+            for line in new_lines(job.logs, seen):
+                if out is not None:
+                    progress.console.print(
+                        f"[dim]{line.at.strftime('%H:%M:%S')}[/] {escape(line.message)}"
+                    )
+            seen = log_position(job.logs)
+            progress.update(
+                task,
+                completed=job.progress,
+                description=f"{escape(job.name)} [{job.state}]",
+                message=escape(job.progress_message or ""),
+            )
+            if job.state in FINISHED_STATES:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                progress.stop()
+                fail(f"job {job.id} is still {job.state} after {timeout:g} s")
+            ticker.wait(FOLLOW_INTERVAL)  # the job runs elsewhere: the store is the only signal
+            job = app.jobs.require(job.id)
+    if out is not None:
+        out.print(f"job {job.id} {styled_state(job.state)}")
+    return job
+
+
+@jobs.command("enqueue")
+@click.argument("name")
+@click.option("--args", "args", type=JsonObject(), default="{}", help="Arguments as a JSON object.")
+@click.option("--queue", "-q", help="Queue (default: the job's).")
+@click.option("--priority", type=int, help="Higher runs first (default: the job's).")
+@click.option("--delay", type=Duration(), help="Run after this long, e.g. 30s, 5m, 1h.")
+@click.option("--unique-key", help="Do nothing if an active job has this key.")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before failing.")
+@common
+def enqueue(
+    name: str,
+    args: dict[str, Any],
+    queue: str | None,
+    priority: int | None,
+    delay: timedelta | None,
+    unique_key: str | None,
+    max_attempts: int | None,
+    app_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Enqueue a registered or declared job by NAME with JSON arguments.
+
+    \b
+    Examples:
+      conveyor jobs enqueue send_email --args '{"to": "ada@example.com"}'
+      conveyor jobs enqueue nightly_report --queue reports --delay 10m --unique-key nightly
+    """
+    app = load(app_ref)
+    options: dict[str, Any] = {
+        "queue": queue,
+        "priority": priority,
+        "delay": delay.total_seconds() if delay is not None else None,
+        "unique_key": unique_key,
+        "max_attempts": max_attempts,
+    }
+    handle = app.enqueue(name, args, **{k: v for k, v in options.items() if v is not None})
+    job = handle.job
+    if as_json:
+        print_json({"id": job.id, "created": handle.created, "state": job.state.value})
+    elif handle.created:
+        console().print(f"enqueued {escape(job.name)} {job.id} ({styled_state(job.state)})")
+    else:
+        console().print(
+            f"an active job with unique key {escape(str(job.unique_key))!r} exists: "
+            f"{job.id} ({styled_state(job.state)}); nothing new was enqueued"
+        )
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@common
+def cancel(job_id: str, app_ref: str | None, as_json: bool) -> None:
+    """Cancel a job: a waiting one never runs; a running one is asked to stop.
+
+    Exits 1 if the job is already finished.
+
+    \b
+    Example:
+      conveyor jobs cancel 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
+    """
+    app = load(app_ref)
+    current = app.jobs.require(job_id)
+    if current.is_finished:
+        fail(f"job {job_id} is already {current.state}: nothing to cancel")
+    job = app.jobs.cancel(job_id)
+    if as_json:
+        print_json(job_summary(job) | {"cancel_requested": job.cancel_requested})
+    elif job.state is JobState.RUNNING:
+        console().print(f"job {job.id} is running: asked it to stop")
+    else:
+        console().print(f"job {job.id} {styled_state(job.state)}")
+
+
+@jobs.command("retry")
+@click.argument("job_id", required=False)
+@click.option("--failed", "all_failed", is_flag=True, help="Retry every failed job.")
+@click.option("--name", "-n", help="With --failed: only jobs with this name.")
+@click.option("--queue", "-q", help="With --failed: only jobs in this queue.")
+@common
+def retry(
+    job_id: str | None,
+    all_failed: bool,
+    name: str | None,
+    queue: str | None,
+    app_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Run a failed or cancelled job again, or every failed job with --failed.
+
+    \b
+    Examples:
+      conveyor jobs retry 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
+      conveyor jobs retry --failed --queue emails
+    """
+    if bool(job_id) == all_failed:
+        fail("give either a JOB_ID or --failed (not both)", USAGE)
+    if job_id and (name or queue):
+        fail("--name and --queue only go with --failed", USAGE)
+    app = load(app_ref)
+    if job_id:
+        job = app.jobs.retry(job_id)
+        if as_json:
+            print_json(job_summary(job))
+        else:
+            console().print(f"job {job.id} {styled_state(job.state)} again")
+        return
+    ids = _all_ids(app, "failed", name, queue)
+    retried, refused = _bulk(ids, "retrying", as_json, app.jobs.retry)
+    if as_json:
+        print_json({"retried": retried, "refused": refused})
+    else:
+        console().print(f"retried {len(retried)} failed job(s)")
+        for job_id_, reason in refused.items():
+            console().print(f"[yellow]skipped {job_id_}[/]: {escape(reason)}")
+
+
+def _all_ids(app: App, state: str, name: str | None, queue: str | None) -> list[str]:
+    ids: list[str] = []
+    page = 1
+    while True:
+        found = app.jobs.list(state=state, name=name, queue=queue, page=page, per_page=1000)
+        ids += [job.id for job in found.jobs]
+        if page * found.per_page >= found.total or not found.jobs:
+            return ids
+        page += 1
+
+
+def _bulk(ids: list[str], verb: str, quiet: bool, action: Any) -> tuple[list[str], dict[str, str]]:
+    """Apply `action` to every id with a progress bar on stderr; collect refusals."""
+    done: list[str] = []
+    refused: dict[str, str] = {}
+    out = err_console()
+    with Progress(
+        TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=out, disable=quiet or not out.is_terminal, transient=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(verb, total=len(ids))
+        for job_id in ids:
+            try:
+                action(job_id)
+                done.append(job_id)
+            except ConveyorError as exc:  # changed since it was listed: report, go on
+                refused[job_id] = str(exc)
+            progress.advance(task)
+    return done, refused
+
+
+@jobs.command("rm")
+@click.argument("job_id")
+@common
+def remove(job_id: str, app_ref: str | None, as_json: bool) -> None:
+    """Delete a job that is not running (cancel a running one first).
+
+    \b
+    Example:
+      conveyor jobs rm 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
+    """
+    app = load(app_ref)
+    app.jobs.delete(job_id)
+    if as_json:
+        print_json({"deleted": job_id})
+    else:
+        console().print(f"deleted job {job_id}")
+
+
+@jobs.command("purge")
+@click.option("--older-than", type=Duration(), required=True,
+              help="Delete jobs that finished longer ago than this, e.g. 7d, 12h.")  # fmt: skip
+@click.option("--keep-failed", is_flag=True, help="Keep failed jobs (delete the others).")
+@common
+def purge(older_than: timedelta, keep_failed: bool, app_ref: str | None, as_json: bool) -> None:
+    """Delete finished jobs (completed, cancelled, skipped, failed) older than a duration.
+
+    Running and waiting jobs are never deleted.
+
+    \b
+    Examples:
+      conveyor jobs purge --older-than 7d
+      conveyor jobs purge --older-than 12h --keep-failed
+    """
+    app = load(app_ref)
+    cutoff = app.clock() - older_than
+    states = ["completed", "cancelled", "skipped"] + ([] if keep_failed else ["failed"])
+    total = app.jobs.list(state=states, per_page=1).total
+    oldest = app.jobs.list(state=states, per_page=1, page=total).jobs if total else []
+    # Delete in time slices from the oldest job on, so the bar shows how far it has got.
+    start = oldest[0].created_at if oldest else cutoff
+    steps = PURGE_STEPS if start < cutoff else 1
+    out = err_console()
+    deleted = 0
+    with Progress(
+        TextColumn("purging"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[deleted]} deleted"), TimeElapsedColumn(),
+        console=out, disable=as_json or not out.is_terminal,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("purge", total=steps, deleted=0)
+        for step in range(1, steps + 1):
+            before = cutoff if step == steps else start + (cutoff - start) * step / steps
+            deleted += app.jobs.purge(before, failed=not keep_failed)
+            progress.update(task, advance=1, deleted=deleted)
+    if as_json:
+        print_json({"deleted": deleted, "finished_before": cutoff})
+    else:
+        console().print(
+            f"deleted {deleted} job(s) that finished before {when(cutoff, app.clock())}"
+        )
+
+
+__all__ = ["follow_job", "jobs", "render_job"]

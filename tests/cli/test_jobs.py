@@ -1,0 +1,209 @@
+"""`conveyor jobs …` through the real entry point against a SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from .support import Project, assert_one_line_error, run_until_finished, running_worker, wait_for
+
+
+def test_ls_lists_filters_and_pages(project: Project) -> None:
+    empty = project.invoke("jobs", "ls")
+    assert empty.exit_code == 0 and "no jobs match" in empty.stdout
+    ada = project.enqueue("greet", name="ada")
+    project.enqueue("greet", name="bob")
+    mail = project.enqueue("send", to="x@example.com")
+    table = project.invoke("jobs", "ls")
+    assert table.exit_code == 0
+    assert ada in table.stdout and "greet" in table.stdout and "emails" in table.stdout
+    assert "3 job(s)" in table.stdout
+
+    listing = project.json("jobs", "ls")
+    assert listing["total"] == 3
+    assert [job["id"] for job in listing["jobs"]][-1] == ada  # newest first
+    assert {job["state"] for job in listing["jobs"]} == {"pending"}
+    assert [j["id"] for j in project.json("jobs", "ls", "--queue", "emails")["jobs"]] == [mail]
+    assert project.json("jobs", "ls", "--name", "greet")["total"] == 2
+    assert project.json("jobs", "ls", "--search", mail[-6:])["total"] == 1
+    assert project.json("jobs", "ls", "--state", "failed,completed")["total"] == 0
+    second = project.json("jobs", "ls", "--per-page", "2", "--page", "2")
+    assert (second["total"], second["page"], [j["id"] for j in second["jobs"]]) == (3, 2, [ada])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--state", "bogus"], "unknown state bogus"),
+        (["--per-page", "0"], "--per-page"),
+        (["--page", "x"], "--page"),
+    ],
+)
+def test_ls_refuses_bad_options_in_one_line(project: Project, args: list[str], words: str) -> None:
+    assert_one_line_error(project.invoke("jobs", "ls", *args), 2, words)
+
+
+def test_show_prints_arguments_logs_attempts_and_errors(project: Project) -> None:
+    ok = project.enqueue("greet", name="ada")
+    bad = project.enqueue("boom")
+    run_until_finished(project.module.build(), [ok, bad])
+
+    shown = project.invoke("jobs", "show", ok)
+    assert shown.exit_code == 0, shown.stderr
+    for words in (ok, "greet", "completed", '"name": "ada"', "greeting ada", "hello ada"):
+        assert words in shown.stdout
+    failed = project.invoke("jobs", "show", bad)
+    assert failed.exit_code == 0
+    for words in ("failed", "attempts that failed", "ValueError: kaboom", "traceback"):
+        assert words in failed.stdout
+    record = project.json("jobs", "show", bad)
+    assert record["state"] == "failed" and record["errors"][0]["message"] == "ValueError: kaboom"
+    assert project.json("jobs", "show", ok)["logs"][0]["message"] == "greeting ada"
+
+
+def test_show_of_an_unknown_job_is_not_found(project: Project) -> None:
+    assert_one_line_error(project.invoke("jobs", "show", "nope"), 1, "no job has id 'nope'")
+
+
+def test_follow_streams_progress_and_logs_until_the_job_ends(project: Project) -> None:
+    job_id = project.enqueue("slow")
+    worker_app = project.module.build()
+
+    def release_when_halfway() -> None:
+        wait_for(lambda: worker_app.jobs.require(job_id).progress == 50, what="progress 50")
+        project.module.GATE.set()
+
+    with running_worker(worker_app):
+        releaser = threading.Thread(target=release_when_halfway, daemon=True)
+        releaser.start()
+        followed = project.invoke("jobs", "show", job_id, "--follow")
+        releaser.join(15)
+    assert followed.exit_code == 0, followed.stderr
+    assert "step 1" in followed.stderr and "step 2" in followed.stderr
+    assert "completed" in followed.stderr
+    assert "100%" in followed.stdout  # the final record
+
+
+def test_follow_exits_1_when_the_job_fails_and_on_timeout(project: Project) -> None:
+    bad = project.enqueue("boom")
+    run_until_finished(project.module.build(), [bad])
+    result = project.invoke("jobs", "show", bad, "--follow", "--json")
+    assert result.exit_code == 1
+    waiting = project.enqueue("greet", name="nobody runs me")
+    timed_out = project.invoke("jobs", "show", waiting, "--follow", "--timeout", "0.3")
+    assert_one_line_error(timed_out, 1, "still pending after 0.3 s")
+
+
+def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
+    made = project.json(
+        "jobs", "enqueue", "send", "--args", '{"to": "ada@example.com"}', "--priority", "5",
+        "--unique-key", "welcome-ada",
+    )  # fmt: skip
+    assert made["created"] is True and made["state"] == "pending"
+    job = project.app.jobs.require(made["id"])
+    assert (job.args, job.priority, job.queue) == ({"to": "ada@example.com"}, 5, "emails")
+    again = project.invoke("jobs", "enqueue", "send", "--args", "{}", "--unique-key", "welcome-ada")
+    assert again.exit_code == 0 and "nothing new was enqueued" in again.stdout
+    later = project.json("jobs", "enqueue", "greet", "--args", '{"name": "x"}', "--delay", "1h")
+    assert later["state"] == "scheduled"
+    queued = project.json("jobs", "enqueue", "greet", "--args", '{"name": "y"}', "--queue", "q2")
+    assert project.app.jobs.require(queued["id"]).queue == "q2"
+    plain = project.invoke("jobs", "enqueue", "greet", "--args", '{"name": "z"}')
+    assert plain.exit_code == 0 and plain.stdout.startswith("enqueued greet")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["nope"], 1, "no job named 'nope'"),
+        (["greet", "--args", "{not json"], 2, "not valid JSON"),
+        (["greet", "--args", "[1, 2]"], 2, "must be a JSON object"),
+        (["greet", "--args", "{}", "--delay", "soon"], 2, "is not a duration"),
+        (["greet", "--args", "{}", "--max-attempts", "0"], 2, "--max-attempts"),
+    ],
+)
+def test_enqueue_refuses_bad_input(
+    project: Project, args: list[str], code: int, words: str
+) -> None:
+    assert_one_line_error(project.invoke("jobs", "enqueue", *args), code, words)
+
+
+def test_cancel(project: Project) -> None:
+    job_id = project.enqueue("greet", name="ada")
+    done = project.invoke("jobs", "cancel", job_id)
+    assert done.exit_code == 0 and "cancelled" in done.stdout
+    assert project.app.jobs.require(job_id).state == "cancelled"
+    assert_one_line_error(project.invoke("jobs", "cancel", job_id), 1, "already cancelled")
+    assert_one_line_error(project.invoke("jobs", "cancel", "nope"), 1, "no job has id")
+
+
+def test_cancel_of_a_running_job_asks_it_to_stop(project: Project) -> None:
+    job_id = project.enqueue("slow")
+    worker_app = project.module.build()
+    with running_worker(worker_app):
+        wait_for(lambda: worker_app.jobs.require(job_id).state == "running", what="running")
+        result = project.json("jobs", "cancel", job_id)
+        assert result["cancel_requested"] is True
+        wait_for(lambda: worker_app.jobs.require(job_id).is_finished, what="the job to end")
+        project.module.GATE.set()  # lets the abandoned thread of the sync job return
+    assert project.app.jobs.require(job_id).state == "cancelled"
+
+
+def test_retry_one_and_all_failed_with_refusals(project: Project) -> None:
+    failed = [project.enqueue("boom") for _ in range(3)]
+    ok = project.enqueue("greet", name="ada")
+    run_until_finished(project.module.build(), [*failed, ok])
+    one = project.invoke("jobs", "retry", failed[0])
+    assert one.exit_code == 0 and "pending" in one.stdout
+    assert_one_line_error(
+        project.invoke("jobs", "retry", ok), 1, "only failed or cancelled jobs can be retried"
+    )
+    bulk = project.json("jobs", "retry", "--failed")
+    assert sorted(bulk["retried"]) == sorted(failed[1:]) and bulk["refused"] == {}
+    assert {project.app.jobs.require(i).state for i in failed} == {"pending"}
+    none_left = project.invoke("jobs", "retry", "--failed", "--name", "boom")
+    assert none_left.exit_code == 0 and "retried 0 failed job(s)" in none_left.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "give either a JOB_ID or --failed"),
+        (["abc", "--failed"], "give either a JOB_ID or --failed"),
+        (["abc", "--queue", "q"], "only go with --failed"),
+    ],
+)
+def test_retry_usage_errors(project: Project, args: list[str], words: str) -> None:
+    assert_one_line_error(project.invoke("jobs", "retry", *args), 2, words)
+
+
+def test_rm_deletes_a_finished_job(project: Project) -> None:
+    job_id = project.enqueue("greet", name="ada")
+    assert project.json("jobs", "rm", job_id) == {"deleted": job_id}
+    assert project.app.jobs.get(job_id) is None
+    assert_one_line_error(project.invoke("jobs", "rm", job_id), 1, "no job has id")
+
+
+def test_purge_deletes_jobs_finished_before_the_cutoff(project: Project) -> None:
+    ok = [project.enqueue("greet", name=str(i)) for i in range(5)]
+    bad = project.enqueue("boom")
+    waiting = project.enqueue("greet", name="later")
+    project.app.jobs.pause_queue("default")
+    project.app.jobs.resume_queue("default")
+    run_until_finished(project.module.build(), [*ok, bad, waiting])
+    project.enqueue("greet", name="still waiting")
+    assert project.json("jobs", "purge", "--older-than", "7d")["deleted"] == 0
+    project.module.OFFSET[0] = timedelta(days=8)  # the CLI's app now lives 8 days later
+    kept_failed = project.json("jobs", "purge", "--older-than", "7d", "--keep-failed")
+    assert kept_failed["deleted"] == 6
+    assert project.app.jobs.get(bad) is not None
+    text = project.invoke("jobs", "purge", "--older-than", "1w")
+    assert text.exit_code == 0 and "deleted 1 job(s)" in text.stdout
+    assert project.json("jobs", "ls")["total"] == 1  # the waiting one is never purged
+
+
+@pytest.mark.parametrize(("args", "words"), [([], "--older-than"), (["--older-than", "7x"], "7x")])
+def test_purge_refuses_bad_durations(project: Project, args: list[str], words: str) -> None:
+    assert_one_line_error(project.invoke("jobs", "purge", *args), 2, words)
