@@ -32,6 +32,7 @@ from conveyor.cli.config import LOG_FORMATS, LOG_LEVELS
 from conveyor.cli.jobs import jobs
 from conveyor.cli.live import StatusLine
 from conveyor.cli.loading import ENV_VAR, USAGE
+from conveyor.cli.web import web
 from conveyor.errors import ConveyorError
 from conveyor.observability import logging as job_logging
 
@@ -227,6 +228,6 @@ cli.add_command(recurring)
 cli.add_command(queues)
 cli.add_command(workers)
 cli.add_command(stats)
-# The web dashboard's `conveyor web` verb is added here: cli.add_command(web)
+cli.add_command(web)
 
 __all__ = ["ENV_VAR", "cli"]

@@ -40,8 +40,15 @@ def run_demo(
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+            console.print(
+                "To browse the demo's jobs in the dashboard, keep them and serve them:\n"
+                "  conveyor demo --db demo.db && conveyor web --url sqlite:///demo.db"
+            )
         elif db is not None:
-            console.print(f"The jobs are kept in {db}")
+            console.print(f"The jobs are kept in {db}. See them in the dashboard:")
+            console.print(
+                f"  conveyor web --url sqlite:///{db}   (then open http://127.0.0.1:8000)"
+            )
 
 
 async def _demo(app: App, emails: int, console: Console) -> int:

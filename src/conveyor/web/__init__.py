@@ -1,0 +1,124 @@
+"""The dashboard and REST API: `create_app(app)` is an ASGI app to serve or mount.
+
+Installed with the `web` extra (`pip install conveyor[web]`): FastAPI, Jinja2, uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from conveyor.app import App
+from conveyor.web import errors
+from conveyor.web.api import api_router
+from conveyor.web.auth import Auth, Authorize, hash_token
+from conveyor.web.dashboard import Dashboard
+from conveyor.web.pages import install_pages
+
+__all__ = ["create_app", "hash_token", "parse_token_option", "serve"]
+
+log = logging.getLogger("conveyor.web")
+STATIC = Path(__file__).parent / "static"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+
+class _Api(FastAPI):
+    """FastAPI whose schema lists the job names the app knows (enqueue refuses others)."""
+
+    job_names: Callable[[], list[str]] = staticmethod(list)
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        names = self.job_names()
+        enqueue = schema.get("components", {}).get("schemas", {}).get("EnqueueIn")
+        if enqueue and names:
+            enqueue["properties"]["name"]["enum"] = names
+        return schema
+
+
+def create_app(
+    app: App,
+    *,
+    tokens: Mapping[str, Iterable[str]] | None = None,
+    authorize: Authorize | None = None,
+    prefix: str = "",
+    secret: str | bytes | None = None,
+) -> FastAPI:
+    """The dashboard and REST API for `app`, as a FastAPI (ASGI) application.
+
+    `tokens` maps API tokens (plain, or `sha256:<hex>` of the token) to their permissions,
+    `{"view"}` or `{"manage"}` (manage implies view). `authorize(request)` may grant
+    permissions too (sync or async), so an application can use its own login. With neither,
+    the dashboard is open to anyone who can reach it (for local use). `prefix` serves every
+    route under a path (e.g. "/admin/jobs"); mounting it with `host.mount(path, ...)` works
+    too. `secret` signs session cookies and CSRF tokens (default: random per process).
+    """
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    auth = Auth(tokens, authorize, secret)
+    if auth.open:
+        log.warning("conveyor.web: no tokens and no authorize hook: anyone can manage jobs")
+    dash = Dashboard(app, auth, prefix)
+    api = _Api(
+        title="Conveyor",
+        summary="See and steer background jobs.",
+        version="1",
+        openapi_url=f"{prefix}/api/openapi.json",
+        docs_url=None,  # the interactive docs load assets from a CDN: not shipped
+        redoc_url=None,
+    )
+    api.job_names = lambda: app.job_names
+    errors.install(api)
+    api.add_middleware(_SecurityHeaders)
+    api.include_router(api_router(dash), prefix=prefix)
+    api.mount(f"{prefix}/static", StaticFiles(directory=STATIC), name="static")
+    install_pages(api, dash)
+    return api
+
+
+def parse_token_option(value: str) -> tuple[str, set[str]]:
+    """ "TOKEN:view,manage" -> ("TOKEN", {"view", "manage"}); for a command-line option."""
+    token, sep, permissions = value.rpartition(":")
+    granted = {p.strip() for p in permissions.split(",") if p.strip()}
+    if not sep or not token or not granted:
+        raise ValueError(f"expected TOKEN:PERMISSION[,PERMISSION], got {value!r}")
+    return token, granted
+
+
+def serve(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    tokens: Mapping[str, Iterable[str]] | None = None,
+    *,
+    authorize: Authorize | None = None,
+    prefix: str = "",
+) -> None:
+    """Serve the dashboard with uvicorn until interrupted."""
+    import uvicorn
+
+    web = create_app(app, tokens=tokens, authorize=authorize, prefix=prefix)
+    uvicorn.run(web, host=host, port=port, log_level="info")

@@ -1,0 +1,204 @@
+"""Who may do what: API tokens, the `authorize` hook, the session cookie and CSRF tokens.
+
+Permissions are `view` (read everything) and `manage` (also change things; implies `view`).
+A request's permissions are the union of what its Bearer token, its session cookie's token and
+the application's `authorize(request)` hook grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import inspect
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+VIEW = "view"
+MANAGE = "manage"
+PERMISSIONS = frozenset({VIEW, MANAGE})
+HASH_PREFIX = "sha256:"
+SESSION_COOKIE = "conveyor_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+
+Authorize = Callable[[Request], Iterable[str] | Awaitable[Iterable[str]]]
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize(permissions: Iterable[str]) -> frozenset[str]:
+    """Known permissions only; `manage` implies `view`."""
+    granted = frozenset(permissions) & PERMISSIONS
+    return granted | {VIEW} if MANAGE in granted else granted
+
+
+class TokenStore:
+    """API tokens kept hashed. Keys are plain tokens, or `sha256:<hex>` of a token."""
+
+    def __init__(self, tokens: Mapping[str, Iterable[str]] | None) -> None:
+        self._hashed: list[tuple[bytes, frozenset[str]]] = []
+        for token, permissions in (tokens or {}).items():
+            if not token:
+                raise ValueError("an API token must not be empty")
+            unknown = set(permissions) - PERMISSIONS
+            if unknown:
+                raise ValueError(f"unknown permissions {sorted(unknown)}: use view and manage")
+            digest = token[len(HASH_PREFIX) :] if token.startswith(HASH_PREFIX) else None
+            digest = digest.lower() if digest else hash_token(token)
+            self._hashed.append((digest.encode(), normalize(permissions)))
+
+    def __bool__(self) -> bool:
+        return bool(self._hashed)
+
+    def permissions_for_hash(self, digest: str) -> frozenset[str]:
+        """What the token with this SHA-256 grants (empty if none matches)."""
+        candidate = digest.encode()
+        granted: frozenset[str] = frozenset()
+        for stored, permissions in self._hashed:  # compare with every one: constant time
+            if hmac.compare_digest(stored, candidate):
+                granted = permissions
+        return granted
+
+    def permissions_for(self, token: str) -> frozenset[str]:
+        """What this plain token grants (empty if it is not configured)."""
+        return self.permissions_for_hash(hash_token(token))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The dashboard session: an id that CSRF tokens are tied to, and the logged-in token."""
+
+    sid: str
+    token_hash: str | None = None
+
+
+class Signer:
+    """Signs session cookies and derives CSRF tokens with one secret."""
+
+    def __init__(self, secret: str | bytes | None) -> None:
+        if secret is None:
+            self._key = secrets.token_bytes(32)
+        else:
+            self._key = secret.encode() if isinstance(secret, str) else secret
+
+    def _mac(self, purpose: str, value: str) -> str:
+        return hmac.new(self._key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def dump(self, session: Session) -> str:
+        """The cookie value for a session."""
+        payload = json.dumps({"sid": session.sid, "tok": session.token_hash}).encode()
+        body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        return f"{body}.{self._mac('session', body)}"
+
+    def load(self, value: str | None) -> Session | None:
+        """The session in a cookie value, or None if it is missing, forged or malformed."""
+        if not value or "." not in value:
+            return None
+        body, mac = value.rsplit(".", 1)
+        if not hmac.compare_digest(mac.encode(), self._mac("session", body).encode()):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        except ValueError:
+            return None
+        sid, tok = data.get("sid"), data.get("tok")
+        if not isinstance(sid, str) or not (tok is None or isinstance(tok, str)):
+            return None
+        return Session(sid, tok)
+
+    def csrf_token(self, session: Session) -> str:
+        """The CSRF token of a session (signed, so it cannot be made up for another one)."""
+        return self._mac("csrf", session.sid)
+
+    def check_csrf(self, session: Session | None, token: str | None) -> bool:
+        """Whether `token` is this session's CSRF token."""
+        if session is None or not token:
+            return False
+        return hmac.compare_digest(token.encode(), self.csrf_token(session).encode())
+
+
+def new_session(token_hash: str | None = None) -> Session:
+    """A fresh session with a random id."""
+    return Session(secrets.token_urlsafe(18), token_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a request may do, and how it proved it."""
+
+    permissions: frozenset[str]
+    bearer: bool  # authenticated by an Authorization header: exempt from CSRF
+    session: Session | None
+    authenticated: bool  # some credential or the hook granted something
+
+    def can(self, permission: str) -> bool:
+        """Whether the request holds `permission`."""
+        return permission in self.permissions
+
+
+class Auth:
+    """Resolves a request's Identity from its token, cookie and the authorize hook."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, Iterable[str]] | None,
+        authorize: Authorize | None,
+        secret: str | bytes | None,
+    ) -> None:
+        self.tokens = TokenStore(tokens)
+        self.authorize = authorize
+        self.signer = Signer(secret)
+        self.open = not self.tokens and authorize is None  # nothing configured: local use
+
+    async def identify(self, request: Request) -> Identity:
+        """Everything the request may do."""
+        session = self.signer.load(request.cookies.get(SESSION_COOKIE))
+        if self.open:
+            return Identity(PERMISSIONS, False, session, True)
+        granted: set[str] = set()
+        bearer = False
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() == "bearer" and credential.strip():
+            from_token = self.tokens.permissions_for(credential.strip())
+            granted |= from_token
+            bearer = bool(from_token)
+        if session is not None and session.token_hash:
+            granted |= self.tokens.permissions_for_hash(session.token_hash)
+        if self.authorize is not None:
+            granted |= await _call_hook(self.authorize, request)
+        permissions = normalize(granted)
+        return Identity(permissions, bearer, session, bool(permissions))
+
+
+async def _call_hook(hook: Authorize, request: Request) -> set[str]:
+    """Run the authorize hook: async ones on the loop, sync ones on a thread (they may block)."""
+    if inspect.iscoroutinefunction(hook):
+        result = await hook(request)
+    else:
+        result = await run_in_threadpool(hook, request)
+        if inspect.isawaitable(result):
+            result = await result
+    return set(result)
+
+
+def set_session_cookie(response: Response, signer: Signer, session: Session, path: str) -> None:
+    """Store the session in an HttpOnly, SameSite=Strict cookie."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        signer.dump(session),
+        httponly=True,
+        samesite="strict",
+        path=path or "/",
+        secure=False,  # served over plain HTTP on localhost too; a TLS proxy may add Secure
+    )

@@ -1,0 +1,112 @@
+"""How refusals and Conveyor's errors become HTTP answers (JSON with an `error` message)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
+
+from conveyor.errors import (
+    ArgumentsNotSerializable,
+    ConfigurationError,
+    ConveyorError,
+    NotFound,
+    QueueFull,
+    StoreUnavailable,
+    UnknownJobError,
+)
+
+log = logging.getLogger("conveyor.web")
+
+
+class Refused(Exception):
+    """A request the API answers with `status` and a message (401, 403, 422…)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def status_for(error: ConveyorError) -> int:
+    """The HTTP status that says what kind of Conveyor error this is."""
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, UnknownJobError | ConfigurationError | ArgumentsNotSerializable):
+        return 422
+    if isinstance(error, QueueFull):
+        return 429
+    if isinstance(error, StoreUnavailable):
+        return 503
+    return 409  # the job or queue is not in a state that allows this
+
+
+def error_response(
+    status: int,
+    message: str,
+    detail: object = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON body every refusal has."""
+    body: dict[str, object] = {"error": message}
+    if detail is not None:
+        body["detail"] = jsonable_encoder(detail)
+    sent = dict(headers or {})
+    if status == 401:
+        sent.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status, headers=sent)
+
+
+def install(api: FastAPI) -> None:
+    """Register the handlers that turn errors into JSON answers."""
+
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return error_response(exc.status, exc.message)
+
+    async def conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ConveyorError)
+        return error_response(status_for(exc), str(exc))
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(
+            f"{'.'.join(str(part) for part in p['loc'])}: {p['msg']}" for p in problems
+        )
+        return error_response(422, f"invalid request: {summary}", problems)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # a body FastAPI could not decode: malformed input
+            return error_response(422, f"invalid request: {exc.detail}")
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(api, request)))
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+    api.add_exception_handler(Refused, refused)
+    api.add_exception_handler(ConveyorError, conveyor_error)
+    api.add_exception_handler(RequestValidationError, invalid)
+    api.add_exception_handler(HTTPException, http_error)
+
+
+def _allowed_methods(api: FastAPI, request: Request) -> set[str]:
+    """Every method some route answers on this path (one path may have several routes)."""
+    allowed: set[str] = set()
+    for route in api.router.routes:
+        if isinstance(route, BaseRoute):
+            match, _ = route.matches(request.scope)
+            methods = getattr(route, "methods", None)
+            if match is not Match.NONE and methods:
+                allowed |= set(methods)
+    return allowed

@@ -1,0 +1,381 @@
+"""The JSON shapes of the REST API (pydantic models, so the OpenAPI schema is exact)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from conveyor.backends.protocol import Counts, Throughput, WorkerInfo
+from conveyor.model.job import AttemptError, Job, LogLine
+from conveyor.model.recurring import RecurringJob
+from conveyor.services import QueueStatus
+
+PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
+JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_STATE = "(scheduled|pending|running|completed|failed|cancelled|skipped)"
+STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
+NAME_PATTERN = r"^[^\x00-\x1f/]{1,200}$"  # queue and recurring names in paths
+
+
+def truncate(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def preview(value: Any) -> str:
+    """A short JSON rendering of a value, for lists."""
+    return truncate(json.dumps(value, ensure_ascii=False, default=str, sort_keys=True))
+
+
+class ErrorOut(BaseModel):
+    """Why a request was refused."""
+
+    error: str = Field(description="what went wrong and what to do")
+    detail: list[dict[str, Any]] | None = Field(
+        default=None, description="per-field problems of a malformed request"
+    )
+
+
+class LogLineOut(BaseModel):
+    """One line a job logged."""
+
+    at: datetime
+    message: str
+
+    @classmethod
+    def of(cls, line: LogLine) -> LogLineOut:
+        """From the model."""
+        return cls(at=line.at, message=line.message)
+
+
+class AttemptErrorOut(BaseModel):
+    """Why one attempt failed."""
+
+    attempt: int
+    kind: str
+    message: str
+    traceback: str
+    at: datetime
+
+    @classmethod
+    def of(cls, error: AttemptError) -> AttemptErrorOut:
+        """From the model."""
+        return cls(
+            attempt=error.attempt,
+            kind=error.kind,
+            message=error.message,
+            traceback=error.traceback,
+            at=error.at,
+        )
+
+
+class JobSummary(BaseModel):
+    """A job in a list: large values are cut (see the detail for everything)."""
+
+    id: str
+    name: str
+    queue: str
+    state: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    progress: float
+    progress_message: str | None
+    args_preview: str
+    last_error: str | None
+    recurring_name: str | None
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        """From the model."""
+        error = job.last_error
+        return cls(
+            id=job.id,
+            name=job.name,
+            queue=job.queue,
+            state=job.state.value,
+            priority=job.priority,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            progress=job.progress,
+            progress_message=truncate(job.progress_message) if job.progress_message else None,
+            args_preview=preview(job.args),
+            last_error=truncate(error.message) if error else None,
+            recurring_name=job.recurring_name,
+            created_at=job.created_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+class JobDetail(BaseModel):
+    """Everything about one job."""
+
+    id: str
+    name: str
+    queue: str
+    state: str
+    priority: int
+    attempt: int
+    max_attempts: int
+    timeout: float | None
+    progress: float
+    progress_message: str | None
+    args: dict[str, Any]
+    metadata: dict[str, str]
+    result: Any = None
+    logs: list[LogLineOut]
+    errors: list[AttemptErrorOut]
+    unique_key: str | None
+    recurring_name: str | None
+    concurrency_key: str | None
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    duration_seconds: float | None = Field(description="finished (or now) minus started")
+    wait_seconds: float | None = Field(description="started minus due")
+
+    @classmethod
+    def of(cls, job: Job, now: datetime) -> JobDetail:
+        """From the model; `now` measures a running job's duration so far."""
+        duration = None
+        if job.started_at is not None:
+            duration = ((job.finished_at or now) - job.started_at) / timedelta(seconds=1)
+        wait = None
+        if job.started_at is not None:
+            wait = max(0.0, (job.started_at - job.run_at) / timedelta(seconds=1))
+        return cls(
+            id=job.id,
+            name=job.name,
+            queue=job.queue,
+            state=job.state.value,
+            priority=job.priority,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            timeout=job.timeout,
+            progress=job.progress,
+            progress_message=job.progress_message,
+            args=job.args,
+            metadata=job.metadata,
+            result=job.result,
+            logs=[LogLineOut.of(line) for line in job.logs],
+            errors=[AttemptErrorOut.of(error) for error in job.errors],
+            unique_key=job.unique_key,
+            recurring_name=job.recurring_name,
+            concurrency_key=job.concurrency_key,
+            worker_id=job.worker_id,
+            cancel_requested=job.cancel_requested,
+            created_at=job.created_at,
+            run_at=job.run_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            lease_expires_at=job.lease_expires_at,
+            duration_seconds=duration,
+            wait_seconds=wait,
+        )
+
+
+class JobPage(BaseModel):
+    """One page of a job list, newest first."""
+
+    jobs: list[JobSummary]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class EnqueueIn(BaseModel):
+    """A job to enqueue by its registered or declared name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600, allow_inf_nan=False)
+    unique_key: str | None = Field(default=None, min_length=1, max_length=500)
+    metadata: dict[str, str] | None = None
+
+    @field_validator("priority", "delay", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true/false are not numbers here
+            raise ValueError("must be a number, not true or false")
+        return value
+
+
+class EnqueueOut(BaseModel):
+    """The enqueued job, and whether this call created it (False: its unique_key matched)."""
+
+    created: bool
+    job: JobDetail
+
+
+class BulkIn(BaseModel):
+    """Which jobs a bulk action applies to (all filters combine; none: every eligible job)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str | None = Field(
+        default=None, max_length=200, pattern=STATES_PATTERN, description="e.g. failed,cancelled"
+    )
+    name: str | None = Field(default=None, max_length=200)
+    queue: str | None = Field(default=None, max_length=200)
+    q: str | None = Field(default=None, max_length=200, description="text in id or name")
+
+
+class BulkOut(BaseModel):
+    """What a bulk action did."""
+
+    matched: int = Field(description="eligible jobs the filter selected")
+    changed: int = Field(description="jobs the action changed")
+    job_ids: list[str] = Field(description="ids of the changed jobs")
+    truncated: bool = Field(description="more jobs matched than one call handles")
+
+
+class ActionOut(BaseModel):
+    """The job after an action."""
+
+    job: JobDetail
+
+
+class RecurringOut(BaseModel):
+    """A recurring job, its schedule and its last run."""
+
+    name: str
+    cron: str
+    schedule: str = Field(description="the schedule in words")
+    job_name: str
+    args: dict[str, Any]
+    timezone: str
+    overlap: str
+    enabled: bool
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    last_job_id: str | None
+    last_job_state: str | None
+
+    @classmethod
+    def of(cls, job: RecurringJob, schedule: str) -> RecurringOut:
+        """From the model and its schedule in words."""
+        return cls(
+            name=job.name,
+            cron=job.cron,
+            schedule=schedule,
+            job_name=job.job_name,
+            args=job.args,
+            timezone=job.timezone,
+            overlap=job.overlap,
+            enabled=job.enabled,
+            next_fire_at=job.next_fire_at,
+            last_fire_at=job.last_fire_at,
+            last_job_id=job.last_job_id,
+            last_job_state=job.last_job_state.value if job.last_job_state else None,
+        )
+
+
+class RunNowOut(BaseModel):
+    """The job a "run now" enqueued."""
+
+    created: bool
+    job: JobDetail
+
+
+class QueueOut(BaseModel):
+    """A queue: depth, running jobs, limit, paused."""
+
+    name: str
+    waiting: int = Field(description="scheduled and pending jobs")
+    due: int = Field(description="jobs that could run now")
+    running: int
+    paused: bool
+    concurrency: int | None = Field(description="limit across workers; null: unlimited")
+    oldest_due_at: datetime | None
+
+    @classmethod
+    def of(cls, queue: QueueStatus) -> QueueOut:
+        """From the service's record."""
+        return cls(
+            name=queue.name,
+            waiting=queue.waiting,
+            due=queue.due,
+            running=queue.running,
+            paused=queue.paused,
+            concurrency=queue.concurrency,
+            oldest_due_at=queue.oldest_due_at,
+        )
+
+
+class WorkerOut(BaseModel):
+    """A live worker and the jobs it is running."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str] | None = Field(description="null: every queue")
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+    current_jobs: list[str]
+
+    @classmethod
+    def of(cls, worker: WorkerInfo, current: list[str]) -> WorkerOut:
+        """From the store's record and the ids of its running jobs."""
+        return cls(
+            id=worker.id,
+            host=worker.host,
+            pid=worker.pid,
+            queues=list(worker.queues) if worker.queues is not None else None,
+            concurrency=worker.concurrency,
+            started_at=worker.started_at,
+            last_seen_at=worker.last_seen_at,
+            current_jobs=current,
+        )
+
+
+class MinuteOut(BaseModel):
+    """Jobs finished in one minute."""
+
+    minute: datetime
+    completed: int
+    failed: int
+
+
+class StatsOut(BaseModel):
+    """Counts by state and queue, and throughput per minute over the last hour."""
+
+    by_state: dict[str, int]
+    by_queue: dict[str, dict[str, int]]
+    throughput: list[MinuteOut] = Field(description="60 minutes, oldest first, zeros included")
+
+    @classmethod
+    def of(cls, counts: Counts, minutes: list[Throughput], now: datetime) -> StatsOut:
+        """From the store's counts and sparse throughput, filled to 60 whole minutes."""
+        found = {m.minute: m for m in minutes}
+        current = now.replace(second=0, microsecond=0)
+        series = []
+        for back in range(59, -1, -1):
+            minute = current - timedelta(minutes=back)
+            hit = found.get(minute)
+            series.append(
+                MinuteOut(
+                    minute=minute,
+                    completed=hit.completed if hit else 0,
+                    failed=hit.failed if hit else 0,
+                )
+            )
+        return cls(by_state=counts.by_state, by_queue=counts.by_queue, throughput=series)

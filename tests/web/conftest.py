@@ -1,0 +1,53 @@
+"""Fixtures for the web tests: an app with sample jobs and API clients per permission."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+import conveyor
+from conveyor.web import create_app
+
+from .support import MANAGE_TOKEN, TOKENS, VIEW_TOKEN, build_app, sync_recurring
+
+
+@pytest.fixture
+def app() -> Iterator[conveyor.App]:
+    """A memory-store app with its recurring job stored."""
+    application = build_app()
+    sync_recurring(application)
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def web(app: conveyor.App) -> FastAPI:
+    """The dashboard with a manage token and a view token."""
+    return create_app(app, tokens=TOKENS, secret="test-secret")
+
+
+@pytest.fixture
+def client(web: FastAPI) -> Iterator[TestClient]:
+    """An unauthenticated client (add headers per call, or use the fixtures below)."""
+    with TestClient(web) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def manager(web: FastAPI) -> Iterator[TestClient]:
+    """A client sending the manage token."""
+    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def viewer(web: FastAPI) -> Iterator[TestClient]:
+    """A client sending the view token."""
+    with TestClient(web, headers={"Authorization": f"Bearer {VIEW_TOKEN}"}) as test_client:
+        yield test_client

@@ -1,0 +1,194 @@
+"""The HTML pages: login, escaping, permissions, page actions with CSRF."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+import conveyor
+from conveyor import JobState
+
+from .support import EVIL, MANAGE_TOKEN, VIEW_TOKEN
+
+PAGES = ["/", "/jobs", "/recurring", "/queues", "/workers"]
+
+
+def csrf_of(html: str) -> str:
+    return html.split('data-csrf="')[1].split('"')[0]
+
+
+def login(client: TestClient, token: str) -> str:
+    csrf = csrf_of(client.get("/").text)
+    response = client.post(
+        "/login", data={"token": token, "csrf": csrf, "next": "/jobs"}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/jobs"
+    return csrf_of(client.get("/jobs").text)
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/jobs/01a20a4f-0000-7000-8000-000000000000"])
+def test_pages_ask_for_a_token_without_permission(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401
+    assert 'name="token"' in response.text and "Sign in" in response.text
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+def test_login_with_a_wrong_token_or_without_csrf(client: TestClient) -> None:
+    csrf = csrf_of(client.get("/").text)
+    wrong = client.post("/login", data={"token": "nope", "csrf": csrf})
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    forged = client.post("/login", data={"token": MANAGE_TOKEN, "csrf": "x"})
+    assert forged.status_code == 403
+    assert client.get("/jobs").status_code == 401
+
+
+def test_login_then_logout(client: TestClient) -> None:
+    csrf = login(client, VIEW_TOKEN)
+    assert client.get("/queues").status_code == 200
+    response = client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    assert client.get("/queues").status_code == 401
+
+
+def test_login_does_not_redirect_off_site(client: TestClient) -> None:
+    csrf = csrf_of(client.get("/").text)
+    response = client.post(
+        "/login",
+        data={"token": VIEW_TOKEN, "csrf": csrf, "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders(manager: TestClient, app: conveyor.App, path: str) -> None:
+    app.enqueue("hello")
+    response = manager.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_markup_in_logs_args_and_errors_is_shown_as_text(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    job = app.enqueue("evil", {"note": EVIL}, metadata={"who": EVIL})
+    app.testing.drain()
+    for path in (f"/jobs/{job.id}", "/jobs", f"/jobs?q={job.id}"):
+        html = manager.get(path).text
+        assert "<script>alert" not in html
+        if path.startswith("/jobs/"):
+            assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html
+    # the only script tag is the shipped one
+    assert manager.get(f"/jobs/{job.id}").text.count("<script") == 1
+
+
+def test_job_names_and_errors_are_escaped(manager: TestClient, app: conveyor.App) -> None:
+    app.declare("<img src=x onerror=alert(1)>")
+    job = app.enqueue("<img src=x onerror=alert(1)>")
+    for path in ("/jobs", f"/jobs/{job.id}"):
+        html = manager.get(path).text
+        assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_job_detail_shows_attempts_with_tracebacks(manager: TestClient, app: conveyor.App) -> None:
+    job = app.enqueue("boom")
+    app.testing.drain()
+    html = manager.get(f"/jobs/{job.id}").text
+    assert "boom: the disk is full" in html and "Traceback" in html
+    assert 'data-action="retry"' in html
+
+
+def test_view_only_users_see_no_action_buttons(
+    viewer: TestClient, manager: TestClient, app: conveyor.App
+) -> None:
+    failed = app.enqueue("boom")
+    app.testing.drain()
+    pending = app.enqueue("hello")
+    pages = ["/jobs", f"/jobs/{failed.id}", f"/jobs/{pending.id}", "/recurring", "/queues"]
+    for path in pages:
+        html = viewer.get(path).text
+        assert "data-action=" not in html, path
+        assert 'method="post"' not in html, path
+    assert all("data-action=" in manager.get(path).text for path in pages)
+
+
+def test_page_actions_need_the_csrf_token(client: TestClient, app: conveyor.App) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    job = app.enqueue("hello")
+    refused = client.post(f"/jobs/{job.id}/cancel", data={"next": "/jobs"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert app.jobs.require(job.id).state is JobState.PENDING
+    done = client.post(
+        f"/jobs/{job.id}/cancel", data={"csrf": csrf, "next": "/jobs"}, follow_redirects=False
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith("/jobs?notice=")
+    assert app.jobs.require(job.id).state is JobState.CANCELLED
+
+
+def test_page_actions_refuse_view_only_sessions(client: TestClient, app: conveyor.App) -> None:
+    csrf = login(client, VIEW_TOKEN)
+    job = app.enqueue("hello")
+    response = client.post(f"/jobs/{job.id}/cancel", data={"csrf": csrf})
+    assert response.status_code == 403
+    assert app.jobs.require(job.id).state is JobState.PENDING
+
+
+def test_every_page_action(client: TestClient, app: conveyor.App) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+
+    def post(path: str, **fields: str) -> str:
+        response = client.post(path, data={"csrf": csrf, "next": "/jobs", **fields})
+        assert response.status_code == 200, response.text
+        return response.text
+
+    failed = app.enqueue("boom")
+    app.testing.drain()
+    assert "queued to run again" in post(f"/jobs/{failed.id}/retry")
+    assert "Job cancelled" in post(f"/jobs/{failed.id}/cancel")
+    assert "Job deleted" in post(f"/jobs/{failed.id}/delete")
+    assert "only failed or cancelled" in post(f"/jobs/{app.enqueue('hello').id}/retry")
+    assert "1 of 1 jobs cancelled" in post("/jobs/bulk/cancel", name="hello")
+    assert "1 of 1 jobs retried" in post("/jobs/bulk/retry", state="cancelled")
+    assert "nightly-report disabled" in post("/recurring/nightly-report/toggle")
+    assert "Enqueued job" in post("/recurring/nightly-report/run")
+    assert "Recurring job deleted" in post("/recurring/nightly-report/delete")
+    assert "no recurring job" in post("/recurring/nightly-report/delete")
+    assert "Queue default paused" in post("/queues/default/pause")
+    assert any(q.paused for q in app.jobs.queues())
+    assert "Queue default resumed" in post("/queues/default/resume")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/jobs?page=abc", 422),
+        ("/jobs?page=0", 422),
+        ("/jobs?state=exploded", 422),
+        ("/jobs/not-an-id", 422),
+        ("/jobs/01a20a4f-0000-7000-8000-000000000000", 404),
+    ],
+)
+def test_bad_page_input(viewer: TestClient, path: str, status: int) -> None:
+    response = viewer.get(path)
+    assert response.status_code == status
+    assert 'class="error"' in response.text
+
+
+def test_jobs_page_filters_and_pages(viewer: TestClient, app: conveyor.App) -> None:
+    for i in range(55):
+        app.enqueue("hello", {"who": str(i)})
+    app.enqueue("slow")
+    first = viewer.get("/jobs?name=hello").text
+    assert "page 1 of 2" in first and "Older" in first and "slow" not in first.split("<tbody>")[1]
+    second = viewer.get("/jobs?name=hello&page=2").text
+    assert "page 2 of 2" in second and second.count('href="/jobs/0') == 5
+    assert "56 found" in viewer.get("/jobs?state=pending").text
+
+
+def test_static_assets_are_shipped(client: TestClient) -> None:
+    for asset in ("app.js", "app.css"):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200 and len(response.content) > 500

@@ -1,0 +1,39 @@
+"""Property-based run of the whole API against its own OpenAPI schema (bounded in size and time).
+
+Every operation gets generated inputs, valid and invalid; no answer may be a 5xx, and every answer
+must match the documented status codes, content types and response schemas.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from conveyor.web import create_app  # noqa: E402
+
+from .support import MANAGE_TOKEN, TOKENS, build_app, sync_recurring  # noqa: E402
+
+_app = build_app()
+sync_recurring(_app)
+for i in range(3):
+    _app.enqueue("hello", {"who": str(i)})
+_app.enqueue("boom")
+_app.testing.drain()
+
+schema = schemathesis.openapi.from_asgi(
+    "/api/openapi.json", create_app(_app, tokens=TOKENS, secret="schema-test")
+)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=20,
+    database=None,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {MANAGE_TOKEN}"})
