@@ -51,6 +51,7 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_recurring_fires_recorded"),
     ("index", "conveyor_recurring_next"),
     ("table", "conveyor_queues"),
+    ("index", "conveyor_jobs_state_created"),
 }
 
 
@@ -94,7 +95,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2, 3]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -433,15 +433,17 @@ class SQLiteBackend(RecurringVerbs):
         matching jobs; search is a case-insensitive substring of the id or name."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         params: dict[str, Any] = {
-            "states": None if query.states is None else json_list(sorted(query.states)),
             "name": query.name,
             "queue": query.queue,
             "search": query.search or None,
         }
+        suffix = ""
+        if query.states is not None:
+            suffix, params["states"] = "_in_states", json_list(sorted(query.states))
         with self._db.read(consistent=True) as conn:
-            total = conn.execute(Q["count_listed"], params).fetchone()[0]
+            total = conn.execute(Q["count_listed" + suffix], params).fetchone()[0]
             window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
-            rows = conn.execute(Q["list_jobs"], window).fetchall()
+            rows = conn.execute(Q["list_jobs" + suffix], window).fetchall()
         return Page([job_from_row(row) for row in rows], total, page, per_page)
 
 

@@ -112,7 +112,7 @@ RETURNING *;
 
 -- Only scheduled jobs wait for their run_at: pending ones are due already.
 -- name: next_run_at
-SELECT run_at FROM conveyor_jobs
+SELECT run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_scheduled
 WHERE state = 'scheduled' AND run_at > :now
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
 ORDER BY run_at
@@ -197,15 +197,15 @@ SET state = :state,
 WHERE id = :id AND state = 'running';
 
 -- name: promote_scheduled
-UPDATE conveyor_jobs SET state = 'pending'
+UPDATE conveyor_jobs INDEXED BY conveyor_jobs_scheduled SET state = 'pending'
 WHERE state = 'scheduled' AND run_at <= ?;
 
 -- Deleting in bounded batches keeps each write transaction short.
 -- name: prune_batch
 DELETE FROM conveyor_jobs
 WHERE id IN (
-    SELECT id FROM conveyor_jobs
-    WHERE finished_at < max(:completed_before, :failed_before)
+    SELECT id FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+    WHERE finished_at IS NOT NULL AND finished_at < max(:completed_before, :failed_before)
       AND ((state IN ('completed', 'cancelled', 'skipped') AND finished_at < :completed_before)
            OR (state = 'failed' AND finished_at < :failed_before))
     LIMIT :batch
@@ -297,9 +297,12 @@ SELECT * FROM conveyor_jobs WHERE id = ?;
 -- name: existing_ids
 SELECT id FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
 
+-- Two shapes: a state filter written as "(:states IS NULL OR …)" would keep SQLite from using
+-- the (state, created_at) index, so filtered listings have queries of their own.
+
 -- name: list_jobs
 SELECT * FROM conveyor_jobs
-WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+WHERE 1
   AND (:name IS NULL OR name = :name)
   AND (:queue IS NULL OR queue = :queue)
   AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
@@ -309,7 +312,25 @@ LIMIT :limit OFFSET :offset;
 
 -- name: count_listed
 SELECT count(*) FROM conveyor_jobs
-WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+WHERE 1
+  AND (:name IS NULL OR name = :name)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
+       OR instr(lower(name), lower(:search)) > 0);
+
+-- name: list_jobs_in_states
+SELECT * FROM conveyor_jobs
+WHERE state IN (SELECT value FROM json_each(:states))
+  AND (:name IS NULL OR name = :name)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
+       OR instr(lower(name), lower(:search)) > 0)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit OFFSET :offset;
+
+-- name: count_listed_in_states
+SELECT count(*) FROM conveyor_jobs
+WHERE state IN (SELECT value FROM json_each(:states))
   AND (:name IS NULL OR name = :name)
   AND (:queue IS NULL OR queue = :queue)
   AND (:search IS NULL OR instr(lower(id), lower(:search)) > 0
