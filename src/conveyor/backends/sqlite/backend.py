@@ -145,7 +145,9 @@ class SQLiteBackend(RecurringVerbs):
                     }
                     rows = conn.execute(Q["claim_jobs"], params).fetchall()
         jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
-        return Claimed(jobs, self._next_run_at(request, now))
+        # a full batch means the worker claims again at once: it needs no wake-up time
+        upcoming = self._next_run_at(request, now) if len(jobs) < request.limit else None
+        return Claimed(jobs, upcoming)
 
     def _next_run_at(self, request: ClaimRequest, now: float) -> datetime | None:
         queues = None if request.queues is None else json_list(sorted(request.queues))
