@@ -10,21 +10,28 @@ import pytest
 from conveyor.backends import open_backend
 from conveyor.backends.protocol import Backend
 from conveyor.model.settings import Settings
+from postgres.server import fresh_schema, url_for
 
 from .support import MakeBackend
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty store of each kind."""
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store of each kind (PostgreSQL: a schema of its own, dropped
+    after the test)."""
+    if request.param == "postgres":
+        with fresh_schema() as schema:
+            yield url_for(schema)
+        return
     if request.param == "sqlite":
         module = pytest.importorskip(
             "conveyor.backends.sqlite", reason="SQLite store not written yet"
         )
         if not hasattr(module, "SQLiteBackend"):
             pytest.skip("SQLite store not written yet")
-        return f"sqlite:///{tmp_path}/c.db"
-    return "memory://"
+        yield f"sqlite:///{tmp_path}/c.db"
+        return
+    yield "memory://"
 
 
 @pytest.fixture

@@ -26,6 +26,15 @@ def open_backend(url: str, settings: Settings) -> Backend:
         from conveyor.backends.sqlite import SQLiteBackend
 
         return SQLiteBackend(sqlite_path(url))
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from conveyor.backends.postgres import PostgresBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({exc}): "
+                'install them with pip install "conveyor[postgres]"'
+            ) from exc
+        return PostgresBackend.from_url(url)
     raise ConfigurationError(f"unsupported store URL {url!r}: use one of {', '.join(SCHEMES)}")
 
 

@@ -1,0 +1,735 @@
+"""PostgresBackend: many worker processes on many hosts sharing one PostgreSQL database."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
+
+from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
+from conveyor.backends.postgres.recurring import RecurringVerbs
+from conveyor.backends.postgres.rows import (
+    COPY_TYPES,
+    Row,
+    error_json,
+    job_arrays,
+    job_from_row,
+    job_tuples,
+    logs_json,
+    opt_utc,
+    parse_logs,
+    utc,
+    worker_from_row,
+    worker_params,
+)
+from conveyor.backends.protocol import (
+    Claimed,
+    ClaimRequest,
+    Counts,
+    JobFilter,
+    Outcome,
+    Page,
+    QueueInfo,
+    Report,
+    Throughput,
+    WorkerInfo,
+)
+from conveyor.model.job import (
+    FINISHED_STATES,
+    WAITING_STATES,
+    AttemptError,
+    Enqueued,
+    Job,
+    JobState,
+    LogLine,
+    NewJob,
+    can_transition,
+)
+from conveyor.model.logs import append_logs
+from conveyor.model.serialization import dumps
+
+log = logging.getLogger(__name__)
+
+COPY_THRESHOLD = 200  # jobs in one enqueue from which a binary COPY beats one INSERT
+PRUNE_BATCH = 1000  # rows deleted per prune statement, so no transaction runs long
+CLAIM_ATTEMPTS = 5  # tries when a concurrent claim took a job of the same concurrency key
+_RUNNING_KEYS_INDEX = "jobs_running_keys"
+_PRIMARY_KEY = "jobs_pkey"
+
+
+class PostgresBackend(RecurringVerbs):
+    """Jobs in a PostgreSQL schema, shared by any number of worker processes and hosts.
+
+    Claims lock due jobs with `FOR UPDATE SKIP LOCKED` on a partial index of runnable jobs;
+    queue limits are enforced under a per-queue advisory lock; outcomes are applied in batches
+    fenced on (id, worker, attempt); producers' commits NOTIFY waiting workers, which LISTEN on
+    a dedicated connection. Build it from a URL: `PostgresBackend.from_url(
+    "postgresql://user@host/db?schema=conveyor")`.
+    """
+
+    blocking = True
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        self._db = Database(config)
+        self._q = self._db.queries
+        self._subscribers: list[Callable[[], None]] = []
+        self._subscribers_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresBackend:
+        """The store a postgresql:// URL names (see PostgresConfig for its options)."""
+        return cls(PostgresConfig.from_url(url))
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.config.target!r}, schema={self.config.schema!r})"
+
+    # lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, apply missing migrations (one process at a time) and start the pool.
+        Idempotent. Raises StoreUnavailable when the server cannot be reached."""
+        self._db.open()
+
+    def close(self) -> None:
+        """Close the pool and the LISTEN connection. Idempotent."""
+        self._db.close()
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations now, on a connection of its own (for `conveyor migrate`,
+        with or without an opened store); returns the versions applied."""
+        with self._db.errors("cannot migrate"), self._db.connect() as conn:
+            return self._db.migrate(conn)
+
+    def pending_migrations(self) -> list[int]:
+        """The migration versions this schema still lacks."""
+        with self._db.errors("cannot read"), self._db.connect() as conn:
+            return self._db.pending_migrations(conn)
+
+    # producers -------------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        """Store `jobs` in one transaction, in order; an active unique_key returns the existing
+        job with created=False. Waiting workers are notified when the transaction commits.
+        Small batches take one statement; large ones are written with a binary COPY."""
+        if not jobs:
+            return []
+        stamped = [new.to_job(now) for new in jobs]
+        try:
+            with self._db.connection() as conn:
+                if self._uses_copy(stamped):
+                    with conn.transaction():
+                        results = self._insert(conn, stamped)
+                else:
+                    # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
+                    # round trips; the unique_key look-up after it only reads.
+                    results = self._insert(conn, stamped)
+        except psycopg.errors.UniqueViolation as exc:
+            raise self._taken_id_error(stamped, exc) from exc
+        if any(result.created for result in results):
+            self._notify()
+        return results
+
+    @staticmethod
+    def _uses_copy(stamped: Sequence[Job]) -> bool:
+        return len(stamped) >= COPY_THRESHOLD
+
+    def enqueue_in(
+        self, connection: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """Enqueue `jobs` inside the caller's own transaction on `connection` (a psycopg
+        connection to the same database): they exist, and workers are woken, only once that
+        transaction commits; a rollback leaves no job. The connection is not committed here,
+        unless it is in autocommit mode outside a transaction block (then the jobs commit
+        at once, together)."""
+        if not jobs:
+            return []
+        stamped = [new.to_job(now) for new in jobs]
+        idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+        try:
+            with self._db.errors("cannot enqueue on the given connection to"):
+                if connection.autocommit and idle:
+                    with connection.transaction():
+                        results = self._insert(connection, stamped)
+                else:
+                    results = self._insert(connection, stamped)
+        except psycopg.errors.UniqueViolation as exc:
+            raise self._taken_id_error(stamped, exc, look_up=False) from exc
+        if any(result.created for result in results):
+            self._notify()  # in-process workers then find the jobs once the caller commits
+        return results
+
+    async def enqueue_in_async(
+        self, connection: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """Like enqueue_in, on the caller's psycopg.AsyncConnection: the jobs exist, and
+        workers are woken, only once the caller's transaction commits."""
+        if not jobs:
+            return []
+        batch = _Batch.of([new.to_job(now) for new in jobs])
+        idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+        params = {**job_arrays(batch.to_insert), "channel": self.config.channel}
+
+        async def insert() -> list[Enqueued]:
+            async with connection.cursor(row_factory=dict_row) as cur:
+                await cur.execute(self._q["insert_jobs"], params)
+                created = {row["id"] for row in await cur.fetchall() if row["id"] is not None}
+                existing: dict[str, Job] = {}
+                if held := batch.held(created):
+                    await cur.execute(self._q["active_by_unique_keys"], {"keys": held})
+                    rows = await cur.fetchall()
+                    existing = {row["unique_key"]: job_from_row(row) for row in rows}
+            return batch.resolve(created, existing)
+
+        try:
+            with self._db.errors("cannot enqueue on the given connection to"):
+                if connection.autocommit and idle:
+                    async with connection.transaction():
+                        results = await insert()
+                else:
+                    results = await insert()
+        except psycopg.errors.UniqueViolation as exc:
+            raise self._taken_id_error(batch.stamped, exc, look_up=False) from exc
+        if any(result.created for result in results):
+            self._notify()
+        return results
+
+    def _insert(self, conn: psycopg.Connection[Any], stamped: list[Job]) -> list[Enqueued]:
+        """Insert within the connection's transaction: one statement for the new jobs (a
+        binary COPY for the plain jobs of a large batch), then one look-up for the unique
+        keys an active job already held."""
+        batch = _Batch.of(stamped)
+        to_insert = batch.to_insert
+        channel = self.config.channel
+        with conn.cursor(row_factory=dict_row) as cur:
+            if self._uses_copy(stamped):
+                plain = [job for job in to_insert if job.unique_key is None]
+                to_insert = [job for job in to_insert if job.unique_key is not None]
+                set_json_dumps(dumps, cur)  # the store's strict encoder, for this cursor only
+                with cur.copy(self._q["copy_jobs"]) as copy:
+                    copy.set_types(COPY_TYPES)
+                    for row in job_tuples(plain):
+                        copy.write_row(row)
+                if any(job.state in WAITING_STATES for job in plain):
+                    cur.execute(self._q["notify"], {"channel": channel})
+            created: set[str] = set()
+            if to_insert:
+                cur.execute(self._q["insert_jobs"], {**job_arrays(to_insert), "channel": channel})
+                created = {row["id"] for row in cur.fetchall() if row["id"] is not None}
+            existing: dict[str, Job] = {}
+            if held := batch.held(created):
+                cur.execute(self._q["active_by_unique_keys"], {"keys": held})
+                existing = {row["unique_key"]: job_from_row(row) for row in cur.fetchall()}
+        return batch.resolve(created, existing)
+
+    def _taken_id_error(
+        self, jobs: Sequence[Job], exc: psycopg.errors.UniqueViolation, look_up: bool = True
+    ) -> Exception:
+        """A ValueError naming the repeated id of a refused batch (or `exc` itself when the
+        conflict was not on the job id)."""
+        if exc.diag.constraint_name != _PRIMARY_KEY:
+            return exc
+        seen: set[str] = set()
+        for job in jobs:
+            if job.id in seen:
+                return ValueError(f"a job with id {job.id!r} already exists: give each its own id")
+            seen.add(job.id)
+        if look_up:
+            with self._db.connection() as conn:
+                row = conn.execute(self._q["existing_ids"], {"ids": sorted(seen)}).fetchone()
+            if row is not None:
+                return ValueError(
+                    f"a job with id {row['id']!r} already exists: give each job its own id"
+                )
+        return ValueError("a job with one of these ids already exists: give each job its own id")
+
+    # workers ---------------------------------------------------------------------------------
+    def claim(self, request: ClaimRequest) -> Claimed:
+        """Atomically take due jobs for a worker, respecting queue limits across processes."""
+        queues = None if request.queues is None else sorted(request.queues)
+        limited = {
+            queue: cap
+            for queue, cap in request.queue_limits.items()
+            if request.queues is None or queue in request.queues
+        }
+        rows: list[Row] = []
+        with self._db.connection() as conn:
+            if request.limit > 0:
+                rows = self._claim_rows(conn, request, queues, limited)
+            if queues is None:
+                found = conn.execute(self._q["next_run_at_any"], {"now": request.now})
+            else:
+                params = {"now": request.now, "queues": queues}
+                found = conn.execute(self._q["next_run_at_in"], params)
+            upcoming = found.fetchone()
+        jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        return Claimed(jobs, None if upcoming is None else opt_utc(upcoming["run_at"]))
+
+    def _claim_rows(
+        self,
+        conn: Conn,
+        request: ClaimRequest,
+        queues: list[str] | None,
+        limited: dict[str, int],
+    ) -> list[Row]:
+        params: dict[str, Any] = {
+            "now": request.now,
+            "limit": request.limit,
+            "worker_id": request.worker_id,
+            "lease_expires_at": request.lease_expires_at,
+            "commit": self.config.commit_mode,
+        }
+        for attempt in range(CLAIM_ATTEMPTS):
+            try:
+                if limited:
+                    with conn.transaction():
+                        return self._claim_limited(conn, params, queues, limited)
+                if queues is None:
+                    cur = conn.execute(self._q["claim_any"], {**params, "excluded": []})
+                else:
+                    cur = conn.execute(self._q["claim_in"], {**params, "queues": queues})
+                return cur.fetchall()
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != _RUNNING_KEYS_INDEX:
+                    raise
+                # Another claim committed a job of the same concurrency key first.
+                log.debug("claim met a concurrency-key race (try %d); claiming again", attempt)
+        return []
+
+    def _claim_limited(
+        self,
+        conn: Conn,
+        params: dict[str, Any],
+        queues: list[str] | None,
+        limited: dict[str, int],
+    ) -> list[Row]:
+        """Inside a transaction: lock the limited queues, count what runs in them, lock
+        candidates and claim the best `limit` of them (one per concurrency key)."""
+        q, limit = self._q, params["limit"]
+        names = sorted(limited)
+        if params["commit"] is not None:
+            conn.execute(q["local_commit_mode"], params)
+        conn.execute(
+            q["lock_queues"], {"prefix": f"conveyor:{self.config.schema}:", "queues": names}
+        )
+        running = {
+            row["queue"]: row["running"]
+            for row in conn.execute(q["count_running"], {"queues": names})
+        }
+        candidates: list[Row] = []
+        if queues is None:
+            cur = conn.execute(q["candidates_any"], {**params, "excluded": names})
+            candidates += cur.fetchall()
+        elif unlimited := [name for name in queues if name not in limited]:
+            cur = conn.execute(q["candidates_in"], {**params, "queues": unlimited})
+            candidates += cur.fetchall()
+        for name in names:
+            room = min(limited[name] - running.get(name, 0), limit)
+            if room > 0:
+                cur = conn.execute(q["candidates_in"], {**params, "queues": [name], "limit": room})
+                candidates += cur.fetchall()
+        candidates.sort(key=lambda c: (-c["priority"], c["run_at"], c["id"]))
+        chosen: list[str] = []
+        keys: set[str] = set()
+        for candidate in candidates:
+            key = candidate["concurrency_key"]
+            if key is not None:
+                if key in keys:
+                    continue  # one job per concurrency key per claim
+                keys.add(key)
+            chosen.append(candidate["id"])
+            if len(chosen) == limit:
+                break
+        if not chosen:
+            return []
+        return conn.execute(q["claim_ids"], {**params, "ids": chosen}).fetchall()
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
+        """Apply many attempt outcomes in one statement; returns the dropped ids (the worker
+        no longer owned the job, or a second outcome for the same attempt)."""
+        if not outcomes:
+            return []
+        columns = (
+            *("id", "worker_id", "attempt", "state", "result"),
+            *("finished_at", "run_at", "give_back", "error"),
+        )
+        arrays: dict[str, list[Any]] = {column: [] for column in columns}
+        seen: set[tuple[str, str, int]] = set()
+        for outcome in outcomes:
+            params = _finish_params(outcome)  # refuses an impossible state before any write
+            fence = (outcome.job_id, outcome.worker_id, outcome.attempt)
+            if fence not in seen:  # a second outcome for the same attempt is dropped below
+                seen.add(fence)
+                for column in columns:
+                    arrays[column].append(params[column])
+        with self._db.connection() as conn:
+            params = {**arrays, "channel": self.config.channel, "commit": self.config.commit_mode}
+            cur = conn.execute(self._q["finish_jobs"], params)
+            applied = {
+                (row["id"], row["worker_id"], row["attempt"])
+                for row in cur.fetchall()
+                if row["id"] is not None
+            }
+        dropped: list[str] = []
+        for outcome in outcomes:
+            fence = (outcome.job_id, outcome.worker_id, outcome.attempt)
+            if fence in applied:
+                applied.discard(fence)  # only the first outcome for the attempt counts
+            else:
+                dropped.append(outcome.job_id)
+        if len(dropped) < len(outcomes):
+            self._notify()
+        return dropped
+
+    def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
+        """Write buffered progress and logs of running jobs, keeping at most `max_log_lines`
+        lines a job; reports for jobs that are not running are ignored."""
+        if not reports:
+            return
+        with self._db.transaction() as conn:
+            logged = sorted({report.job_id for report in reports if report.logs})
+            current: dict[str, list[LogLine]] = {}
+            if logged:
+                cur = conn.execute(self._q["job_logs"], {"ids": logged})
+                current = {row["id"]: parse_logs(row["logs"]) for row in cur.fetchall()}
+            updates: list[dict[str, Any]] = []
+            for report in reports:
+                logs = None
+                if report.logs:
+                    if report.job_id not in current:
+                        continue
+                    kept = append_logs(current[report.job_id], report.logs, max_log_lines)
+                    current[report.job_id] = list(kept)
+                    logs = logs_json(kept)
+                updates.append(
+                    {
+                        "id": report.job_id,
+                        "progress": report.progress,
+                        "progress_message": report.progress_message,
+                        "logs": logs,
+                    }
+                )
+            if updates:
+                with conn.cursor() as cur:
+                    cur.executemany(self._q["report"], updates)
+
+    def heartbeat(
+        self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
+    ) -> set[str]:
+        """Record the worker alive and extend its running jobs' leases (one statement);
+        return the ids among `job_ids` whose cancellation was requested."""
+        params = {
+            **worker_params(worker),
+            "ids": list(job_ids),
+            "lease_expires_at": lease_expires_at,
+            "commit": self.config.commit_mode,
+        }
+        with self._db.connection() as conn:
+            rows = conn.execute(self._q["heartbeat"], params).fetchall()
+        return {row["id"] for row in rows if row["cancel_requested"]}
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        with self._db.connection() as conn:
+            conn.execute(self._q["delete_worker"], {"id": worker_id})
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block up to `timeout` s on LISTEN (a dedicated connection, renewed after a loss);
+        True when another transaction announced new work (or the connection was restored,
+        so announcements may have been missed), False at the timeout or on close."""
+        return self._db.wait(timeout)
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` after enqueue, retry, finish or rescue through this object.
+        Returns a function that unsubscribes."""
+        with self._subscribers_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._subscribers_lock:
+            callbacks = tuple(self._subscribers)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a job-store subscriber failed; it stays subscribed")
+
+    # maintenance -----------------------------------------------------------------------------
+    def rescue_expired(self, now: datetime) -> list[str]:
+        """Running jobs whose lease ended before `now` go back to pending with an error of kind
+        'lost' recorded, or to failed when no attempt is left (cancelled when cancellation
+        was requested); returns their ids."""
+        with self._db.transaction() as conn:
+            expired = conn.execute(self._q["expired_leases"], {"now": now}).fetchall()
+            if not expired:
+                return []
+            columns = ("id", "state", "finished_at", "run_at", "error")
+            arrays: dict[str, list[Any]] = {column: [] for column in columns}
+            for row in expired:
+                params = _rescue_params(row, now)
+                for column in columns:
+                    arrays[column].append(params[column])
+            cur = conn.execute(self._q["rescue_jobs"], {**arrays, "channel": self.config.channel})
+            rescued = [row["id"] for row in cur.fetchall() if row["id"] is not None]
+        if rescued:
+            self._notify()
+        return rescued
+
+    def promote_scheduled(self, now: datetime) -> int:
+        """Scheduled jobs that are due become pending; returns how many."""
+        with self._db.connection() as conn:
+            return conn.execute(self._q["promote_scheduled"], {"now": now}).rowcount
+
+    def prune(self, completed_before: datetime, failed_before: datetime) -> int:
+        """Delete completed, cancelled and skipped jobs finished before `completed_before`,
+        failed ones before `failed_before`, in short batches. Returns how many."""
+        params = {
+            "completed_before": completed_before,
+            "failed_before": failed_before,
+            "batch": PRUNE_BATCH,
+        }
+        total = 0
+        while True:
+            with self._db.connection() as conn:
+                deleted = conn.execute(self._q["prune_batch"], params).rowcount
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                self._prune_fires(failed_before)
+                return total
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        """Forget workers whose last heartbeat is older than `seen_before`."""
+        with self._db.connection() as conn:
+            return conn.execute(self._q["prune_workers"], {"before": seen_before}).rowcount
+
+    # operators -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job, or None."""
+        with self._db.connection() as conn:
+            row = conn.execute(self._q["get_job"], {"id": job_id}).fetchone()
+        return None if row is None else job_from_row(row)
+
+    def counts(self) -> Counts:
+        """Jobs per state and per queue and state; states with no job are left out."""
+        by_state: dict[str, int] = {}
+        by_queue: dict[str, dict[str, int]] = {}
+        with self._db.connection() as conn:
+            for row in conn.execute(self._q["counts"]).fetchall():
+                queue, state, count = row["queue"], row["state"], row["n"]
+                by_state[state] = by_state.get(state, 0) + count
+                by_queue.setdefault(queue, {})[state] = count
+        return Counts(by_state, by_queue)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers that have sent a heartbeat and not been pruned, by id."""
+        with self._db.connection() as conn:
+            return [worker_from_row(row) for row in conn.execute(self._q["list_workers"])]
+
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:
+        unchanged. None if there is no such job."""
+        params = {"id": job_id, "now": now}
+        with self._db.transaction() as conn:
+            row = conn.execute(self._q["cancel_waiting"], params).fetchone()
+            if row is None:
+                row = conn.execute(self._q["request_cancel"], params).fetchone()
+            if row is None:
+                row = conn.execute(self._q["get_job"], params).fetchone()
+        return None if row is None else job_from_row(row)
+
+    def retry(self, job_id: str, now: datetime) -> Job | None:
+        """A failed or cancelled job becomes pending with attempt 0 (errors kept). Other
+        states, or another active job holding its unique_key: unchanged."""
+        params = {"id": job_id, "now": now, "channel": self.config.channel}
+        retried = False
+        try:
+            with self._db.transaction() as conn:
+                row = conn.execute(self._q["retry_job"], params).fetchone()
+                if row is not None:
+                    retried = True
+                    conn.execute(self._q["notify"], params)
+        except psycopg.errors.UniqueViolation:
+            row, retried = None, False  # another active job took the unique_key meanwhile
+        if row is None:
+            return self.get(job_id)
+        if retried:
+            self._notify()
+        return job_from_row(row)
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job that is not running; False if absent or running."""
+        with self._db.connection() as conn:
+            return conn.execute(self._q["delete_job"], {"id": job_id}).rowcount > 0
+
+    # queues and statistics -------------------------------------------------------------------
+    def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause (no claim takes its jobs; running ones finish) or resume a queue; resuming
+        wakes waiting workers, here and in other processes."""
+        params = {"name": name, "paused": paused, "now": now, "channel": self.config.channel}
+        with self._db.transaction() as conn:
+            conn.execute(self._q["set_queue_paused"], params)
+            if not paused:
+                conn.execute(self._q["notify"], params)
+        if not paused:
+            self._notify()
+
+    def queues(self, now: datetime) -> list[QueueInfo]:
+        """Every queue that has jobs or is paused, by name."""
+        with self._db.connection() as conn:
+            rows = conn.execute(self._q["queue_stats"], {"now": now}).fetchall()
+            paused = {row["name"] for row in conn.execute(self._q["paused_queues"])}
+        stats = {row["queue"]: row for row in rows}
+        infos = []
+        for name in sorted(stats.keys() | paused):
+            row = stats.get(name)
+            if row is None:
+                infos.append(QueueInfo(name, 0, 0, 0, True, None))
+                continue
+            infos.append(
+                QueueInfo(
+                    name,
+                    row["waiting"],
+                    row["due"],
+                    row["running"],
+                    name in paused,
+                    opt_utc(row["oldest_due_at"]),
+                )
+            )
+        return infos
+
+    def throughput(self, since: datetime) -> list[Throughput]:
+        """Completed and failed jobs per minute since `since`, oldest first."""
+        with self._db.connection() as conn:
+            rows = conn.execute(self._q["throughput"], {"since": since}).fetchall()
+        return [Throughput(utc(row["minute"]), row["completed"], row["failed"]) for row in rows]
+
+    # last: inside the class body this name shadows the builtin in later annotations
+    def list(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first (created_at, then id), with the total count of
+        matching jobs; search is a case-insensitive substring of the id or name."""
+        page, per_page = max(query.page, 1), max(query.per_page, 1)
+        params: dict[str, Any] = {
+            "states": None if query.states is None else sorted(s.value for s in query.states),
+            "name": query.name,
+            "queue": query.queue,
+            "search": query.search or None,
+        }
+        window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(self._q["repeatable_read"])
+            counted = conn.execute(self._q["count_listed"], params).fetchone()
+            rows = conn.execute(self._q["list_jobs"], window).fetchall()
+        total = 0 if counted is None else int(counted["total"])
+        return Page([job_from_row(row) for row in rows], total, page, per_page)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Jobs to enqueue: the first of each unique_key is inserted, later ones in the batch
+    resolve to it; a key an active stored job holds resolves to that job."""
+
+    stamped: list[Job]
+    first_of_key: dict[str, int]
+    to_insert: list[Job]
+
+    @classmethod
+    def of(cls, stamped: list[Job]) -> _Batch:
+        first_of_key: dict[str, int] = {}
+        to_insert: list[Job] = []
+        for index, job in enumerate(stamped):
+            key = job.unique_key
+            if key is not None:
+                if key in first_of_key:
+                    continue
+                first_of_key[key] = index
+            to_insert.append(job)
+        return cls(stamped, first_of_key, to_insert)
+
+    def held(self, created: set[str]) -> list[str]:
+        """The unique keys whose first job was not inserted: an active job holds them."""
+        return [
+            self.stamped[index].unique_key or ""
+            for index in self.first_of_key.values()
+            if self.stamped[index].id not in created
+        ]
+
+    def resolve(self, created: set[str], existing: dict[str, Job]) -> list[Enqueued]:
+        """The answer to the enqueue, in order."""
+        results = [Enqueued(job, True) for job in self.stamped]
+        for index, job in enumerate(self.stamped):
+            key = job.unique_key
+            if key is None:
+                continue
+            first_index = self.first_of_key[key]
+            if self.stamped[first_index].id in created:
+                if index != first_index:
+                    results[index] = Enqueued(self.stamped[first_index], False)
+            elif key in existing:
+                results[index] = Enqueued(existing[key], False)
+            else:
+                # The holder finished between the two statements: rare; the caller retries.
+                raise psycopg.errors.SerializationFailure(
+                    f"the active job holding unique_key {key!r} finished during this enqueue"
+                )
+        return results
+
+
+def _finish_params(outcome: Outcome) -> dict[str, Any]:
+    """The finish_jobs entries of one outcome, encoded before the statement runs."""
+    if not can_transition(JobState.RUNNING, outcome.state):
+        raise ValueError(f"an attempt cannot end in state {outcome.state!r}")
+    state, run_at = outcome.state, None
+    final = state in FINISHED_STATES
+    if not final:
+        # Another attempt: its state follows from when it is due, whatever the worker said.
+        run_at = outcome.run_at or outcome.now
+        state = JobState.SCHEDULED if run_at > outcome.now else JobState.PENDING
+    return {
+        "id": outcome.job_id,
+        "worker_id": outcome.worker_id,
+        "attempt": outcome.attempt,
+        "state": state.value,
+        "result": dumps(outcome.result) if state == JobState.COMPLETED else None,
+        "finished_at": outcome.now if final else None,
+        "run_at": run_at,
+        "give_back": 0 if outcome.count_attempt else 1,
+        "error": None if outcome.error is None else error_json(outcome.error),
+    }
+
+
+def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
+    """The rescue_jobs entries of a running job whose lease expired."""
+    cancel, again = bool(row["cancel_requested"]), row["attempt"] < row["max_attempts"]
+    if cancel:
+        state, fate = JobState.CANCELLED, "it was cancelled as requested"
+    elif again:
+        state, fate = JobState.PENDING, "it was put back to run again"
+    else:
+        state, fate = JobState.FAILED, f"it failed, having used all {row['max_attempts']} attempts"
+    expired = opt_utc(row["lease_expires_at"])
+    message = (
+        f"worker {row['worker_id']} stopped heartbeating and its lease expired at "
+        f"{expired.isoformat() if expired else '?'}, so the job was rescued: {fate}"
+    )
+    error = AttemptError(row["attempt"], message, at=now, kind="lost")
+    waiting = state == JobState.PENDING
+    return {
+        "id": row["id"],
+        "state": state.value,
+        "finished_at": None if waiting else now,
+        "run_at": now if waiting else None,
+        "error": error_json(error),
+    }

@@ -1,0 +1,506 @@
+-- Every statement the PostgreSQL store runs, by name. __schema__ stands for the store's
+-- quoted schema name. Parameters are psycopg's %(name)s; lists are passed as arrays and read
+-- with = ANY() or unnest(). Times are timestamptz and always come from the caller.
+
+-- migrations ------------------------------------------------------------------------------
+
+-- Held until the migrating transaction ends: concurrent starts apply migrations one at a time.
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(hashtext('conveyor-migrate:' || %(schema)s));
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS __schema__;
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS __schema__.schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT statement_timestamp()
+);
+
+-- name: schema_version_exists
+SELECT to_regclass(quote_ident(%(schema)s) || '.schema_version') IS NOT NULL AS exists;
+
+-- name: applied_versions
+SELECT version FROM __schema__.schema_version ORDER BY version;
+
+-- name: record_version
+INSERT INTO __schema__.schema_version (version) VALUES (%(version)s);
+
+-- producers -------------------------------------------------------------------------------
+
+-- Many jobs in one statement; the NOTIFY is delivered when the transaction commits.
+-- name: insert_jobs
+WITH inserted AS (
+    INSERT INTO __schema__.jobs (
+        id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+    )
+    SELECT id, name, queue, args::jsonb, metadata::jsonb, priority, state, max_attempts,
+           timeout, run_at, created_at, unique_key, recurring_name, concurrency_key,
+           logs::jsonb, finished_at
+    FROM unnest(
+        %(id)s::text[], %(name)s::text[], %(queue)s::text[], %(args)s::text[],
+        %(metadata)s::text[], %(priority)s::integer[], %(state)s::text[],
+        %(max_attempts)s::integer[], %(timeout)s::double precision[],
+        %(run_at)s::timestamptz[], %(created_at)s::timestamptz[], %(unique_key)s::text[],
+        %(recurring_name)s::text[], %(concurrency_key)s::text[], %(logs)s::text[],
+        %(finished_at)s::timestamptz[]
+    ) WITH ORDINALITY AS new (
+        id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at, ord
+    )
+    ORDER BY ord
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
+    DO NOTHING
+    RETURNING id, state
+)
+SELECT id, NULL AS notified FROM inserted
+UNION ALL
+SELECT NULL, pg_notify(%(channel)s, '')
+WHERE EXISTS (SELECT 1 FROM inserted WHERE state IN ('scheduled', 'pending'));
+
+-- Large batches of jobs without a unique_key: COPY in binary, about twice as fast as unnest
+-- for thousands of rows. Columns in rows.JOB_COLUMNS order, types in rows.COPY_TYPES.
+-- name: copy_jobs
+COPY __schema__.jobs (
+    id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+) FROM STDIN (FORMAT BINARY);
+
+-- name: active_by_unique_keys
+SELECT * FROM __schema__.jobs
+WHERE unique_key = ANY(%(keys)s::text[]) AND state IN ('scheduled', 'pending', 'running');
+
+-- name: existing_ids
+SELECT id FROM __schema__.jobs WHERE id = ANY(%(ids)s::text[]) LIMIT 1;
+
+-- claiming --------------------------------------------------------------------------------
+
+-- One statement: lock up to :limit due jobs (skipping rows other claims hold), keep the first
+-- of each concurrency key, and mark them running. Jobs of the :excluded queues (those with a
+-- limit) are left to claim_ids.
+-- name: claim_any
+WITH commit_mode AS (
+    -- fast_acks: this transaction alone commits without waiting for the WAL flush
+    SELECT set_config('synchronous_commit',
+                      coalesce(%(commit)s, current_setting('synchronous_commit')), true)
+), candidates AS (
+    SELECT j.id, j.priority, j.run_at, j.concurrency_key
+    FROM __schema__.jobs AS j
+    WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
+      AND j.queue <> ALL(%(excluded)s::text[])
+      AND NOT EXISTS (
+          SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+      AND (j.concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM __schema__.jobs AS r
+          WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (
+            PARTITION BY coalesce(concurrency_key, id) ORDER BY priority DESC, run_at, id
+        ) AS rank
+        FROM candidates
+    ) AS ranked
+    WHERE rank = 1
+)
+UPDATE __schema__.jobs AS j
+SET state = 'running',
+    attempt = j.attempt + 1,
+    worker_id = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s,
+    started_at = %(now)s
+FROM chosen, commit_mode
+WHERE j.id = chosen.id
+RETURNING j.*;
+
+-- name: claim_in
+WITH commit_mode AS (
+    -- fast_acks: this transaction alone commits without waiting for the WAL flush
+    SELECT set_config('synchronous_commit',
+                      coalesce(%(commit)s, current_setting('synchronous_commit')), true)
+), candidates AS (
+    SELECT j.id, j.priority, j.run_at, j.concurrency_key
+    FROM __schema__.jobs AS j
+    WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
+      AND j.queue = ANY(%(queues)s::text[])
+      AND NOT EXISTS (
+          SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+      AND (j.concurrency_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM __schema__.jobs AS r
+          WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), chosen AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (
+            PARTITION BY coalesce(concurrency_key, id) ORDER BY priority DESC, run_at, id
+        ) AS rank
+        FROM candidates
+    ) AS ranked
+    WHERE rank = 1
+)
+UPDATE __schema__.jobs AS j
+SET state = 'running',
+    attempt = j.attempt + 1,
+    worker_id = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s,
+    started_at = %(now)s
+FROM chosen, commit_mode
+WHERE j.id = chosen.id
+RETURNING j.*;
+
+-- Limited queues: one transaction takes a lock per limited queue (sorted, so concurrent
+-- claims never deadlock), counts the queue's running jobs, locks candidates and claims the
+-- chosen ones. The lock is what keeps a serial queue serial across processes and hosts:
+-- SKIP LOCKED alone would let two claims each see zero running jobs.
+-- name: lock_queues
+SELECT count(pg_advisory_xact_lock(lock_key))
+FROM (
+    SELECT DISTINCT hashtext(%(prefix)s || queue) AS lock_key
+    FROM unnest(%(queues)s::text[]) AS queue
+    ORDER BY lock_key
+    OFFSET 0
+) AS sorted_keys;
+
+-- name: count_running
+SELECT queue, count(*) AS running FROM __schema__.jobs
+WHERE state = 'running' AND queue = ANY(%(queues)s::text[])
+GROUP BY queue;
+
+-- name: candidates_any
+SELECT j.id, j.priority, j.run_at, j.concurrency_key
+FROM __schema__.jobs AS j
+WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
+  AND j.queue <> ALL(%(excluded)s::text[])
+  AND NOT EXISTS (
+      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+  AND (j.concurrency_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM __schema__.jobs AS r
+      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+ORDER BY j.priority DESC, j.run_at, j.id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: candidates_in
+SELECT j.id, j.priority, j.run_at, j.concurrency_key
+FROM __schema__.jobs AS j
+WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
+  AND j.queue = ANY(%(queues)s::text[])
+  AND NOT EXISTS (
+      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+  AND (j.concurrency_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM __schema__.jobs AS r
+      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+ORDER BY j.priority DESC, j.run_at, j.id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_ids
+UPDATE __schema__.jobs AS j
+SET state = 'running',
+    attempt = j.attempt + 1,
+    worker_id = %(worker_id)s,
+    lease_expires_at = %(lease_expires_at)s,
+    started_at = %(now)s
+WHERE j.id = ANY(%(ids)s::text[]) AND j.state IN ('scheduled', 'pending')
+RETURNING j.*;
+
+-- Only scheduled jobs wait for their run_at: pending ones are due already.
+-- name: next_run_at_any
+SELECT min(run_at) AS run_at FROM __schema__.jobs
+WHERE state = 'scheduled' AND run_at > %(now)s;
+
+-- name: next_run_at_in
+SELECT min(run_at) AS run_at FROM __schema__.jobs
+WHERE state = 'scheduled' AND run_at > %(now)s AND queue = ANY(%(queues)s::text[]);
+
+-- finishing and reporting -----------------------------------------------------------------
+
+-- Many outcomes in one statement, each fenced on (id, worker_id, attempt, running): an
+-- outcome from a worker that lost its lease matches no row and is dropped. One NOTIFY wakes
+-- other workers (a retry became runnable, or a limited queue has room again).
+-- name: finish_jobs
+WITH commit_mode AS (
+    -- fast_acks: this transaction alone commits without waiting for the WAL flush
+    SELECT set_config('synchronous_commit',
+                      coalesce(%(commit)s, current_setting('synchronous_commit')), true)
+), outcome AS (
+    SELECT *
+    FROM unnest(
+        %(id)s::text[], %(worker_id)s::text[], %(attempt)s::integer[], %(state)s::text[],
+        %(result)s::text[], %(finished_at)s::timestamptz[], %(run_at)s::timestamptz[],
+        %(give_back)s::integer[], %(error)s::text[]
+    ) AS o (id, worker_id, attempt, state, result, finished_at, run_at, give_back, error)
+), finished AS (
+    UPDATE __schema__.jobs AS j
+    SET state = o.state,
+        result = o.result::jsonb,
+        finished_at = o.finished_at,
+        run_at = coalesce(o.run_at, j.run_at),
+        attempt = j.attempt - o.give_back,
+        errors = CASE WHEN o.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
+        worker_id = NULL,
+        lease_expires_at = NULL
+    FROM outcome AS o, commit_mode
+    WHERE j.id = o.id AND j.worker_id = o.worker_id AND j.attempt = o.attempt
+      AND j.state = 'running'
+    RETURNING j.id, o.worker_id, o.attempt
+)
+SELECT id, worker_id, attempt, NULL AS notified FROM finished
+UNION ALL
+SELECT NULL, NULL, NULL, pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM finished);
+
+-- name: job_logs
+SELECT id, logs FROM __schema__.jobs
+WHERE id = ANY(%(ids)s::text[]) AND state = 'running'
+FOR UPDATE;
+
+-- name: report
+UPDATE __schema__.jobs
+SET progress = coalesce(%(progress)s, progress),
+    progress_message = coalesce(%(progress_message)s, progress_message),
+    logs = coalesce(%(logs)s::jsonb, logs)
+WHERE id = %(id)s AND state = 'running';
+
+-- workers ---------------------------------------------------------------------------------
+
+-- One statement: the worker is recorded alive and its running jobs' leases extended.
+-- name: heartbeat
+WITH commit_mode AS (
+    -- fast_acks: this transaction alone commits without waiting for the WAL flush
+    SELECT set_config('synchronous_commit',
+                      coalesce(%(commit)s, current_setting('synchronous_commit')), true)
+), seen AS (
+    INSERT INTO __schema__.workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
+    VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(concurrency)s, %(started_at)s,
+            %(last_seen_at)s)
+    ON CONFLICT (id) DO UPDATE SET
+        host = excluded.host,
+        pid = excluded.pid,
+        queues = excluded.queues,
+        concurrency = excluded.concurrency,
+        started_at = excluded.started_at,
+        last_seen_at = excluded.last_seen_at
+)
+UPDATE __schema__.jobs SET lease_expires_at = %(lease_expires_at)s
+FROM commit_mode
+WHERE id = ANY(%(ids)s::text[]) AND worker_id = %(id)s AND state = 'running'
+RETURNING id, cancel_requested;
+
+-- name: delete_worker
+DELETE FROM __schema__.workers WHERE id = %(id)s;
+
+-- name: list_workers
+SELECT * FROM __schema__.workers ORDER BY id;
+
+-- name: prune_workers
+DELETE FROM __schema__.workers WHERE last_seen_at < %(before)s;
+
+-- maintenance -----------------------------------------------------------------------------
+
+-- name: expired_leases
+SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested
+FROM __schema__.jobs
+WHERE state = 'running' AND lease_expires_at < %(now)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: rescue_jobs
+WITH rescued AS (
+    UPDATE __schema__.jobs AS j
+    SET state = r.state,
+        finished_at = r.finished_at,
+        run_at = coalesce(r.run_at, j.run_at),
+        errors = j.errors || jsonb_build_array(r.error::jsonb),
+        worker_id = NULL,
+        lease_expires_at = NULL
+    FROM unnest(
+        %(id)s::text[], %(state)s::text[], %(finished_at)s::timestamptz[],
+        %(run_at)s::timestamptz[], %(error)s::text[]
+    ) AS r (id, state, finished_at, run_at, error)
+    WHERE j.id = r.id AND j.state = 'running'
+    RETURNING j.id
+)
+SELECT id, NULL AS notified FROM rescued
+UNION ALL
+SELECT NULL, pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM rescued);
+
+-- name: promote_scheduled
+UPDATE __schema__.jobs SET state = 'pending'
+WHERE state = 'scheduled' AND run_at <= %(now)s;
+
+-- Deleting in bounded batches keeps each transaction short.
+-- name: prune_batch
+DELETE FROM __schema__.jobs
+WHERE id IN (
+    SELECT id FROM __schema__.jobs
+    WHERE finished_at < greatest(%(completed_before)s::timestamptz, %(failed_before)s::timestamptz)
+      AND ((state IN ('completed', 'cancelled', 'skipped')
+            AND finished_at < %(completed_before)s::timestamptz)
+           OR (state = 'failed' AND finished_at < %(failed_before)s::timestamptz))
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: prune_fires
+DELETE FROM __schema__.recurring_fires WHERE recorded_at < %(before)s;
+
+-- recurring jobs ---------------------------------------------------------------------------
+
+-- name: recurring_all
+SELECT r.*, j.state AS last_job_state
+FROM __schema__.recurring AS r LEFT JOIN __schema__.jobs AS j ON j.id = r.last_job_id
+ORDER BY r.name;
+
+-- name: recurring_one
+SELECT r.*, j.state AS last_job_state
+FROM __schema__.recurring AS r LEFT JOIN __schema__.jobs AS j ON j.id = r.last_job_id
+WHERE r.name = %(name)s;
+
+-- name: recurring_lock
+SELECT name FROM __schema__.recurring WHERE name = ANY(%(names)s::text[]) FOR UPDATE;
+
+-- name: recurring_upsert
+INSERT INTO __schema__.recurring (
+    name, cron, timezone, job_name, args, overlap, catch_up, enabled, toggled,
+    next_fire_at, last_fire_at, last_job_id, created_at, updated_at
+) VALUES (
+    %(name)s, %(cron)s, %(timezone)s, %(job_name)s, %(args)s::jsonb, %(overlap)s,
+    %(catch_up)s, %(enabled)s, %(toggled)s, %(next_fire_at)s, %(last_fire_at)s,
+    %(last_job_id)s, %(created_at)s, %(updated_at)s
+)
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, timezone = excluded.timezone, job_name = excluded.job_name,
+    args = excluded.args, overlap = excluded.overlap, catch_up = excluded.catch_up,
+    enabled = excluded.enabled, toggled = excluded.toggled,
+    next_fire_at = excluded.next_fire_at, last_fire_at = excluded.last_fire_at,
+    last_job_id = excluded.last_job_id, updated_at = excluded.updated_at;
+
+-- name: recurring_delete
+DELETE FROM __schema__.recurring WHERE name = %(name)s;
+
+-- name: recurring_due
+SELECT r.*, NULL AS last_job_state FROM __schema__.recurring AS r
+WHERE enabled AND next_fire_at <= %(now)s
+ORDER BY next_fire_at, name;
+
+-- name: recurring_next
+SELECT min(next_fire_at) AS next_fire_at FROM __schema__.recurring
+WHERE enabled AND next_fire_at > %(now)s;
+
+-- name: recurring_active
+SELECT DISTINCT recurring_name FROM __schema__.jobs
+WHERE recurring_name = ANY(%(names)s::text[])
+  AND state IN ('scheduled', 'pending', 'running');
+
+-- name: record_fire
+INSERT INTO __schema__.recurring_fires (name, fire_at, job_id, recorded_at)
+VALUES (%(name)s, %(fire_at)s, %(job_id)s, %(recorded_at)s)
+ON CONFLICT (name, fire_at) DO NOTHING
+RETURNING name;
+
+-- queues and statistics ------------------------------------------------------------------
+
+-- name: set_queue_paused
+INSERT INTO __schema__.queues (name, paused, changed_at)
+VALUES (%(name)s, %(paused)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
+
+-- name: paused_queues
+SELECT name FROM __schema__.queues WHERE paused;
+
+-- name: queue_stats
+SELECT queue,
+       count(*) FILTER (WHERE state IN ('scheduled', 'pending')) AS waiting,
+       count(*) FILTER (WHERE state IN ('scheduled', 'pending') AND run_at <= %(now)s) AS due,
+       count(*) FILTER (WHERE state = 'running') AS running,
+       min(run_at) FILTER (WHERE state IN ('scheduled', 'pending') AND run_at <= %(now)s)
+           AS oldest_due_at
+FROM __schema__.jobs
+GROUP BY queue;
+
+-- Minutes as epoch multiples of 60, whatever the session's time zone.
+-- name: throughput
+SELECT to_timestamp(floor(extract(epoch FROM finished_at) / 60) * 60) AS minute,
+       count(*) FILTER (WHERE state = 'completed') AS completed,
+       count(*) FILTER (WHERE state = 'failed') AS failed
+FROM __schema__.jobs
+WHERE finished_at IS NOT NULL AND finished_at >= %(since)s AND state IN ('completed', 'failed')
+GROUP BY 1
+ORDER BY 1;
+
+-- operators -------------------------------------------------------------------------------
+
+-- name: get_job
+SELECT * FROM __schema__.jobs WHERE id = %(id)s;
+
+-- The listing's count and page see one snapshot.
+-- name: repeatable_read
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+
+-- name: list_jobs
+SELECT * FROM __schema__.jobs
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(search)s::text IS NULL OR strpos(lower(id), lower(%(search)s::text)) > 0
+       OR strpos(lower(name), lower(%(search)s::text)) > 0)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_listed
+SELECT count(*) AS total FROM __schema__.jobs
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(search)s::text IS NULL OR strpos(lower(id), lower(%(search)s::text)) > 0
+       OR strpos(lower(name), lower(%(search)s::text)) > 0);
+
+-- name: counts
+SELECT queue, state, count(*) AS n FROM __schema__.jobs GROUP BY queue, state;
+
+-- name: cancel_waiting
+UPDATE __schema__.jobs SET state = 'cancelled', finished_at = %(now)s
+WHERE id = %(id)s AND state IN ('scheduled', 'pending')
+RETURNING *;
+
+-- name: request_cancel
+UPDATE __schema__.jobs SET cancel_requested = true
+WHERE id = %(id)s AND state = 'running'
+RETURNING *;
+
+-- A retried job takes its unique_key back only if no other active job holds it.
+-- name: retry_job
+UPDATE __schema__.jobs AS j
+SET state = 'pending',
+    attempt = 0,
+    run_at = %(now)s,
+    finished_at = NULL,
+    result = NULL,
+    cancel_requested = false,
+    lease_expires_at = NULL
+WHERE j.id = %(id)s AND j.state IN ('failed', 'cancelled')
+  AND (j.unique_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM __schema__.jobs AS o
+      WHERE o.unique_key = j.unique_key AND o.state IN ('scheduled', 'pending', 'running')))
+RETURNING j.*;
+
+-- The limited-queue claim's transaction, under fast_acks.
+-- name: local_commit_mode
+SELECT set_config('synchronous_commit',
+                  coalesce(%(commit)s, current_setting('synchronous_commit')), true);
+
+-- name: notify
+SELECT pg_notify(%(channel)s, '');
+
+-- LISTEN is session state: it runs on the store's own direct connection, never a pooled one.
+-- name: listen
+LISTEN __channel__;
+
+-- name: delete_job
+DELETE FROM __schema__.jobs WHERE id = %(id)s AND state <> 'running';

@@ -1,0 +1,242 @@
+"""Conversions at the edge of the PostgreSQL store: model objects to parameters and back.
+
+Rows come as dicts (psycopg's dict_row): timestamptz as aware datetimes (turned to UTC here),
+jsonb already decoded. Entries inside JSON columns (log lines, errors) carry epoch seconds,
+as in the SQLite store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from conveyor.backends.protocol import WorkerInfo
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.recurring import RecurringJob
+from conveyor.model.schedule import check_overlap
+from conveyor.model.serialization import dumps
+
+Row = dict[str, Any]
+
+# The columns of insert_jobs, in order: each becomes one array parameter.
+JOB_COLUMNS = (
+    "id",
+    "name",
+    "queue",
+    "args",
+    "metadata",
+    "priority",
+    "state",
+    "max_attempts",
+    "timeout",
+    "run_at",
+    "created_at",
+    "unique_key",
+    "recurring_name",
+    "concurrency_key",
+    "logs",
+    "finished_at",
+)
+
+# The PostgreSQL types of JOB_COLUMNS, for a binary COPY.
+COPY_TYPES = (
+    *("text", "text", "text", "jsonb", "jsonb", "int4", "text", "int4", "float8"),
+    *("timestamptz", "timestamptz", "text", "text", "text", "jsonb", "timestamptz"),
+)
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC (the server hands times back in its session time zone)."""
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def opt_utc(moment: datetime | None) -> datetime | None:
+    """Like utc(), passing None through."""
+    return None if moment is None else utc(moment)
+
+
+def error_json(error: AttemptError) -> str:
+    """One errors-column entry, as JSON text."""
+    return dumps(
+        {
+            "attempt": error.attempt,
+            "message": error.message,
+            "traceback": error.traceback,
+            "at": error.at.timestamp(),
+            "kind": error.kind,
+        }
+    )
+
+
+def logs_json(lines: Iterable[LogLine]) -> str:
+    """The logs column as JSON text: [[at, message], ...]."""
+    return dumps([[line.at.timestamp(), line.message] for line in lines])
+
+
+def parse_logs(value: list[Any]) -> list[LogLine]:
+    """The decoded logs column back to log lines."""
+    return [LogLine(datetime.fromtimestamp(at, UTC), message) for at, message in value]
+
+
+def _errors(value: list[dict[str, Any]]) -> tuple[AttemptError, ...]:
+    return tuple(
+        AttemptError(
+            e["attempt"],
+            e["message"],
+            e["traceback"],
+            datetime.fromtimestamp(e["at"], UTC),
+            e["kind"],
+        )
+        for e in value
+    )
+
+
+def job_arrays(jobs: Sequence[Job]) -> dict[str, list[Any]]:
+    """The array parameters of insert_jobs: one list per column, one entry per job."""
+    arrays: dict[str, list[Any]] = {column: [] for column in JOB_COLUMNS}
+    for job in jobs:
+        arrays["id"].append(job.id)
+        arrays["name"].append(job.name)
+        arrays["queue"].append(job.queue)
+        arrays["args"].append(dumps(job.args))
+        arrays["metadata"].append(dumps(job.metadata) if job.metadata else "{}")
+        arrays["priority"].append(job.priority)
+        arrays["state"].append(job.state.value)
+        arrays["max_attempts"].append(job.max_attempts)
+        arrays["timeout"].append(job.timeout)
+        arrays["run_at"].append(job.run_at)
+        arrays["created_at"].append(job.created_at)
+        arrays["unique_key"].append(job.unique_key)
+        arrays["recurring_name"].append(job.recurring_name)
+        arrays["concurrency_key"].append(job.concurrency_key)
+        arrays["logs"].append(logs_json(job.logs) if job.logs else "[]")
+        arrays["finished_at"].append(job.finished_at)
+    return arrays
+
+
+def job_tuples(jobs: Sequence[Job]) -> list[tuple[Any, ...]]:
+    """The rows of copy_jobs, one tuple per job in JOB_COLUMNS order; JSON columns as Python
+    values, which the COPY's jsonb dumper encodes."""
+    return [
+        (
+            job.id,
+            job.name,
+            job.queue,
+            job.args,
+            job.metadata,
+            job.priority,
+            job.state.value,
+            job.max_attempts,
+            job.timeout,
+            job.run_at,
+            job.created_at,
+            job.unique_key,
+            job.recurring_name,
+            job.concurrency_key,
+            [[line.at.timestamp(), line.message] for line in job.logs],
+            job.finished_at,
+        )
+        for job in jobs
+    ]
+
+
+def job_from_row(row: Row) -> Job:
+    """A stored row as a Job, times as timezone-aware UTC datetimes."""
+    logs, errors, timeout = row["logs"], row["errors"], row["timeout"]
+    return Job(
+        id=row["id"],
+        name=row["name"],
+        queue=row["queue"],
+        args=row["args"],
+        metadata=row["metadata"],
+        priority=row["priority"],
+        state=JobState(row["state"]),
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        timeout=timeout,
+        run_at=utc(row["run_at"]),
+        created_at=utc(row["created_at"]),
+        started_at=opt_utc(row["started_at"]),
+        finished_at=opt_utc(row["finished_at"]),
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        logs=tuple(parse_logs(logs)) if logs else (),
+        result=row["result"],
+        errors=_errors(errors) if errors else (),
+        unique_key=row["unique_key"],
+        recurring_name=row["recurring_name"],
+        concurrency_key=row["concurrency_key"],
+        worker_id=row["worker_id"],
+        lease_expires_at=opt_utc(row["lease_expires_at"]),
+        cancel_requested=row["cancel_requested"],
+    )
+
+
+def worker_params(worker: WorkerInfo) -> dict[str, Any]:
+    """The parameters of upsert_worker."""
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": None if worker.queues is None else dumps(list(worker.queues)),
+        "concurrency": worker.concurrency,
+        "started_at": worker.started_at,
+        "last_seen_at": worker.last_seen_at,
+    }
+
+
+def worker_from_row(row: Row) -> WorkerInfo:
+    """A workers row as WorkerInfo."""
+    queues = row["queues"]
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        queues=None if queues is None else tuple(queues),
+        concurrency=row["concurrency"],
+        started_at=utc(row["started_at"]),
+        last_seen_at=utc(row["last_seen_at"]),
+    )
+
+
+def recurring_params(job: RecurringJob) -> dict[str, Any]:
+    """The parameters of recurring_upsert."""
+    return {
+        "name": job.name,
+        "cron": job.cron,
+        "timezone": job.timezone,
+        "job_name": job.job_name,
+        "args": dumps(job.args),
+        "overlap": job.overlap,
+        "catch_up": job.catch_up,
+        "enabled": job.enabled,
+        "toggled": job.toggled,
+        "next_fire_at": job.next_fire_at,
+        "last_fire_at": job.last_fire_at,
+        "last_job_id": job.last_job_id,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+    }
+
+
+def recurring_from_row(row: Row) -> RecurringJob:
+    """A stored recurring definition, with its last job's state when the query joined it."""
+    state = row["last_job_state"]
+    return RecurringJob(
+        name=row["name"],
+        cron=row["cron"],
+        job_name=row["job_name"],
+        args=row["args"],
+        timezone=row["timezone"],
+        overlap=check_overlap(row["overlap"]),
+        catch_up=row["catch_up"],
+        enabled=row["enabled"],
+        toggled=row["toggled"],
+        next_fire_at=opt_utc(row["next_fire_at"]),
+        last_fire_at=opt_utc(row["last_fire_at"]),
+        last_job_id=row["last_job_id"],
+        last_job_state=None if state is None else JobState(state),
+        created_at=opt_utc(row["created_at"]),
+        updated_at=opt_utc(row["updated_at"]),
+    )

@@ -1,0 +1,1 @@
+"""PostgreSQL store specifics, against the real server."""

@@ -1,0 +1,71 @@
+"""Bulk enqueue: large batches take a binary COPY and keep every field, order and key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conveyor.backends.postgres.backend import COPY_THRESHOLD
+from conveyor.backends.protocol import JobFilter
+from conveyor.model.job import JobState, LogLine, NewJob
+from postgres.conftest import MakeStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_large_batch_keeps_every_field_and_its_order(make_store: MakeStore) -> None:
+    store = make_store()
+    line = LogLine(T0, "made in bulk")
+    requests = [
+        NewJob(
+            f"job{i}",
+            queue=("a", "b")[i % 2],
+            args={"i": i, "nested": {"x": [1.5, None, "é"]}},
+            metadata={"trace": str(i)} if i % 3 == 0 else {},
+            priority=i % 4,
+            timeout=2.5 if i % 5 == 0 else None,
+            run_at=T0 + timedelta(seconds=60) if i % 7 == 0 else None,
+            concurrency_key=f"k{i}" if i % 11 == 0 else None,
+            logs=(line,) if i % 13 == 0 else (),
+        )
+        for i in range(COPY_THRESHOLD * 2)
+    ]
+
+    results = store.enqueue(requests, T0)
+
+    assert [r.job.name for r in results] == [f"job{i}" for i in range(len(requests))]
+    assert all(r.created for r in results)
+    for result in results[:40]:
+        assert store.get(result.job.id) == result.job
+    assert store.get(results[7].job.id).state is JobState.SCHEDULED  # type: ignore[union-attr]
+
+
+def test_unique_keys_in_a_large_batch_resolve_to_the_first_or_the_stored_job(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    [stored] = store.enqueue([NewJob("old", unique_key="held")], T0)
+    requests = [NewJob(f"plain{i}") for i in range(COPY_THRESHOLD)]
+    requests += [NewJob("first", unique_key="new"), NewJob("second", unique_key="new")]
+    requests += [NewJob("dup", unique_key="held")]
+
+    *plain, first, second, dup = store.enqueue(requests, T0)
+
+    assert all(r.created for r in plain) and first.created
+    assert (second.created, second.job.id) == (False, first.job.id)
+    assert (dup.created, dup.job.id) == (False, stored.job.id)
+    assert store.list(JobFilter()).total == COPY_THRESHOLD + 2
+
+
+def test_a_repeated_id_is_refused_by_name_and_nothing_is_stored(make_store: MakeStore) -> None:
+    store = make_store()
+    store.enqueue([NewJob("a", id="taken")], T0)
+    small = [NewJob("b", id="fresh"), NewJob("c", id="taken")]
+    large = [NewJob("d") for _ in range(COPY_THRESHOLD)] + [NewJob("e", id="taken")]
+
+    for batch in (small, large):
+        with pytest.raises(ValueError, match="'taken' already exists"):
+            store.enqueue(batch, T0)
+
+    assert store.list(JobFilter()).total == 1

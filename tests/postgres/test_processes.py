@@ -1,0 +1,189 @@
+"""Real worker processes on one PostgreSQL schema: many workers, serial queues, SIGKILL,
+a paused worker that comes back after its lease was lost, and the database going away."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import conveyor
+from conveyor import JobState
+from conveyor.errors import StoreUnavailable
+from helpers import wait_until
+from postgres.proxy import Proxy
+from postgres.server import url_for
+
+pytestmark = pytest.mark.slow
+APP_DIR = Path(__file__).parent.parent / "integration"  # process_app.py: the worker program
+
+
+class Workers:
+    """Worker processes of process_app.py on a URL; any left are killed at the end."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, list[str]] = {}
+        self.readers: list[threading.Thread] = []
+
+    def start(self, concurrency: int = 10, url: str | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, str(APP_DIR / "process_app.py"), "all", str(concurrency)],
+            env={**os.environ, "CONVEYOR_URL": url or self.url, "PYTHONPATH": str(APP_DIR)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.procs.append(proc)
+        lines = self.logs[proc.pid] = []
+        reader = threading.Thread(target=self._read, args=(proc, lines), daemon=True)
+        reader.start()
+        self.readers.append(reader)
+        return proc
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[bytes], lines: list[str]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            lines.append(raw.decode(errors="replace"))
+
+    def output(self, proc: subprocess.Popen[bytes]) -> str:
+        return "".join(self.logs[proc.pid])
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+            proc.wait(10)
+        for reader in self.readers:
+            reader.join(10)
+        for proc in self.procs:
+            if proc.stderr:
+                proc.stderr.close()
+
+
+@pytest.fixture
+def url(schema: str) -> str:
+    return url_for(schema, application_name=schema)
+
+
+@pytest.fixture
+def producer(url: str) -> Iterator[conveyor.App]:
+    """The test app (the same jobs as the workers'), producing through its own store."""
+    sys.path.insert(0, str(APP_DIR))
+    os.environ["CONVEYOR_URL"] = url
+    import process_app
+
+    process_app.app.close()
+    process_app.app.url = url
+    yield process_app.app
+    process_app.app.close()
+    sys.path.remove(str(APP_DIR))
+
+
+@pytest.fixture
+def workers(url: str) -> Iterator[Workers]:
+    pool = Workers(url)
+    yield pool
+    pool.stop_all()
+
+
+def test_four_processes_run_5000_jobs_once_and_keep_the_serial_queue_serial(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    requests = [producer.request("record", {"n": n}) for n in range(4900)]
+    requests += [producer.request("record_serial", {"n": n}) for n in range(100)]
+    handles = producer.enqueue_many(requests)
+    for _ in range(4):
+        workers.start(concurrency=10)
+
+    def all_done() -> bool:
+        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
+
+    wait_until(all_done, 120, "every job to complete")
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert all(j.attempt == 1 for j in jobs)  # nothing ran twice
+    assert len({j.result["pid"] for j in jobs}) == 4  # every process took a share
+    serial = sorted((j for j in jobs if j.name == "record_serial"), key=lambda j: j.result["start"])
+    assert [j.result["n"] for j in serial] == list(range(100))  # in order
+    for before, after in itertools.pairwise(serial):
+        assert before.result["end"] <= after.result["start"]  # never overlapping
+
+
+def test_a_sigkilled_workers_job_is_rescued_and_run_again(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    victim = workers.start()
+    handle = producer.enqueue("sleepy", {"seconds": 3})
+    wait_until(lambda: handle.refresh().state is JobState.RUNNING, 20, "the first run")
+
+    victim.kill()
+    victim.wait(10)
+    workers.start()
+
+    wait_until(lambda: handle.refresh().state is JobState.COMPLETED, 30, "the second run")
+    job = handle.refresh()
+    assert job.attempt == 2
+    assert job.errors[0].kind == "lost"
+    assert job.result != victim.pid
+
+
+def test_a_paused_worker_that_lost_its_lease_cannot_overwrite_the_rerun(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    paused = workers.start()
+    handle = producer.enqueue("sleepy", {"seconds": 1.5})
+    wait_until(lambda: handle.refresh().state is JobState.RUNNING, 20, "the first run")
+    paused.send_signal(signal.SIGSTOP)  # a stalled or partitioned process
+
+    other = workers.start()
+    wait_until(lambda: handle.refresh().state is JobState.COMPLETED, 30, "the rerun")
+    paused.send_signal(signal.SIGCONT)  # it comes back and finishes its stale attempt
+    time.sleep(3)
+
+    job = handle.refresh()
+    assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 2, other.pid)
+    wait_until(lambda: "lost" in workers.output(paused).lower(), 10, "the stale worker's log")
+
+
+def test_workers_ride_out_a_database_outage(
+    producer: conveyor.App, workers: Workers, schema: str
+) -> None:
+    proxy = Proxy()
+    proxy.up()
+    behind = url_for(schema, application_name=schema, connect_timeout="2", pool_timeout="2")
+    behind = behind.replace(":5432/", f":{proxy.port}/")
+    try:
+        handles = producer.enqueue_many([producer.request("record", {"n": n}) for n in range(1500)])
+        procs = [workers.start(concurrency=4, url=behind) for _ in range(2)]
+        outsider = conveyor.App(behind)
+        outsider.declare("record")
+        outsider.enqueue("record", {"n": -1})  # opens its pool through the proxy
+
+        def completed() -> int:
+            return producer.jobs.counts().by_state.get("completed", 0)
+
+        wait_until(lambda: completed() > 100, 60, "work to start")
+        proxy.down()
+        with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+            outsider.enqueue("record", {"n": -2})  # never a silent drop
+        time.sleep(3)
+        proxy.up()
+
+        wait_until(lambda: completed() == len(handles) + 1, 120, "every job after the outage")
+        assert producer.jobs.counts().by_state == {"completed": len(handles) + 1}
+        assert all(proc.poll() is None for proc in procs)  # the workers carried on
+        logs = "".join(workers.output(proc) for proc in procs)
+        assert "PostgreSQL" in logs  # they said what went wrong
+        outsider.close()
+    finally:
+        proxy.down()
