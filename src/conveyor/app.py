@@ -250,14 +250,18 @@ class App:
         args: dict[str, Any] | None = None,
         *,
         metadata: dict[str, str] | None = None,
+        connection: Any = None,
         **options: Any,
     ) -> JobHandle:
         """Store a job by name with JSON `args`; options: queue, priority, delay, run_at,
         unique_key, max_attempts, timeout. Returns a handle (`.created` False when an active
-        job with the same unique_key already existed and was returned instead)."""
+        job with the same unique_key already existed and was returned instead).
+
+        `connection` (PostgreSQL): a psycopg connection whose open transaction the job joins,
+        so it exists only if that transaction commits."""
         if metadata is not None:
             options["metadata"] = metadata
-        return self.enqueue_many([self.request(name, args, **options)])[0]
+        return self.enqueue_many([self.request(name, args, **options)], connection=connection)[0]
 
     async def enqueue_async(
         self,
@@ -265,30 +269,51 @@ class App:
         args: dict[str, Any] | None = None,
         *,
         metadata: dict[str, str] | None = None,
+        connection: Any = None,
         **options: Any,
     ) -> JobHandle:
-        """`enqueue` for async code: never blocks the event loop."""
+        """`enqueue` for async code: never blocks the event loop. `connection`: a
+        psycopg.AsyncConnection whose transaction the job joins (PostgreSQL)."""
         if metadata is not None:
             options["metadata"] = metadata
-        return (await self.enqueue_many_async([self.request(name, args, **options)]))[0]
+        jobs = [self.request(name, args, **options)]
+        return (await self.enqueue_many_async(jobs, connection=connection))[0]
 
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[JobHandle]:
-        """Store many jobs in one transaction (all or nothing)."""
+    def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[JobHandle]:
+        """Store many jobs in one transaction (all or nothing); with `connection`, in the
+        caller's own PostgreSQL transaction."""
         if not jobs:
             return []
-        results = self.backend.enqueue(jobs, self.clock())
+        if connection is not None:
+            results = self._transactional("enqueue_in")(connection, jobs, self.clock())
+        else:
+            results = self.backend.enqueue(jobs, self.clock())
         return self._announce(results)
 
-    async def enqueue_many_async(self, jobs: Sequence[NewJob]) -> list[JobHandle]:
+    async def enqueue_many_async(
+        self, jobs: Sequence[NewJob], *, connection: Any = None
+    ) -> list[JobHandle]:
         """`enqueue_many` for async code."""
         backend = self.backend
         if not jobs:
             return []
+        if connection is not None:
+            enqueue_in = self._transactional("enqueue_in_async")
+            return self._announce(await enqueue_in(connection, jobs, self.clock()))
         if backend.blocking or self.settings.queue_full == "wait":
             results = await asyncio.to_thread(backend.enqueue, jobs, self.clock())
         else:
             results = backend.enqueue(jobs, self.clock())
         return self._announce(results)
+
+    def _transactional(self, verb: str) -> Callable[..., Any]:
+        method: Callable[..., Any] | None = getattr(self.backend, verb, None)
+        if method is None:
+            raise ConfigurationError(
+                f"enqueueing inside your own transaction needs a postgresql:// store; "
+                f"this app uses {self.url!r}: drop connection=, or switch stores"
+            )
+        return method
 
     def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
         check_arguments(args)
@@ -412,6 +437,16 @@ class JobFunction(Generic[P, R]):
     async def enqueue_async(self, **args: Any) -> JobHandle:
         """`enqueue` for async code."""
         return (await self.app.enqueue_many_async([self.request(**args)]))[0]
+
+    def enqueue_in(self, connection: Any, **args: Any) -> JobHandle:
+        """Enqueue inside the caller's open transaction on a psycopg `connection`
+        (PostgreSQL): rolled back means no job; committed means the job is there."""
+        return self.app.enqueue_many([self.request(**args)], connection=connection)[0]
+
+    async def enqueue_in_async(self, connection: Any, **args: Any) -> JobHandle:
+        """`enqueue_in` on a psycopg.AsyncConnection."""
+        jobs = [self.request(**args)]
+        return (await self.app.enqueue_many_async(jobs, connection=connection))[0]
 
     def __repr__(self) -> str:
         return f"<JobFunction {self.name}>"
