@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,22 @@ def store_url(kind: str, tmp_path: Path) -> str:
         pytest.importorskip("conveyor.backends.sqlite.backend", reason="SQLite store missing")
         return f"sqlite:///{tmp_path}/jobs.db"
     return "memory://"
+
+
+@contextmanager
+def store(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of `kind` for one test; a PostgreSQL one gets its own schema, dropped after."""
+    if kind != "postgres":
+        yield store_url(kind, tmp_path)
+        return
+    from postgres.server import drop_schema, new_schema_name, require_server, url_for
+
+    require_server()
+    schema = new_schema_name()
+    try:
+        yield url_for(schema)
+    finally:
+        drop_schema(schema)
+
+
+STORES = ["memory", "sqlite", "postgres"]

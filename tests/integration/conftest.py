@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 import conveyor
-from integration_support import FAST, store_url
+from integration_support import FAST, STORES, store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=STORES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App]:
     """A fresh App on each store."""
-    application = conveyor.App(store_url(request.param, tmp_path), **FAST)
-    yield application
-    application.close()
+    with store(request.param, tmp_path) as url:
+        application = conveyor.App(url, **FAST)
+        yield application
+        application.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import conveyor
 from conveyor import JobState
 from conveyor.runtime.scheduler import Scheduler
-from integration_support import FAST, store_url
+from integration_support import FAST, STORES, store
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -46,9 +47,10 @@ def scheduler_of(app: conveyor.App) -> Scheduler:
     return Scheduler(env.backend, env.registry, env.clock, env.recurring)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return store_url(request.param, tmp_path)
+@pytest.fixture(params=STORES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with store(request.param, tmp_path) as store_url:
+        yield store_url
 
 
 def test_definition_is_validated_where_it_is_made(url: str) -> None:
