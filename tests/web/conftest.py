@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,17 +14,19 @@ from fastapi.testclient import TestClient
 
 import conveyor
 from conveyor.web import create_app
+from integration_support import STORES, store
 
 from .support import MANAGE_TOKEN, TOKENS, VIEW_TOKEN, build_app, sync_recurring
 
 
-@pytest.fixture
-def app() -> Iterator[conveyor.App]:
-    """A memory-store app with its recurring job stored."""
-    application = build_app()
-    sync_recurring(application)
-    yield application
-    application.close()
+@pytest.fixture(params=STORES)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App]:
+    """An app on each store with its recurring job stored."""
+    with store(request.param, tmp_path) as url:
+        application = build_app(url)
+        sync_recurring(application)
+        yield application
+        application.close()
 
 
 @pytest.fixture
