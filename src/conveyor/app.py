@@ -58,6 +58,7 @@ class App:
         self.hooks = Hooks()
         self.middleware: list[Middleware] = []
         self._propagation: Propagation | None = None
+        self._metadata_providers: list[Callable[[], dict[str, str]]] = []
         self._definitions: dict[str, JobDefinition] = {}
         self._declared: dict[str, JobOptions] = {}
         self._queue_limits: dict[str, int] = {}
@@ -239,6 +240,11 @@ class App:
             self.middleware.insert(0, self._propagation.middleware)  # outermost
         self._propagation.add(*variables)
 
+    def add_metadata_provider(self, provider: Callable[[], dict[str, str]]) -> None:
+        """Merge `provider()` into every job's metadata at enqueue time (explicit metadata wins);
+        e.g. the current trace context."""
+        self._metadata_providers.append(provider)
+
     # enqueueing ------------------------------------------------------------------------------
     def request(self, name: str, args: dict[str, Any] | None = None, **options: Any) -> NewJob:
         """Build (not store) a job by name, for `enqueue_many`."""
@@ -322,6 +328,8 @@ class App:
             raise ConfigurationError("metadata must map strings to strings")
         if self._propagation is not None:
             metadata = {**self._propagation.capture(), **metadata}  # explicit metadata wins
+        for provider in self._metadata_providers:
+            metadata = {**provider(), **metadata}
         run_at = options.run_at
         if options.delay is not None:
             run_at = self.clock() + timedelta(seconds=options.delay)

@@ -17,8 +17,7 @@ Read from the store at each scrape (the same values whichever process is scraped
   `conveyor_queue_paused` and `conveyor_queue_oldest_due_age_seconds` by `queue`;
 * `conveyor_workers_alive`; `conveyor_store_up` (0 when the store could not be read).
 
-`conveyor_claim_batch_size` is registered, and fed by `observe_claim()` — the worker has no claim
-hook yet (see docs/observability.md).
+* `conveyor_claim_batch_size`: jobs taken per claim, from the worker's claim hook.
 """
 
 from __future__ import annotations
@@ -193,6 +192,7 @@ def install(
     metrics = ConveyorMetrics(app, registry if registry is not None else REGISTRY, namespace)
     for kind in _COUNTED:
         app.hooks.add(kind, metrics.on_event)
+    app.hooks.on_claim(lambda claimed, _requested: metrics.observe_claim(claimed))
     return metrics
 
 

@@ -7,11 +7,9 @@
 * a CONSUMER span `conveyor run <name>` around each attempt (a middleware), whose parent is the
   W3C trace context carried in the job's metadata under `traceparent` (and `tracestate`).
 
-The trace context gets into the metadata with `inject()` at enqueue time:
-
-    app.enqueue("send_email", {"to": to}, metadata=tracing.inject())
-
-so the run span continues the producer's trace, in whatever process the job runs. Only
+`install` also registers `inject()` as a metadata provider, so every job enqueued in this process
+carries the caller's trace context, and the run span continues the producer's trace in whatever
+process the job runs. Only
 opentelemetry-api is used: configure a TracerProvider (opentelemetry-sdk) in your program.
 """
 
@@ -109,6 +107,7 @@ def install(app: App, tracer_provider: trace.TracerProvider | None = None) -> Tr
     tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider)
     tracing = Tracing(tracer)
     app.hooks.add("enqueued", tracing.on_enqueued)
+    app.add_metadata_provider(inject)  # the enqueuing code's trace context rides with the job
     app.use(tracing.middleware)
     return tracing
 

@@ -38,6 +38,7 @@ class JobEvent:
 
 
 Hook = Callable[[JobEvent], object]
+ClaimHook = Callable[[int, int], object]  # (jobs claimed, slots offered)
 
 
 class Hooks:
@@ -45,6 +46,20 @@ class Hooks:
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Hook]] = {kind: [] for kind in EVENT_KINDS}
+        self._claim_hooks: list[ClaimHook] = []
+
+    def on_claim(self, hook: ClaimHook) -> ClaimHook:
+        """Call `hook(claimed, requested)` after each claim that took jobs (e.g. for metrics)."""
+        self._claim_hooks.append(hook)
+        return hook
+
+    def emit_claim(self, claimed: int, requested: int) -> None:
+        """Run the claim hooks, logging (never raising) their errors."""
+        for hook in self._claim_hooks:
+            try:
+                hook(claimed, requested)
+            except Exception:
+                log.exception("a claim hook raised; the worker is unaffected")
 
     def add(self, kind: EventKind, hook: Hook) -> Hook:
         """Call `hook(event)` on each event of `kind`."""

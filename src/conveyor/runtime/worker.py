@@ -249,6 +249,8 @@ class Worker:
                 log.error("claiming jobs failed (%s); retrying in %.1f s", exc, delay)
                 await self._sleep_or_wake(delay)
                 continue
+            if claimed.jobs:
+                self.env.hooks.emit_claim(len(claimed.jobs), free)
             for job in claimed.jobs:
                 self._start_job(job)
             if len(claimed.jobs) == free:
