@@ -25,6 +25,7 @@ from conveyor.backends import open_backend
 from conveyor.backends.protocol import ClaimRequest, Outcome, Report
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.backends.sqlite import backend as backend_module
+from conveyor.backends.sqlite import database as database_module
 from conveyor.backends.sqlite.sql import Q, migrations
 from conveyor.errors import ConfigurationError, StoreUnavailable
 from conveyor.model.job import AttemptError, JobState, LogLine, NewJob
@@ -457,13 +458,15 @@ def busy(n):
         except StoreUnavailable:
             pass
 
-for _ in range(30):
+for round in range(40):
     store.open()
     stop = False
     threads = [threading.Thread(target=busy, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.02)
+    # Every other round closes at once, while the threads are still connecting (where a
+    # connection used outside its lock crashed within a few rounds), the others mid-call.
+    time.sleep(0 if round % 2 == 0 else 0.005)
     store.close()
     stop = True
     for thread in threads:
@@ -473,5 +476,34 @@ for _ in range(30):
 
 @pytest.mark.slow
 def test_closing_while_other_threads_use_the_store_never_crashes(path: str) -> None:
-    done = subprocess.run([sys.executable, "-c", CLOSE_RACE, path], timeout=120, check=False)
-    assert done.returncode == 0  # a crash (e.g. a use-after-close in C) would be -11
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", CLOSE_RACE, path],  # stacks on a crash
+        timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr  # a crash (a use-after-close in C) would be -11
+    assert done.stderr == ""  # no thread died of anything but StoreUnavailable
+
+
+def test_a_connection_made_while_the_store_closes_is_closed_and_refused(
+    store: SQLiteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[sqlite3.Connection] = []
+    connect = database_module.Database._connect
+
+    def connect_then_close(db: database_module.Database) -> Any:
+        conn = connect(db)
+        made.append(conn)
+        closer = threading.Thread(target=store.close)  # another thread closes the store
+        closer.start()
+        closer.join()
+        return conn
+
+    monkeypatch.setattr(database_module.Database, "_connect", connect_then_close)
+    with pytest.raises(StoreUnavailable, match="closed during the call"):
+        store.get("x")
+    assert len(made) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        made[0].execute("SELECT 1")  # not left open behind the closed store

@@ -27,15 +27,20 @@ _INHERITED: list[sqlite3.Connection] = []
 
 class _Connection(sqlite3.Connection):
     """A thread's connection: weakly referenceable, closed when its thread drops it, and
-    locked while in use so that close() from another thread never frees it mid-call."""
+    locked while in use so that close() from another thread never frees it mid-call.
+
+    Every call into SQLite on a connection that close() can see (one in Database._connections)
+    must hold `in_use`: closing a connection while another thread is inside one of its calls
+    leaves that thread's C code with a freed handle and crashes the process (SIGSEGV)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_use = threading.RLock()
         self.pid = os.getpid()
+        self.retired = False  # set by Database.close(): never to be used again
 
     def __del__(self) -> None:
-        if self.pid == os.getpid():  # never in a forked child (see _INHERITED)
+        if getattr(self, "pid", None) == os.getpid():  # never in a forked child (_INHERITED)
             with suppress(Exception):  # explicitly: newer Pythons warn about implicit closes
                 self.close()
 
@@ -71,9 +76,13 @@ class Database:
             self._check_path()
             try:
                 with self._errors("cannot open"):
+                    # Private to this call (never registered), so close() cannot touch it.
                     conn = self._connect()
-                    conn.execute(Q["journal_wal"])
-                    self._migrate(conn)
+                    try:
+                        conn.execute(Q["journal_wal"])
+                        self._migrate(conn)
+                    finally:
+                        conn.close()
             except BaseException:
                 self.close()
                 raise
@@ -87,6 +96,8 @@ class Database:
             self._generation += 1
             connections = list(self._connections)
             self._connections.clear()
+            for conn in connections:
+                conn.retired = True  # a thread about to use it raises instead (see _using)
         for conn in connections:
             # A connection still busy past the busy timeout is left to its thread, which
             # drops it on its next call (closed when collected).
@@ -136,7 +147,7 @@ class Database:
     def _connection(self) -> _Connection:
         local = self._thread()
         if local.conn is None:
-            local.conn = self._connect()
+            local.conn = self._register(self._connect(), local.generation)
         return local.conn
 
     def changed(self) -> bool:
@@ -145,9 +156,9 @@ class Database:
         local = self._thread()
         with self._errors("cannot read from"):
             if local.watch is None:
-                local.watch = self._connect()
-            with local.watch.in_use:
-                version: int = local.watch.execute(Q["data_version"]).fetchone()[0]
+                local.watch = self._register(self._connect(), local.generation)
+            with self._using(local.watch) as watch:
+                version: int = watch.execute(Q["data_version"]).fetchone()[0]
         seen, local.version = local.version, version
         return seen is not None and seen != version
 
@@ -175,6 +186,7 @@ class Database:
             self._generation += 1
 
     def _connect(self) -> _Connection:
+        """A new connection, set up while no other thread can see it (see _register)."""
         # check_same_thread=False only so that close() may close other threads' connections.
         conn = sqlite3.connect(
             self.path,
@@ -183,36 +195,60 @@ class Database:
             check_same_thread=False,
             factory=_Connection,
         )
-        with self._lock:
-            self._connections.add(conn)
-        conn.row_factory = sqlite3.Row
-        conn.execute(Q["synchronous_normal"])
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(Q["synchronous_normal"])
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _register(self, conn: _Connection, generation: int) -> _Connection:
+        """Make a thread's new connection one that close() closes, unless close() ran since
+        the thread's call began (`generation`): then it is closed here and the call fails,
+        rather than leaving an open connection behind a closed store."""
+        with self._lock:
+            if self._open and generation == self._generation:
+                self._connections.add(conn)
+                return conn
+        conn.close()
+        raise self._closed_during_the_call()
+
+    @contextmanager
+    def _using(self, conn: _Connection) -> Iterator[_Connection]:
+        """Hold `conn` for a call; a connection that close() retired meanwhile is refused."""
+        with conn.in_use:
+            if conn.retired:
+                raise self._closed_during_the_call()
+            yield conn
+
+    def _closed_during_the_call(self) -> StoreUnavailable:
+        return StoreUnavailable(f"the SQLite store {self.path!r} was closed during the call")
 
     # transactions ----------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A short BEGIN IMMEDIATE transaction on the thread's connection."""
-        with self._errors("cannot write to"):
-            conn = self._connection()
-            with conn.in_use, self._transaction(conn):
-                yield conn
+        with (
+            self._errors("cannot write to"),  # entered first: covers _connection() too
+            self._using(self._connection()) as conn,
+            self._transaction(conn),
+        ):
+            yield conn
 
     @contextmanager
     def read(self, consistent: bool = False) -> Iterator[sqlite3.Connection]:
         """The thread's connection for reads; `consistent` ones share one snapshot."""
-        with self._errors("cannot read from"):
-            conn = self._connection()
-            with conn.in_use:
-                if not consistent:
-                    yield conn
-                    return
-                conn.execute(Q["begin_read"])
-                try:
-                    yield conn
-                finally:
-                    if conn.in_transaction:
-                        conn.execute(Q["commit"])
+        with self._errors("cannot read from"), self._using(self._connection()) as conn:
+            if not consistent:
+                yield conn
+                return
+            conn.execute(Q["begin_read"])
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute(Q["commit"])
 
     @staticmethod
     @contextmanager
@@ -234,9 +270,7 @@ class Database:
         except sqlite3.ProgrammingError as exc:
             if self._open:
                 raise
-            raise StoreUnavailable(
-                f"the SQLite store {self.path!r} was closed during the call"
-            ) from exc
+            raise self._closed_during_the_call() from exc
         except _UNAVAILABLE as exc:
             if type(exc) not in _UNAVAILABLE:
                 raise
