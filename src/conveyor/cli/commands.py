@@ -7,6 +7,7 @@ Every verb takes `--app MODULE:APP` (else $CONVEYOR_APP, else `app` in conveyor.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import click
 from rich.live import Live
 
 from conveyor.app import App
-from conveyor.backends import sqlite_path
+from conveyor.backends import open_backend, sqlite_path
+from conveyor.backends.protocol import Backend
 from conveyor.cli.admin import queues, recurring, stats, workers
 from conveyor.cli.base import (
     ConveyorGroup,
@@ -152,29 +154,41 @@ def start_metrics(app: App, port: int, addr: str) -> None:
 @cli.command(short_help="Create or upgrade the store's schema.")
 @common
 def migrate(app_ref: str | None, as_json: bool) -> None:
-    """Open the App's store, applying any pending schema migrations, and print its version.
+    """Apply the App's pending schema migrations and print the schema version.
 
     Workers and producers migrate on first use too; run this in a deploy step to do it once,
-    up front.
+    up front (with PostgreSQL, the apps can then say ?migrate=false in their URL).
 
     \b
     Example:
       conveyor migrate --app myjobs:app
     """
     app = load(app_ref)
-    backend = app.backend  # opening applies the migrations
-    version = schema_version(app.url)
+    backend: Backend = open_backend(app.url, app.settings)
+    applied: list[int] | None = None
+    migrate_store = getattr(backend, "migrate", None)
+    if callable(migrate_store):
+        # A store that migrates on a connection of its own (PostgreSQL), even when the
+        # app's URL says ?migrate=false, which would make opening it refuse a stale schema.
+        applied = list(migrate_store())
+    else:
+        backend = app.backend  # opening applies the migrations
+    read_version = getattr(backend, "schema_version", None)
+    version = read_version() if callable(read_version) else schema_version(app.url)
+    store, where = type(backend).__name__, _safe_url(app.url)
     if as_json:
-        print_json({"url": _safe_url(app.url), "store": type(backend).__name__,
-                    "schema_version": version})  # fmt: skip
+        print_json({"url": where, "store": store, "schema_version": version,
+                    "applied": applied})  # fmt: skip
         return
     shown = "n/a (nothing is stored)" if version is None else str(version)
-    console().print(f"{type(backend).__name__} at {_safe_url(app.url)}: schema version {shown}")
+    if applied is not None:
+        shown += f" (applied now: {', '.join(map(str, applied))})" if applied else " (up to date)"
+    console().print(f"{store} at {where}: schema version {shown}")
 
 
 def schema_version(url: str) -> int | None:
-    """The latest migration applied to a SQLite store; None for other stores (no protocol verb
-    reports it yet)."""
+    """The latest migration applied to a SQLite store; None for other stores without a
+    schema_version() of their own."""
     if not url.startswith("sqlite:"):
         return None
     with sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True) as conn:
@@ -183,7 +197,8 @@ def schema_version(url: str) -> int | None:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without a password."""
+    """The URL without a password (in its user part or a libpq `password=` option)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not at or ":" not in credentials:

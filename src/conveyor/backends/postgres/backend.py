@@ -113,6 +113,13 @@ class PostgresBackend(RecurringVerbs):
         with self._db.errors("cannot read"), self._db.connect() as conn:
             return self._db.pending_migrations(conn)
 
+    def schema_version(self) -> int | None:
+        """The latest migration applied to this schema (None before the first), read on a
+        connection of its own, so it works whether or not the store is open."""
+        with self._db.errors("cannot read"), self._db.connect() as conn:
+            applied = self._db.applied_migrations(conn)
+        return applied[-1] if applied else None
+
     # producers -------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing

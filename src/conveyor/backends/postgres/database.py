@@ -146,6 +146,12 @@ def is_connection_error(exc: BaseException) -> bool:
     return state is None or state.startswith(_CONNECTION_STATES)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (libpq's go on over several), else its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class Database:
     """A connection pool to one database, rendered queries for one schema, and a listener."""
 
@@ -247,14 +253,18 @@ class Database:
                     done.append(version)
         return done
 
-    def pending_migrations(self, conn: Conn) -> list[int]:
-        """The versions shipped but not applied to `conn`'s schema yet."""
+    def applied_migrations(self, conn: Conn) -> list[int]:
+        """The versions applied to `conn`'s schema, in order (none before the first migrate)."""
         q = self.queries
         found = conn.execute(q["schema_version_exists"], {"schema": self.config.schema})
         row = found.fetchone()
-        applied: set[int] = set()
-        if row is not None and row["exists"]:
-            applied = {r["version"] for r in conn.execute(q["applied_versions"])}
+        if row is None or not row["exists"]:
+            return []
+        return [r["version"] for r in conn.execute(q["applied_versions"])]
+
+    def pending_migrations(self, conn: Conn) -> list[int]:
+        """The versions shipped but not applied to `conn`'s schema yet."""
+        applied = set(self.applied_migrations(conn))
         return [version for version, _ in migrations() if version not in applied]
 
     def check_migrated(self, conn: Conn) -> None:
@@ -311,7 +321,7 @@ class Database:
             if not is_connection_error(exc):
                 raise
             self._check_pool()
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise StoreUnavailable(
                 f"{doing} the PostgreSQL store at {config.target}: {reason}. Check that the "
                 "server is running and reachable (`pg_isready -h HOST -p PORT`) and that the "
@@ -408,7 +418,7 @@ class Database:
             log.warning(
                 "lost the LISTEN connection to %s (%s); reconnecting, polling meanwhile",
                 self.config.target,
-                exc,
+                first_line(exc),
             )
             self._listener = None
             with suppress(psycopg.Error):
