@@ -21,6 +21,7 @@ from conveyor.web import errors
 from conveyor.web.api import api_router
 from conveyor.web.auth import Auth, Authorize, hash_token
 from conveyor.web.dashboard import Dashboard
+from conveyor.web.metrics_route import install_metrics
 from conveyor.web.pages import install_pages
 
 __all__ = ["create_app", "hash_token", "parse_token_option", "serve"]
@@ -96,6 +97,7 @@ def create_app(
     api.include_router(api_router(dash), prefix=prefix)
     api.mount(f"{prefix}/static", StaticFiles(directory=STATIC), name="static")
     install_pages(api, dash)
+    install_metrics(api, dash, prefix)
     return api
 
 
