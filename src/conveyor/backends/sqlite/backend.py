@@ -437,16 +437,23 @@ class SQLiteBackend(RecurringVerbs):
         params: dict[str, Any] = {
             "name": query.name,
             "queue": query.queue,
-            "search": query.search or None,
+            "states": None if query.states is None else json_list(sorted(query.states)),
         }
         suffix = ""
-        if query.states is not None:
-            suffix, params["states"] = "_in_states", json_list(sorted(query.states))
+        if query.search:
+            suffix, params["search"] = "_search", _like_literal(query.search)
+        elif query.states is not None:
+            suffix = "_in_states"
         with self._db.read(consistent=True) as conn:
             total = conn.execute(Q["count_listed" + suffix], params).fetchone()[0]
             window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
             rows = conn.execute(Q["list_jobs" + suffix], window).fetchall()
         return Page([job_from_row(row) for row in rows], total, page, per_page)
+
+
+def _like_literal(text: str) -> str:
+    """`text` with LIKE's wildcards escaped (the queries use ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
