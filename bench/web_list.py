@@ -1,6 +1,6 @@
 """How fast the dashboard lists jobs with 100,000 of them in SQLite (target: under 100 ms).
 
-    .venv/bin/python bench/web_list.py [--jobs 100000] [--runs 30]
+    .venv/bin/python bench/web_list.py [--jobs 100000] [--runs 30] [--url postgresql://…]
 
 Fills a fresh SQLite store with `--jobs` jobs through app.enqueue_many (a mix of names, queues
 and states), then times GET /api/jobs and the /jobs page in-process (no network), each
@@ -75,9 +75,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--url",
+        help="an empty store to fill instead of a fresh SQLite file, e.g. "
+        "postgresql://postgres@127.0.0.1/test?schema=web_bench (the schema is left behind)",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="conveyor-web-bench-") as folder:
-        app = App(f"sqlite:///{Path(folder) / 'bench.db'}")
+        app = App(options.url or f"sqlite:///{Path(folder) / 'bench.db'}")
+        print(f"store: {app.url.split('@')[-1]}")
         started = time.perf_counter()
         search = fill(app, options.jobs)
         print(f"filled {options.jobs:,} jobs in {time.perf_counter() - started:.1f} s")
