@@ -1,12 +1,15 @@
 """Conveyor benchmarks: enqueue rates, drain throughput and pickup latency, per store.
 
-    .venv/bin/python bench/run.py [--stores memory,sqlite] [--jobs 10000] [--quick]
+    .venv/bin/python bench/run.py [--stores memory,sqlite,postgres] [--jobs 10000] [--quick]
 
 Everything goes through the public API (App, @app.job, enqueue, enqueue_many, app.worker).
-For SQLite the worker is a separate OS process (this script re-run with --child-worker) and
-this process is the producer and observer; the memory store lives in one process, so its
-worker runs in this process's event loop. Results are printed as a table and written to
-bench/results-latest.json.
+The default stores are memory and sqlite; postgres uses a fresh schema of the database at
+$CONVEYOR_BENCH_POSTGRES (default postgresql://postgres@127.0.0.1:5432/test) per measurement
+and drops them at the end (bench/postgres_peers.py compares it with Procrastinate and
+pgqueuer). For SQLite and PostgreSQL the worker is a separate OS process (this script re-run
+with --child-worker) and this process is the producer and observer; the memory store lives in
+one process, so its worker runs in this process's event loop. Results are printed as a table
+and written to bench/results-latest.json.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ TARGETS: dict[tuple[str, str], tuple[str, float, str]] = {
     ("enqueue_bulk", "sqlite"): ("ge", 50_000.0, "jobs/s"),
     ("latency_p50", "memory"): ("le", 2.0, "ms"),
     ("latency_p50", "sqlite"): ("le", 10.0, "ms"),
+    ("drain", "postgres"): ("ge", 5_000.0, "jobs/s"),
+    ("enqueue_bulk", "postgres"): ("ge", 50_000.0, "jobs/s"),
+    ("latency_p50", "postgres"): ("le", 4.0, "ms"),
 }
 
 # The `stamp` job calls the callback registered under its `i` when it starts (in-process only:
@@ -124,6 +130,46 @@ class SQLiteStore(Store):
     def new_url(self) -> str:
         self._made += 1
         return f"sqlite:///{self.workdir / f'bench-{self._made}.db'}"
+
+
+class PostgresStore(Store):
+    """A fresh schema of the database at $CONVEYOR_BENCH_POSTGRES (default: the local test
+    database) for every measurement; all of them are dropped at the end."""
+
+    name = "postgres"
+    base = os.environ.get("CONVEYOR_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.schemas: list[str] = []
+
+    def new_url(self) -> str:
+        schema = f"bench_{os.getpid()}_{len(self.schemas)}"
+        self.schemas.append(schema)
+        return f"{self.base}?schema={schema}"
+
+    def drop_schemas(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            for schema in self.schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def postgres_available() -> str | None:
+    """None when the PostgreSQL store opens and works, else why not."""
+    store = PostgresStore(Path(tempfile.gettempdir()))
+    try:
+        app, jobs = build_app(store.new_url())
+        try:
+            jobs.noop_async.enqueue(i=0)
+            app.jobs.counts()
+        finally:
+            app.close()
+        store.drop_schemas()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def sqlite_available() -> str | None:
@@ -634,8 +680,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if kind not in ("async", "sync"):
             parser.error(f"unknown job kind {kind!r}: use async, sync")
     for name in args.stores:
-        if name not in ("memory", "sqlite"):
-            parser.error(f"unknown store {name!r}: use memory, sqlite")
+        if name not in ("memory", "sqlite", "postgres"):
+            parser.error(f"unknown store {name!r}: use memory, sqlite, postgres")
     return args
 
 
@@ -674,14 +720,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         for name in args.stores:
-            store: Store = MemoryStore(Path(tmp)) if name == "memory" else SQLiteStore(Path(tmp))
-            if name == "sqlite":
-                why = sqlite_available()
-                if why is not None:
-                    note(f"sqlite: skipped, the store does not work yet ({why})")
-                    results["stores"][name] = {"skipped": why}
-                    continue
-            results["stores"][name] = run_store(store, args, note)
+            kinds = {"memory": MemoryStore, "sqlite": SQLiteStore, "postgres": PostgresStore}
+            store: Store = kinds[name](Path(tmp))
+            probe = {"sqlite": sqlite_available, "postgres": postgres_available}.get(name)
+            why = probe() if probe is not None else None
+            if why is not None:
+                note(f"{name}: skipped, the store does not work here ({why})")
+                results["stores"][name] = {"skipped": why}
+                continue
+            try:
+                results["stores"][name] = run_store(store, args, note)
+            finally:
+                if isinstance(store, PostgresStore):
+                    store.drop_schemas()
 
     results["load_average_after"] = os.getloadavg()
     args.out.write_text(json.dumps(results, indent=2) + "\n")
