@@ -9,6 +9,7 @@ import gc
 import itertools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -138,6 +139,18 @@ def test_claim_queries_walk_the_claim_ordered_indexes(store: SQLiteBackend) -> N
             plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], params))
             assert "INDEX conveyor_jobs_" in plan, (name, plan)
             assert "TEMP B-TREE" not in plan, (name, plan)
+    conn.close()
+
+
+def test_writes_by_id_look_jobs_up_by_primary_key(store: SQLiteBackend) -> None:
+    """An index on state must not lure a write by id into walking every job in that state."""
+    with sqlite3.connect(store.path) as conn:
+        for name in ("claim_jobs", "extend_leases", "cancel_requested_among", "finish_job"):
+            params = {key: "[]" for key in re.findall(r":(\w+)", Q[name])}
+            rows = conn.execute("EXPLAIN QUERY PLAN " + Q[name], params).fetchall()
+            plan = " ".join(row[3] for row in rows)
+            assert "PRIMARY KEY" in plan, (name, plan)
+            assert "state_created" not in plan, (name, plan)
     conn.close()
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from conveyor.backends.protocol import ClaimRequest, Outcome, WorkerInfo
+from conveyor.backends.protocol import Claimed, ClaimRequest, Outcome, WorkerInfo
 from conveyor.context import Context, ReportSink
 from conveyor.model.job import Job, JobState
 from conveyor.runtime.environment import Environment
@@ -85,6 +85,7 @@ class Worker:
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._io_pool: ThreadPoolExecutor | None = None
+        self._claim_pool: ThreadPoolExecutor | None = None
         self._job_threads = DaemonThreadPool(self.concurrency + 8)
         self._unsubscribe: Callable[[], None] | None = None
         self._waiter: threading.Thread | None = None
@@ -104,7 +105,10 @@ class Worker:
             self.id, self.env.registry, self._job_threads, self.env.clock, self.env.middleware
         )
         if self.env.backend.blocking:
+            # Claims get a thread of their own so that they overlap with the writes of
+            # outcomes, reports and heartbeats instead of queueing behind them.
             self._io_pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-io")
+            self._claim_pool = ThreadPoolExecutor(1, thread_name_prefix="conveyor-claim")
         self._unsubscribe = self.env.backend.subscribe(self._wake_threadsafe)
         await self._heartbeat()
         self._tasks = [
@@ -167,8 +171,9 @@ class Worker:
         if self._waiter is not None:
             # the app may close the store right after stop(): let the waiter leave it first
             await asyncio.to_thread(self._waiter.join, 2.0)
-        if self._io_pool:
-            self._io_pool.shutdown(wait=True)
+        for pool in (self._claim_pool, self._io_pool):
+            if pool:
+                pool.shutdown(wait=True)
         self._stopped = True
         log.info("worker %s stopped", self.id)
 
@@ -226,7 +231,7 @@ class Worker:
 
     # the hot path ----------------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
-        settings, backend = self.env.settings, self.env.backend
+        settings = self.env.settings
         lease = timedelta(seconds=settings.lease_seconds)
         failures = 0
         while not self._stopping:
@@ -241,7 +246,7 @@ class Worker:
                 self.id, free, now, now + lease, self.queues, self.env.queue_limits
             )
             try:
-                claimed = await self._io(backend.claim, request)
+                claimed = await self._claim(request)
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -454,6 +459,13 @@ class Worker:
                 loop.call_soon_threadsafe(self._wake.set)
 
     # helpers ---------------------------------------------------------------------------------
+    async def _claim(self, request: ClaimRequest) -> Claimed:
+        if self._claim_pool is None:
+            return self.env.backend.claim(request)
+        loop = self._loop
+        assert loop is not None
+        return await loop.run_in_executor(self._claim_pool, self.env.backend.claim, request)
+
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         if self._io_pool is None:
             return fn(*args)

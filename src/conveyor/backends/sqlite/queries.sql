@@ -107,7 +107,8 @@ SET state = 'running',
     worker_id = :worker_id,
     lease_expires_at = :lease_expires_at,
     started_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('scheduled', 'pending')
+-- "+state": look the ids up by primary key, not by walking every waiting job's state
+WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('scheduled', 'pending')
 RETURNING *;
 
 -- Only scheduled jobs wait for their run_at: pending ones are due already.
@@ -163,12 +164,12 @@ ON CONFLICT (id) DO UPDATE SET
 -- name: extend_leases
 UPDATE conveyor_jobs SET lease_expires_at = :lease_expires_at
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND worker_id = :worker_id AND state = 'running';
+  AND worker_id = :worker_id AND +state = 'running';
 
 -- name: cancel_requested_among
 SELECT id FROM conveyor_jobs
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND worker_id = :worker_id AND state = 'running' AND cancel_requested = 1;
+  AND worker_id = :worker_id AND +state = 'running' AND cancel_requested = 1;
 
 -- name: delete_worker
 DELETE FROM conveyor_workers WHERE id = ?;
