@@ -632,13 +632,17 @@ class PostgresBackend(RecurringVerbs):
             "states": None if query.states is None else sorted(s.value for s in query.states),
             "name": query.name,
             "queue": query.queue,
-            "search": query.search or None,
         }
+        suffix = ""
+        if query.search:
+            suffix, params["search"] = "_search", query.search
+        elif query.states is not None:
+            suffix = "_in_states"
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
         with self._db.connection() as conn, conn.transaction():
             conn.execute(self._q["repeatable_read"])
-            counted = conn.execute(self._q["count_listed"], params).fetchone()
-            rows = conn.execute(self._q["list_jobs"], window).fetchall()
+            counted = conn.execute(self._q["count_listed" + suffix], params).fetchone()
+            rows = conn.execute(self._q["list_jobs" + suffix], window).fetchall()
         total = 0 if counted is None else int(counted["total"])
         return Page([job_from_row(row) for row in rows], total, page, per_page)
 

@@ -443,23 +443,55 @@ SELECT * FROM __schema__.jobs WHERE id = %(id)s;
 -- name: repeatable_read
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
 
+-- Listing newest first in three shapes, each with its own plan (a generic prepared plan of one
+-- catch-all query would filter every row): no filter walks jobs_created; a state filter walks
+-- jobs_state_created; a search scans once (strpos: wildcards are plain text).
+
 -- name: list_jobs
 SELECT * FROM __schema__.jobs
-WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+WHERE true
   AND (%(name)s::text IS NULL OR name = %(name)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(search)s::text IS NULL OR strpos(lower(id), lower(%(search)s::text)) > 0
-       OR strpos(lower(name), lower(%(search)s::text)) > 0)
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: count_listed
 SELECT count(*) AS total FROM __schema__.jobs
-WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+WHERE true
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text);
+
+-- name: list_jobs_in_states
+SELECT * FROM __schema__.jobs
+WHERE state = ANY(%(states)s::text[])
   AND (%(name)s::text IS NULL OR name = %(name)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(search)s::text IS NULL OR strpos(lower(id), lower(%(search)s::text)) > 0
-       OR strpos(lower(name), lower(%(search)s::text)) > 0);
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_listed_in_states
+SELECT count(*) AS total FROM __schema__.jobs
+WHERE state = ANY(%(states)s::text[])
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text);
+
+-- name: list_jobs_search
+SELECT * FROM __schema__.jobs
+WHERE (strpos(lower(id), lower(%(search)s::text)) > 0
+       OR strpos(lower(name), lower(%(search)s::text)) > 0)
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_listed_search
+SELECT count(*) AS total FROM __schema__.jobs
+WHERE (strpos(lower(id), lower(%(search)s::text)) > 0
+       OR strpos(lower(name), lower(%(search)s::text)) > 0)
+  AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(name)s::text IS NULL OR name = %(name)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text);
 
 -- name: counts
 SELECT queue, state, count(*) AS n FROM __schema__.jobs GROUP BY queue, state;
