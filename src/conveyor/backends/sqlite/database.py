@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -79,7 +80,7 @@ class Database:
                     # Private to this call (never registered), so close() cannot touch it.
                     conn = self._connect()
                     try:
-                        conn.execute(Q["journal_wal"])
+                        _switch_to_wal(conn)
                         self._migrate(conn)
                     finally:
                         conn.close()
@@ -279,3 +280,19 @@ class Database:
                 "directory exist and are writable by this user (SQLite also creates -wal and "
                 "-shm files next to it) and that no other process holds a long write lock"
             ) from exc
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode. While another process is creating the same new file, SQLite can
+    answer "database is locked" at once, without its busy handler: retry until BUSY_TIMEOUT."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            conn.execute(Q["journal_wal"])
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
