@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +41,7 @@ from conveyor.backends.protocol import (
     Throughput,
     WorkerInfo,
 )
+from conveyor.backends.subscribers import Subscribers
 from conveyor.model.job import (
     FINISHED_STATES,
     WAITING_STATES,
@@ -81,8 +81,7 @@ class PostgresBackend(RecurringVerbs):
         self.config = config
         self._db = Database(config)
         self._q = self._db.queries
-        self._subscribers: list[Callable[[], None]] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresBackend:
@@ -455,24 +454,10 @@ class PostgresBackend(RecurringVerbs):
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` after enqueue, retry, finish or rescue through this object.
         Returns a function that unsubscribes."""
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def _notify(self) -> None:
-        with self._subscribers_lock:
-            callbacks = tuple(self._subscribers)
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a job-store subscriber failed; it stays subscribed")
+        self._subscribers.notify()
 
     # maintenance -----------------------------------------------------------------------------
     def rescue_expired(self, now: datetime) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -38,6 +37,7 @@ from conveyor.backends.sqlite.rows import (
     worker_row,
 )
 from conveyor.backends.sqlite.sql import Q
+from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import StoreUnavailable
 from conveyor.model.job import (
     FINISHED_STATES,
@@ -66,8 +66,7 @@ class SQLiteBackend(RecurringVerbs):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db = Database(path)
-        self._subscribers: list[Callable[[], None]] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers()
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({self.path!r})"
@@ -277,24 +276,10 @@ class SQLiteBackend(RecurringVerbs):
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` after enqueue, retry, finish or rescue commits through this object.
         Returns a function that unsubscribes."""
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     def _notify(self) -> None:
-        with self._subscribers_lock:
-            callbacks = tuple(self._subscribers)
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a job-store subscriber failed; it stays subscribed")
+        self._subscribers.notify()
 
     # queues and statistics ---------------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
