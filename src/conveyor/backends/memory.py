@@ -348,11 +348,11 @@ class MemoryBackend:
         now = outcome.now
         errors = (*job.errors, outcome.error) if outcome.error is not None else job.errors
         attempt = job.attempt if outcome.count_attempt else job.attempt - 1
-        if outcome.state in WAITING_STATES:
-            run_at = outcome.run_at or now
+        state, run_at = outcome.landing()
+        if run_at is not None:
             again = _evolve(
                 job,
-                state=JobState.SCHEDULED if run_at > now else JobState.PENDING,
+                state=state,
                 run_at=run_at,
                 attempt=attempt,
                 errors=errors,
@@ -364,7 +364,7 @@ class MemoryBackend:
             return
         done = _evolve(
             job,
-            state=outcome.state,
+            state=state,
             attempt=attempt,
             finished_at=now,
             result=outcome.result if outcome.state is JobState.COMPLETED else job.result,

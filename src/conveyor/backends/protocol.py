@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from conveyor.model.job import AttemptError, Enqueued, Job, JobState, LogLine, NewJob
+from conveyor.model.job import (
+    TRANSITIONS,
+    AttemptError,
+    Enqueued,
+    Job,
+    JobState,
+    LogLine,
+    NewJob,
+)
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 
 
@@ -65,6 +73,20 @@ class Outcome:
     error: AttemptError | None = None
     run_at: datetime | None = None
     count_attempt: bool = True
+
+    def landing(self) -> tuple[JobState, datetime | None]:
+        """The state the job lands in, and its run_at when another attempt follows (a retry
+        is scheduled or pending by when it is due, whatever the worker said). Raises
+        ValueError for a state an attempt cannot end in."""
+        if self.state not in _ENDINGS:
+            raise ValueError(f"an attempt cannot end in state {self.state!r}")
+        if self.state in (JobState.SCHEDULED, JobState.PENDING):
+            run_at = self.run_at or self.now
+            return (JobState.SCHEDULED if run_at > self.now else JobState.PENDING), run_at
+        return self.state, None
+
+
+_ENDINGS = TRANSITIONS[JobState.RUNNING]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,6 @@ from conveyor.backends.protocol import (
 )
 from conveyor.backends.subscribers import Subscribers
 from conveyor.model.job import (
-    FINISHED_STATES,
     WAITING_STATES,
     AttemptError,
     Enqueued,
@@ -51,7 +50,6 @@ from conveyor.model.job import (
     JobState,
     LogLine,
     NewJob,
-    can_transition,
 )
 from conveyor.model.logs import append_logs
 from conveyor.model.serialization import dumps
@@ -685,14 +683,8 @@ class _Batch:
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
     """The finish_jobs entries of one outcome, encoded before the statement runs."""
-    if not can_transition(JobState.RUNNING, outcome.state):
-        raise ValueError(f"an attempt cannot end in state {outcome.state!r}")
-    state, run_at = outcome.state, None
-    final = state in FINISHED_STATES
-    if not final:
-        # Another attempt: its state follows from when it is due, whatever the worker said.
-        run_at = outcome.run_at or outcome.now
-        state = JobState.SCHEDULED if run_at > outcome.now else JobState.PENDING
+    state, run_at = outcome.landing()
+    final = run_at is None
     return {
         "id": outcome.job_id,
         "worker_id": outcome.worker_id,

@@ -40,13 +40,11 @@ from conveyor.backends.sqlite.sql import Q
 from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import StoreUnavailable
 from conveyor.model.job import (
-    FINISHED_STATES,
     AttemptError,
     Enqueued,
     Job,
     JobState,
     NewJob,
-    can_transition,
 )
 from conveyor.model.logs import append_logs
 from conveyor.model.serialization import dumps
@@ -443,14 +441,8 @@ def _like_literal(text: str) -> str:
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
     """The finish_job parameters of one outcome, encoded before the transaction starts."""
-    if not can_transition(JobState.RUNNING, outcome.state):
-        raise ValueError(f"an attempt cannot end in state {outcome.state!r}")
-    state, run_at = outcome.state, None
-    final = state in FINISHED_STATES
-    if not final:
-        # Another attempt: its state follows from when it is due, whatever the worker said.
-        run_at = outcome.run_at or outcome.now
-        state = JobState.SCHEDULED if run_at > outcome.now else JobState.PENDING
+    state, run_at = outcome.landing()
+    final = run_at is None
     return {
         "id": outcome.job_id,
         "worker_id": outcome.worker_id,
