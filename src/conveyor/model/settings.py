@@ -17,6 +17,9 @@ class Settings:
     lease_seconds: float = 30.0
     heartbeat_interval: float = 5.0
     poll_interval: float = 1.0  # fallback wake-up when no notification arrives
+    # claimed jobs a worker may hold waiting for a free slot, so that its next claim overlaps
+    # with running jobs: None = adapt (up to `concurrency`, fewer the longer jobs take), 0 = none
+    prefetch: int | None = None
     ack_batch_size: int = 200
     ack_interval: float = 0.005
     progress_flush_count: int = 50
@@ -37,6 +40,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise ConfigurationError("prefetch must be 0 (never) or more, or None (adapt)")
         if self.heartbeat_interval * 2 > self.lease_seconds:
             raise ConfigurationError(
                 "heartbeat_interval must be at most half of lease_seconds, "

@@ -95,7 +95,7 @@ class JobExecutor:
             if reason is None or task is None:
                 raise
             task.uncancel()
-            return self._stopped(job, reason)
+            return self.stopped(job, reason)
         except TimeoutError as exc:
             if scope is None or not scope.expired():
                 return self._from_exception(job, definition, exc)
@@ -112,11 +112,11 @@ class JobExecutor:
             )
         except Exception as exc:
             if running.stop_reason is not None:
-                return self._stopped(job, running.stop_reason)
+                return self.stopped(job, running.stop_reason)
             return self._from_exception(job, definition, exc)
         if running.stop_reason is not None:
             # a cancelled sync job that returned anyway: its result is discarded
-            return self._stopped(job, running.stop_reason)
+            return self.stopped(job, running.stop_reason)
         bad = find_unencodable(value, "result")
         if bad:
             return self._failure(
@@ -165,7 +165,9 @@ class JobExecutor:
                 ctx._scope.failure = exc
             raise
 
-    def _stopped(self, job: Job, reason: StopReason) -> Outcome:
+    def stopped(self, job: Job, reason: StopReason) -> Outcome:
+        """The outcome of a job stopped before it ended: cancelled, or released at shutdown
+        (back to pending, the attempt given back)."""
         now = self._clock()
         if reason == "shutdown":
             return Outcome(

@@ -21,9 +21,10 @@ from conveyor.backends.protocol import Claimed, ClaimRequest, Outcome, WorkerInf
 from conveyor.context import Context, ReportSink
 from conveyor.model.job import Job, JobState
 from conveyor.runtime.environment import Environment
-from conveyor.runtime.executor import JobExecutor, RunningJob
+from conveyor.runtime.executor import JobExecutor, RunningJob, StopReason
 from conveyor.runtime.hooks import EventKind, JobEvent
 from conveyor.runtime.maintenance import Sweeper
+from conveyor.runtime.prefetch import RELEASE_AFTER, PrefetchPlan, ReadyJobs
 from conveyor.runtime.reporting import ReportBuffer
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.threads import DaemonThreadPool
@@ -78,6 +79,8 @@ class Worker:
         self._maintenance = maintenance
         self._scheduler = scheduler
         self._running: dict[str, RunningJob] = {}
+        self._ready = ReadyJobs()  # claimed ahead, waiting for a slot (see runtime/prefetch.py)
+        self._prefetch = PrefetchPlan(self.concurrency, env.settings.prefetch)
         self._unacked: dict[str, Job] = {}
         self._outcomes: list[Outcome] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,6 +149,7 @@ class Worker:
         self._slot_freed.set()
         fetch = self._tasks[0]
         await asyncio.gather(fetch, return_exceptions=True)
+        self._release_ready("shutdown")
         grace = self.env.settings.shutdown_timeout if timeout is None else timeout
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
@@ -213,7 +217,7 @@ class Worker:
     def request_cancel(self, job_id: str) -> bool:
         """Cancel a job running here (thread-safe); returns False if it does not run here."""
         loop = self._loop
-        if loop is None or job_id not in self._running:
+        if loop is None or (job_id not in self._running and job_id not in self._ready):
             return False
         loop.call_soon_threadsafe(self._cancel_now, job_id)
         return True
@@ -222,6 +226,10 @@ class Worker:
         running = self._running.get(job_id)
         if running is not None:
             self._stop_job(running, "cancelled")
+            return
+        waiting = self._ready.remove(job_id)
+        if waiting is not None:
+            self._record(waiting, self._executor.stopped(waiting, "cancelled"))
 
     def _stop_job(self, running: RunningJob, reason: str) -> None:
         if running.stop_reason is None and running.task is not None:
@@ -235,16 +243,16 @@ class Worker:
         lease = timedelta(seconds=settings.lease_seconds)
         failures = 0
         while not self._stopping:
-            free = self.concurrency - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            room = self._claim_room()
+            if room <= 0:
+                await self._wait_for_slot()
                 continue
             self._wake.clear()
             now = self.env.clock()
             request = ClaimRequest(
-                self.id, free, now, now + lease, self.queues, self.env.queue_limits
+                self.id, room, now, now + lease, self.queues, self.env.queue_limits
             )
+            began = time.monotonic()
             try:
                 claimed = await self._claim(request)
                 failures = 0
@@ -254,11 +262,15 @@ class Worker:
                 log.error("claiming jobs failed (%s); retrying in %.1f s", exc, delay)
                 await self._sleep_or_wake(delay)
                 continue
+            self._prefetch.claimed(time.monotonic() - began)
             if claimed.jobs:
-                self.env.hooks.emit_claim(len(claimed.jobs), free)
+                self.env.hooks.emit_claim(len(claimed.jobs), room)
             for job in claimed.jobs:
-                self._start_job(job)
-            if len(claimed.jobs) == free:
+                if len(self._running) < self.concurrency:
+                    self._start_job(job)
+                else:
+                    self._ready.add(job)
+            if len(claimed.jobs) == room:
                 await asyncio.sleep(0)  # let finished jobs free their slots before claiming again
                 continue
             timeout = settings.poll_interval
@@ -266,6 +278,37 @@ class Worker:
                 due_in = (claimed.next_run_at - self.env.clock()).total_seconds()
                 timeout = min(timeout, max(due_in, 0.001))
             await self._sleep_or_wake(timeout)
+
+    def _claim_room(self) -> int:
+        """How many jobs to claim now: every free slot plus the jobs to hold ready. With no
+        free slot, top the ready jobs up only once half of them started, so claims stay
+        batches rather than one job each."""
+        free = self.concurrency - len(self._running)
+        ahead = self._prefetch.target()
+        if free > 0:  # then nothing waits in _ready: a freed slot starts a ready job at once
+            return free + ahead
+        missing = ahead - len(self._ready)
+        return missing if missing * 2 >= ahead else 0
+
+    async def _wait_for_slot(self) -> None:
+        """Wait until a slot frees; hand ready jobs back if they waited too long (the running
+        jobs turned out longer than the recent ones)."""
+        self._slot_freed.clear()
+        if not self._ready:
+            await self._slot_freed.wait()
+            return
+        try:
+            async with asyncio.timeout(RELEASE_AFTER):
+                await self._slot_freed.wait()
+        except TimeoutError:
+            waited = self._ready.oldest_wait()
+            if waited >= RELEASE_AFTER:
+                self._prefetch.stalled(waited)
+                self._release_ready("shutdown")
+
+    def _release_ready(self, reason: StopReason) -> None:
+        for job in self._ready.take_all():
+            self._record(job, self._executor.stopped(job, reason))
 
     async def _sleep_or_wake(self, timeout: float) -> None:
         try:
@@ -286,11 +329,21 @@ class Worker:
         hooks = self.env.hooks
         if hooks.wants("started"):
             hooks.emit(JobEvent("started", job))
+        began = time.monotonic()
         try:
             outcome = await self._executor.run(running)
         finally:
             del self._running[job.id]
+            if self._ready and not self._stopping:
+                waiting = self._ready.next()
+                assert waiting is not None
+                self._start_job(waiting)
             self._slot_freed.set()
+        self._prefetch.ran(time.monotonic() - began)
+        self._record(job, outcome)
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        """Queue an attempt's outcome for the next batched write."""
         self._unacked[job.id] = job
         self._outcomes.append(outcome)
         if not self._flush_needed.is_set():
@@ -398,7 +451,7 @@ class Worker:
             self._started_at,
             now,
         )
-        ids = [*self._running, *self._unacked]
+        ids = [*self._running, *(job.id for job in self._ready), *self._unacked]
         lease = now + timedelta(seconds=env.settings.lease_seconds)
         for job_id in await self._io(env.backend.heartbeat, info, ids, lease):
             self._cancel_now(job_id)

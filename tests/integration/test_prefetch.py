@@ -1,0 +1,163 @@
+"""Claiming ahead: a worker holds short jobs ready for its next free slot, never runs more
+than its concurrency, holds nothing ready for long jobs, and loses no job it held ready."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import conveyor
+from conveyor import JobState
+from helpers import wait_until_async
+from integration_support import FAST, STORES, store
+
+# Stores where a claim is a round trip (memory claims cost about as much as a no-op job, so
+# its plan rarely holds anything ready: the plan's own rule is unit-tested).
+ROUND_TRIP_STORES = ["sqlite", "postgres"]
+
+
+def _app(kind: str, tmp_path: Path, **settings: object) -> Iterator[conveyor.App]:
+    with store(kind, tmp_path) as url:
+        application = conveyor.App(url, **{**FAST, **settings})
+        yield application
+        application.close()
+
+
+@pytest.fixture(params=ROUND_TRIP_STORES)
+def round_trip_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App]:
+    """A fresh App on a store whose claims are round trips."""
+    yield from _app(request.param, tmp_path)
+
+
+def _record_claims(app: conveyor.App) -> list[tuple[int, int]]:
+    claims: list[tuple[int, int]] = []
+    app.hooks.on_claim(lambda claimed, requested: claims.append((claimed, requested)))
+    return claims
+
+
+async def test_short_jobs_are_claimed_ahead_but_never_run_beyond_concurrency(
+    round_trip_app: conveyor.App,
+) -> None:
+    app = round_trip_app
+    running, most, ran = 0, 0, []
+
+    @app.job
+    async def tick(ctx: conveyor.Context, n: int) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        ran.append(n)
+        running -= 1
+
+    claims = _record_claims(app)
+    handles = app.enqueue_many([tick.request(n=n) for n in range(300)])
+    async with app.worker(concurrency=3):
+        for handle in handles:
+            assert (await handle.wait_async(30)).state is JobState.COMPLETED
+    assert sorted(ran) == list(range(300))
+    assert most <= 3
+    assert max(requested for _, requested in claims) > 3, claims
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_jobs_longer_than_a_claim_are_not_claimed_ahead(kind: str, tmp_path: Path) -> None:
+    for app in _app(kind, tmp_path):
+
+        @app.job
+        async def slow(ctx: conveyor.Context) -> None:
+            await asyncio.sleep(0.1)
+
+        claims = _record_claims(app)
+        handles = app.enqueue_many([slow.request() for _ in range(6)])
+        async with app.worker(concurrency=2):
+            for handle in handles:
+                assert (await handle.wait_async(30)).state is JobState.COMPLETED
+        assert claims
+        assert all(requested <= 2 for _, requested in claims), claims
+
+
+async def test_prefetch_zero_claims_only_for_free_slots(tmp_path: Path) -> None:
+    for app in _app("sqlite", tmp_path, prefetch=0):
+
+        @app.job
+        async def tick(ctx: conveyor.Context) -> None:
+            return None
+
+        claims = _record_claims(app)
+        handles = app.enqueue_many([tick.request() for _ in range(100)])
+        async with app.worker(concurrency=3):
+            for handle in handles:
+                await handle.wait_async(30)
+        assert all(requested <= 3 for _, requested in claims), claims
+
+
+class HeldReady:
+    """A job that blocks and one behind it; the worker, trained on short jobs first, takes
+    both in one claim and holds the second ready. Define before the worker starts."""
+
+    def __init__(self, app: conveyor.App) -> None:
+        self.app, self.gate, self.ran = app, asyncio.Event(), []
+
+        @app.job
+        async def quick(ctx: conveyor.Context) -> None:
+            return None
+
+        @app.job
+        async def blocker(ctx: conveyor.Context) -> None:
+            self.ran.append("blocker")
+            await self.gate.wait()
+
+        @app.job
+        async def behind(ctx: conveyor.Context) -> None:
+            self.ran.append("behind")
+
+        self.quick, self.blocker, self.behind = quick, blocker, behind
+
+    async def start(self) -> tuple[conveyor.JobHandle, conveyor.JobHandle]:
+        """Train, then enqueue both and wait for the claim that took them together."""
+        for handle in self.app.enqueue_many([self.quick.request() for _ in range(30)]):
+            await handle.wait_async(30)
+        claims = _record_claims(self.app)
+        first, second = self.app.enqueue_many([self.blocker.request(), self.behind.request()])
+        await wait_until_async(lambda: (2, 2) in claims, what="one claim of both jobs")
+        return first, second
+
+
+async def test_a_job_held_ready_can_be_cancelled_and_never_runs(
+    round_trip_app: conveyor.App,
+) -> None:
+    app = round_trip_app
+    held = HeldReady(app)
+    async with app.worker(concurrency=1):
+        blocked, behind = await held.start()
+        app.jobs.cancel(behind.id)
+        await wait_until_async(lambda: _state(app, behind) is JobState.CANCELLED, what="cancel")
+        held.gate.set()
+        assert (await blocked.wait_async(30)).state is JobState.COMPLETED
+    assert held.ran == ["blocker"]
+
+
+async def test_jobs_held_ready_behind_a_long_job_are_handed_back_for_others(
+    round_trip_app: conveyor.App,
+) -> None:
+    app = round_trip_app
+    held = HeldReady(app)
+    async with app.worker(concurrency=1):
+        _, behind = await held.start()
+        # the blocker keeps the only slot: the job behind it goes back to the queue, its
+        # attempt given back, where another worker could take it
+        await wait_until_async(lambda: _state(app, behind) is JobState.PENDING, what="hand-back")
+        held.gate.set()
+        done = await behind.wait_async(30)
+    assert done.state is JobState.COMPLETED
+    assert done.attempt == 1
+    assert held.ran == ["blocker", "behind"]
+
+
+def _state(app: conveyor.App, handle: conveyor.JobHandle) -> JobState | None:
+    job = app.jobs.get(handle.id)
+    return None if job is None else job.state
