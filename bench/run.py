@@ -320,7 +320,8 @@ def bench_drain(store: Store, n: int, concurrency: int, kind: str) -> dict[str, 
     finally:
         app.close()
     stats = run["stats"]
-    if stats["claimed"] != n or stats["succeeded"] != n:
+    # a job held ready and handed back (see runtime/prefetch.py) is claimed twice, run once
+    if stats["claimed"] - stats["released"] != n or stats["succeeded"] != n:
         check["ok"] = False
         check["problems"].append(f"worker stats {stats}, expected {n} claimed and succeeded")
     return {

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from conveyor.backends.protocol import LIST_COUNT_CAP
+
 from .support import Project, assert_one_line_error, run_until_finished, running_worker, wait_for
 
 
@@ -31,6 +33,17 @@ def test_ls_lists_filters_and_pages(project: Project) -> None:
     assert project.json("jobs", "ls", "--state", "failed,completed")["total"] == 0
     second = project.json("jobs", "ls", "--per-page", "2", "--page", "2")
     assert (second["total"], second["page"], [j["id"] for j in second["jobs"]]) == (3, 2, [ada])
+
+
+def test_ls_shows_a_capped_total(project: Project) -> None:
+    app = project.app
+    app.enqueue_many([app.request("greet", {"name": "x"}) for _ in range(LIST_COUNT_CAP + 1)])
+
+    table = project.invoke("jobs", "ls", "--per-page", "1000")
+    listing = project.json("jobs", "ls")
+
+    assert table.exit_code == 0 and "page 1 of 10+ · 10,000+ job(s)" in table.stdout
+    assert (listing["total"], listing["total_exact"]) == (10_000, False)
 
 
 @pytest.mark.parametrize(

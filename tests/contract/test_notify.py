@@ -39,18 +39,33 @@ def test_subscribers_hear_of_enqueue(backend: Backend) -> None:
     assert calls.wait_beyond(0)
 
 
-def test_subscribers_hear_of_finish_and_retry(backend: Backend) -> None:
+def test_subscribers_hear_of_a_retry_that_is_due_and_of_a_manual_retry(backend: Backend) -> None:
     enqueue_one(backend)
     running = claim_one(backend)
     calls = Calls()
     backend.subscribe(calls)
 
-    finish(backend, running, JobState.FAILED, at(1))
+    finish(backend, running, JobState.PENDING, at(1), run_at=at(1))
     assert calls.wait_beyond(0)
+    again = claim_one(backend, at(1))
+    finish(backend, again, JobState.FAILED, at(2))
     seen = calls.count
 
-    backend.retry(running.id, at(2))
+    backend.retry(running.id, at(3))
     assert calls.wait_beyond(seen)
+
+
+def test_subscribers_hear_when_a_limited_queue_has_room_again(backend: Backend) -> None:
+    """A finish in a queue with a fleet-wide limit wakes workers waiting for that room."""
+    enqueue_one(backend)
+    enqueue_one(backend)
+    running = claim_one(backend, queue_limits={"default": 1})
+    calls = Calls()
+    backend.subscribe(calls)
+
+    finish(backend, running, JobState.COMPLETED, at(1))
+
+    assert calls.wait_beyond(0)
 
 
 def test_unsubscribed_callbacks_are_not_called(backend: Backend) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from conveyor.backends.protocol import Backend, JobFilter
+from conveyor.backends.protocol import LIST_COUNT_CAP, Backend, JobFilter
 from conveyor.model.job import JobState
+from conveyor.model.settings import Settings
 
-from .support import T0, at, claim_one, enqueue, finish, job_in, new
+from .support import T0, MakeBackend, at, claim_one, enqueue, finish, job_in, new
 
 
 def test_get_of_an_unknown_id_is_none(backend: Backend) -> None:
@@ -101,6 +102,49 @@ def test_total_counts_all_matches_not_just_the_page(backend: Backend) -> None:
     page = backend.list(JobFilter(queue="a", per_page=2))
 
     assert (len(page.jobs), page.total) == (2, 4)
+
+
+def test_total_is_capped_past_list_count_cap(make_backend: MakeBackend) -> None:
+    backend = make_backend(Settings(max_queue_size=0))  # the memory store's bound is 10,000
+    enqueue(backend, *[new("task", id=f"id-{i:05}") for i in range(LIST_COUNT_CAP + 1)])
+    enqueue(backend, new("needle", id="id-needle"), now=at(1))  # the newest job
+
+    capped = [
+        backend.list(JobFilter()),
+        backend.list(JobFilter(states=frozenset({JobState.PENDING}))),
+        backend.list(JobFilter(name="task", queue="default")),
+        backend.list(JobFilter(search="TASK")),
+        backend.list(JobFilter(search="id-", states=frozenset({JobState.PENDING}))),
+    ]
+    exact = backend.list(JobFilter(search="NEEDLE"))
+
+    assert [(p.total, p.total_exact) for p in capped] == [(LIST_COUNT_CAP, False)] * 5
+    newest = ["id-needle", "id-needle", "id-10000", "id-10000", "id-needle"]
+    assert [p.jobs[0].id for p in capped] == newest
+    assert (exact.total, exact.total_exact, [j.id for j in exact.jobs]) == (1, True, ["id-needle"])
+
+
+def test_pages_past_the_cap_still_list_their_jobs(make_backend: MakeBackend) -> None:
+    backend = make_backend(Settings(max_queue_size=0))
+    enqueue(backend, *[new("task", id=f"id-{i:05}") for i in range(LIST_COUNT_CAP + 1)])
+
+    last = LIST_COUNT_CAP // 50 + 1
+    pages = [backend.list(JobFilter(page=last, search=s)) for s in (None, "task", "id-")]
+
+    assert [[j.id for j in p.jobs] for p in pages] == [["id-00000"]] * 3
+    assert [(p.total, p.total_exact) for p in pages] == [(LIST_COUNT_CAP, False)] * 3
+
+
+def test_total_is_exact_up_to_the_cap(make_backend: MakeBackend) -> None:
+    backend = make_backend(Settings(max_queue_size=0))
+    enqueue(backend, *[new("task", id=f"id-{i:05}") for i in range(LIST_COUNT_CAP)])
+
+    pages = [backend.list(JobFilter()), backend.list(JobFilter(search="task", page=400))]
+
+    assert [(p.total, p.total_exact, len(p.jobs)) for p in pages] == [
+        (LIST_COUNT_CAP, True, 50),
+        (LIST_COUNT_CAP, True, 0),
+    ]
 
 
 def test_counts_by_state_and_by_queue(backend: Backend) -> None:

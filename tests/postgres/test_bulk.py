@@ -1,4 +1,4 @@
-"""Bulk enqueue: large batches take a binary COPY and keep every field, order and key."""
+"""Bulk enqueue: large batches take a COPY and keep every field, order and key."""
 
 from __future__ import annotations
 
@@ -39,6 +39,34 @@ def test_a_large_batch_keeps_every_field_and_its_order(make_store: MakeStore) ->
     for result in results[:40]:
         assert store.get(result.job.id) == result.job
     assert store.get(results[7].job.id).state is JobState.SCHEDULED  # type: ignore[union-attr]
+
+
+def test_a_large_batch_keeps_the_characters_that_copy_escapes(make_store: MakeStore) -> None:
+    store = make_store()
+    tricky = "back\\slash\ttab\nnewline\rreturn \\N é \U0001f680"
+    requests = [
+        NewJob(
+            f"job {tricky} {i}",
+            id=f"id-{i}-{tricky}",
+            queue=tricky,
+            args={"text": tricky, "list": [tricky, "\\N"], tricky: None},
+            metadata={"note": tricky},
+            unique_key=None,
+            concurrency_key=tricky if i == 0 else None,
+            logs=(LogLine(T0, tricky),),
+        )
+        for i in range(COPY_THRESHOLD)
+    ]
+
+    results = store.enqueue(requests, T0)
+
+    for request, result in zip(requests, results, strict=True):
+        stored = store.get(request.id)
+        assert stored == result.job
+        assert stored is not None
+        assert (stored.name, stored.queue, stored.args) == (request.name, tricky, request.args)
+        assert stored.metadata == {"note": tricky}
+        assert [line.message for line in stored.logs] == [tricky]
 
 
 def test_unique_keys_in_a_large_batch_resolve_to_the_first_or_the_stored_job(

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import conveyor
+from conveyor.backends.protocol import LIST_COUNT_CAP
 from conveyor.web import create_app
 from integration_support import STORES, store
 
@@ -25,6 +26,18 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App
     with store(request.param, tmp_path) as url:
         application = build_app(url)
         sync_recurring(application)
+        yield application
+        application.close()
+
+
+@pytest.fixture(params=STORES)
+def crowded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App]:
+    """An app on each store holding more pending jobs than a listing counts (LIST_COUNT_CAP),
+    all named hello, and one job named slow, the newest."""
+    with store(request.param, tmp_path) as url:
+        application = build_app(url, max_queue_size=0)  # the memory store's bound is 10,000
+        application.enqueue_many([application.request("hello") for _ in range(LIST_COUNT_CAP + 1)])
+        application.enqueue("slow")
         yield application
         application.close()
 

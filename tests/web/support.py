@@ -22,10 +22,10 @@ TOKENS = {MANAGE_TOKEN: {"manage"}, VIEW_TOKEN: {"view"}}
 EVIL = "<script>alert('pwned')</script>"
 
 
-def build_app(url: str = "memory://") -> conveyor.App:
+def build_app(url: str = "memory://", **settings: Any) -> conveyor.App:
     """An app with a quick job, a failing one, one logging markup, a slow one, and a
-    recurring job."""
-    app = conveyor.App(url, heartbeat_interval=0.5, lease_seconds=5)
+    recurring job; `settings` are more App settings."""
+    app = conveyor.App(url, heartbeat_interval=0.5, lease_seconds=5, **settings)
     app.queue("reports", concurrency=2)
 
     @app.job

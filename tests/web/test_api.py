@@ -12,9 +12,10 @@ from starlette.routing import Mount
 
 import conveyor
 from conveyor import JobState
+from conveyor.backends.protocol import LIST_COUNT_CAP
 from conveyor.web import create_app, parse_token_option
 
-from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN
+from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN, build_app
 
 UNKNOWN_ID = "01a20a4f-0000-7000-8000-000000000000"
 
@@ -440,3 +441,32 @@ def test_open_mode_without_tokens_or_hook(app: conveyor.App) -> None:
         assert client.post("/api/queues/default/pause").status_code == 403
         scripted = client.post("/api/queues/default/pause", headers={"Authorization": "Bearer x"})
         assert scripted.status_code == 200
+
+
+def test_list_jobs_caps_the_total_past_the_count_cap(crowded: conveyor.App) -> None:
+    web = create_app(crowded, tokens=TOKENS)
+    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as manager:
+        every = manager.get("/api/jobs").json()
+        hello = manager.get("/api/jobs", params={"q": "HELL", "per_page": 200}).json()
+        past = manager.get("/api/jobs", params={"name": "hello", "page": 201}).json()
+        slow = manager.get("/api/jobs", params={"q": "slo"}).json()
+    assert (every["total"], every["total_exact"], every["pages"]) == (10_000, False, 200)
+    assert every["jobs"][0]["name"] == "slow"
+    assert (hello["total"], hello["total_exact"], hello["pages"]) == (10_000, False, 50)
+    assert len(hello["jobs"]) == 200 and {j["name"] for j in hello["jobs"]} == {"hello"}
+    assert len(past["jobs"]) == 1 and not past["total_exact"]  # pages are never capped
+    assert (slow["total"], slow["total_exact"], slow["pages"]) == (1, True, 1)
+
+
+def test_bulk_action_past_the_count_cap_is_truncated() -> None:
+    # on the memory store only: 10,000 cancels take 20 s on PostgreSQL, and every store's
+    # capped total (all the bulk action reads) is in the contract tests
+    app = build_app(max_queue_size=0)
+    app.enqueue_many([app.request("hello") for _ in range(LIST_COUNT_CAP + 1)])
+    web = create_app(app, tokens=TOKENS)
+    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as manager:
+        first = manager.post("/api/jobs/bulk/cancel", json={"name": "hello"}).json()
+        rest = manager.post("/api/jobs/bulk/cancel", json={"name": "hello"}).json()
+    app.close()
+    assert (first["matched"], first["changed"], first["truncated"]) == (10_000, 10_000, True)
+    assert (rest["matched"], rest["changed"], rest["truncated"]) == (1, 1, False)

@@ -7,8 +7,9 @@ from fastapi.testclient import TestClient
 
 import conveyor
 from conveyor import JobState
+from conveyor.web import create_app
 
-from .support import EVIL, MANAGE_TOKEN, VIEW_TOKEN
+from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN
 
 PAGES = ["/", "/jobs", "/recurring", "/queues", "/workers"]
 
@@ -192,3 +193,15 @@ def test_static_assets_are_shipped(client: TestClient) -> None:
     for asset in ("app.js", "app.css"):
         response = client.get(f"/static/{asset}")
         assert response.status_code == 200 and len(response.content) > 500
+
+
+def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
+    web = create_app(crowded, tokens=TOKENS)
+    with TestClient(web, headers={"Authorization": f"Bearer {VIEW_TOKEN}"}) as viewer:
+        first = viewer.get("/jobs").text
+        later = viewer.get("/jobs?page=201").text
+        slow = viewer.get("/jobs?q=slow").text
+    assert "10,000+ found" in first and "page 1 of 200+" in first and "Older" in first
+    assert "page 201 of 200+" in later and later.count('href="/jobs/0') == 2
+    assert "Older" not in later  # the last job: a page that is not full ends the list
+    assert "1 found" in slow and "page 1 of 1<" in slow

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from conveyor.backends.memory_recurring import RecurringTable
 from conveyor.backends.protocol import (
+    LIST_COUNT_CAP,
     Claimed,
     ClaimRequest,
     Counts,
@@ -561,9 +562,10 @@ class MemoryBackend:
         start = (page - 1) * per_page
         return Page(
             jobs=matching[start : start + per_page],
-            total=len(matching),
+            total=min(len(matching), LIST_COUNT_CAP),  # capped like the SQL stores
             page=page,
             per_page=per_page,
+            total_exact=len(matching) <= LIST_COUNT_CAP,
         )
 
     def counts(self) -> Counts:

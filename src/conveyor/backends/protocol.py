@@ -47,7 +47,9 @@ class ClaimRequest:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The jobs claimed, and when the next not-yet-due job in these queues becomes due."""
+    """The jobs claimed, and when the next not-yet-due job in these queues becomes due (a
+    store may leave `next_run_at` unset when it filled the whole claim: the worker claims
+    again at once then)."""
 
     jobs: list[Job]
     next_run_at: datetime | None = None
@@ -111,14 +113,22 @@ class JobFilter:
     per_page: int = 50
 
 
+#: A listing counts at most this many matching jobs: past it, `Page.total` is this number and
+#: `Page.total_exact` is False (an exact count of 100,000 rows costs more than the page).
+LIST_COUNT_CAP = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a job listing."""
+    """One page of a job listing. `total` counts the matching jobs up to LIST_COUNT_CAP; when
+    more match, it is LIST_COUNT_CAP and `total_exact` is False. The pages themselves are never
+    capped: a page past the cap still lists its jobs."""
 
     jobs: list[Job]
     total: int
     page: int
     per_page: int
+    total_exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ def list_jobs(
             {
                 "jobs": [job_summary(job) for job in found.jobs],
                 "total": found.total,
+                "total_exact": found.total_exact,
                 "page": found.page,
                 "per_page": found.per_page,
             }
@@ -131,11 +132,12 @@ def list_jobs(
         )
     out = console()
     pages = max(1, math.ceil(found.total / found.per_page))
+    more = "" if found.total_exact else "+"  # the store counts up to LIST_COUNT_CAP
     if found.jobs:
         out.print(table)
     else:
         out.print("no jobs match")
-    out.print(f"page {found.page} of {pages} · {found.total} job(s)", style="dim")
+    out.print(f"page {found.page} of {pages:,}{more} · {found.total:,}{more} job(s)", style="dim")
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -442,7 +444,7 @@ def _all_ids(app: App, state: str, name: str | None, queue: str | None) -> list[
     while True:
         found = app.jobs.list(state=state, name=name, queue=queue, page=page, per_page=1000)
         ids += [job.id for job in found.jobs]
-        if page * found.per_page >= found.total or not found.jobs:
+        if len(found.jobs) < found.per_page:  # not found.total: it stops at LIST_COUNT_CAP
             return ids
         page += 1
 
@@ -505,7 +507,9 @@ def purge(older_than: timedelta, keep_failed: bool, app_ref: str | None, as_json
     states = ["completed", "cancelled", "skipped"] + ([] if keep_failed else ["failed"])
     total = app.jobs.list(state=states, per_page=1).total
     oldest = app.jobs.list(state=states, per_page=1, page=total).jobs if total else []
-    # Delete in time slices from the oldest job on, so the bar shows how far it has got.
+    # Delete in time slices from the oldest job on, so the bar shows how far it has got. Past
+    # the listing's count cap (LIST_COUNT_CAP) `oldest` is the cap-th newest finished job: the
+    # first slice then deletes the older ones too, and the bar is only less even.
     start = oldest[0].created_at if oldest else cutoff
     steps = PURGE_STEPS if start < cutoff else 1
     out = err_console()

@@ -88,6 +88,7 @@ def api_router(dash: Dashboard) -> APIRouter:
         return JobPage(
             jobs=[JobSummary.of(job) for job in found.jobs],
             total=found.total,
+            total_exact=found.total_exact,
             page=found.page,
             per_page=found.per_page,
             pages=max(1, math.ceil(found.total / found.per_page)),

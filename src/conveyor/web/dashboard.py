@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from conveyor.app import App
+from conveyor.backends.protocol import LIST_COUNT_CAP
 from conveyor.errors import ConveyorError
 from conveyor.model.job import ACTIVE_STATES, Job, JobState
 from conveyor.services import parse_states
 from conveyor.web.auth import CSRF_HEADER, MANAGE, VIEW, Auth, Identity
 from conveyor.web.errors import Refused
 
-BULK_LIMIT = 10_000  # jobs one bulk call acts on
+BULK_LIMIT = LIST_COUNT_CAP  # jobs one bulk call acts on: as many as a listing counts
 _BULK_PAGE = 1000
 
 
@@ -117,7 +118,8 @@ class Dashboard:
             )
             ids.extend(job.id for job in found.jobs)
             if len(ids) >= BULK_LIMIT:
-                truncated = len(ids) > BULK_LIMIT or found.total > BULK_LIMIT
+                # the listing counts up to LIST_COUNT_CAP (= BULK_LIMIT): not exact means more
+                truncated = len(ids) > BULK_LIMIT or not found.total_exact
                 ids = ids[:BULK_LIMIT]
                 break
             if len(found.jobs) < _BULK_PAGE:

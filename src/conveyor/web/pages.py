@@ -150,7 +150,9 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
             page=number,
             per_page=PER_PAGE,
         )
-        pages = max(1, math.ceil(found.total / PER_PAGE))
+        pages = max(1, math.ceil(found.total / PER_PAGE))  # of the capped total
+        # past a capped total, a full page may have older ones after it
+        older = found.page < pages or (not found.total_exact and len(found.jobs) == PER_PAGE)
         kept = {k: v for k, v in filters.items() if v}
 
         def page_link(n: int) -> str:
@@ -162,6 +164,7 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
             "found": found,
             "filters": filters,
             "pages": pages,
+            "older": older,
             "page_link": page_link,
             "names": dash.app.job_names,
             "bulk_retry": state in (None, "failed", "cancelled"),

@@ -191,7 +191,11 @@ class JobPage(BaseModel):
     """One page of a job list, newest first."""
 
     jobs: list[JobSummary]
-    total: int
+    total: int = Field(description="matching jobs, counted up to 10,000")
+    total_exact: bool = Field(
+        description="false when more than 10,000 jobs match: total is then 10,000 and pages "
+        "counts those (later pages still list jobs)"
+    )
     page: int
     per_page: int
     pages: int

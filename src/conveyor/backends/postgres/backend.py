@@ -11,17 +11,15 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_dumps
 
 from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
 from conveyor.backends.postgres.recurring import RecurringVerbs
 from conveyor.backends.postgres.rows import (
-    COPY_TYPES,
     Row,
+    copy_text,
     error_json,
     job_arrays,
     job_from_row,
-    job_tuples,
     logs_json,
     opt_utc,
     parse_logs,
@@ -30,6 +28,7 @@ from conveyor.backends.postgres.rows import (
     worker_params,
 )
 from conveyor.backends.protocol import (
+    LIST_COUNT_CAP,
     Claimed,
     ClaimRequest,
     Counts,
@@ -56,7 +55,8 @@ from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
 
-COPY_THRESHOLD = 200  # jobs in one enqueue from which a binary COPY beats one INSERT
+COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
+COPY_CHUNK = 2000  # jobs per COPY write, so the server parses while the next chunk is built
 PRUNE_BATCH = 1000  # rows deleted per prune statement, so no transaction runs long
 CLAIM_ATTEMPTS = 5  # tries when a concurrent claim took a job of the same concurrency key
 _RUNNING_KEYS_INDEX = "jobs_running_keys"
@@ -80,6 +80,9 @@ class PostgresBackend(RecurringVerbs):
         self._db = Database(config)
         self._q = self._db.queries
         self._subscribers = Subscribers()
+        # Queues with a fleet-wide limit, as this process's claims name them: finishing a job
+        # of one frees room another worker may be waiting for.
+        self._limited_queues: frozenset[str] = frozenset()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresBackend:
@@ -121,7 +124,7 @@ class PostgresBackend(RecurringVerbs):
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
         job with created=False. Waiting workers are notified when the transaction commits.
-        Small batches take one statement; large ones are written with a binary COPY."""
+        Small batches take one statement; large ones are written with a COPY."""
         if not jobs:
             return []
         stamped = [new.to_job(now) for new in jobs]
@@ -206,7 +209,7 @@ class PostgresBackend(RecurringVerbs):
 
     def _insert(self, conn: psycopg.Connection[Any], stamped: list[Job]) -> list[Enqueued]:
         """Insert within the connection's transaction: one statement for the new jobs (a
-        binary COPY for the plain jobs of a large batch), then one look-up for the unique
+        COPY for the plain jobs of a large batch), then one look-up for the unique
         keys an active job already held."""
         batch = _Batch.of(stamped)
         to_insert = batch.to_insert
@@ -215,11 +218,9 @@ class PostgresBackend(RecurringVerbs):
             if self._uses_copy(stamped):
                 plain = [job for job in to_insert if job.unique_key is None]
                 to_insert = [job for job in to_insert if job.unique_key is not None]
-                set_json_dumps(dumps, cur)  # the store's strict encoder, for this cursor only
                 with cur.copy(self._q["copy_jobs"]) as copy:
-                    copy.set_types(COPY_TYPES)
-                    for row in job_tuples(plain):
-                        copy.write_row(row)
+                    for start in range(0, len(plain), COPY_CHUNK):
+                        copy.write(copy_text(plain[start : start + COPY_CHUNK]))
                 if any(job.state in WAITING_STATES for job in plain):
                     cur.execute(self._q["notify"], {"channel": channel})
             created: set[str] = set()
@@ -262,16 +263,20 @@ class PostgresBackend(RecurringVerbs):
             for queue, cap in request.queue_limits.items()
             if request.queues is None or queue in request.queues
         }
+        if limited.keys() != self._limited_queues:
+            self._limited_queues = frozenset(limited)
         rows: list[Row] = []
+        upcoming: Row | None = None
         with self._db.connection() as conn:
             if request.limit > 0:
                 rows = self._claim_rows(conn, request, queues, limited)
-            if queues is None:
-                found = conn.execute(self._q["next_run_at_any"], {"now": request.now})
-            else:
-                params = {"now": request.now, "queues": queues}
-                found = conn.execute(self._q["next_run_at_in"], params)
-            upcoming = found.fetchone()
+            if len(rows) < request.limit:  # a full claim comes straight back: skip the look
+                if queues is None:
+                    found = conn.execute(self._q["next_run_at_any"], {"now": request.now})
+                else:
+                    params = {"now": request.now, "queues": queues}
+                    found = conn.execute(self._q["next_run_at_in"], params)
+                upcoming = found.fetchone()
         jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
         return Claimed(jobs, None if upcoming is None else opt_utc(upcoming["run_at"]))
 
@@ -373,13 +378,15 @@ class PostgresBackend(RecurringVerbs):
                 for column in columns:
                     arrays[column].append(params[column])
         with self._db.connection() as conn:
-            params = {**arrays, "channel": self.config.channel, "commit": self.config.commit_mode}
-            cur = conn.execute(self._q["finish_jobs"], params)
-            applied = {
-                (row["id"], row["worker_id"], row["attempt"])
-                for row in cur.fetchall()
-                if row["id"] is not None
+            params = {
+                **arrays,
+                "channel": self.config.channel,
+                "commit": self.config.commit_mode,
+                "limited": sorted(self._limited_queues),
             }
+            rows = conn.execute(self._q["finish_jobs"], params).fetchall()
+        applied = {(row["id"], row["worker_id"], row["attempt"]) for row in rows if row["id"]}
+        woke = any(row["notified"] is not None for row in rows)
         dropped: list[str] = []
         for outcome in outcomes:
             fence = (outcome.job_id, outcome.worker_id, outcome.attempt)
@@ -387,7 +394,7 @@ class PostgresBackend(RecurringVerbs):
                 applied.discard(fence)  # only the first outcome for the attempt counts
             else:
                 dropped.append(outcome.job_id)
-        if len(dropped) < len(outcomes):
+        if woke:
             self._notify()
         return dropped
 
@@ -608,26 +615,35 @@ class PostgresBackend(RecurringVerbs):
 
     # last: inside the class body this name shadows the builtin in later annotations
     def list(self, query: JobFilter) -> Page:
-        """A page of jobs, newest first (created_at, then id), with the total count of
-        matching jobs; search is a case-insensitive substring of the id or name."""
+        """A page of jobs, newest first (created_at, then id), with the count of matching
+        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id (as
+        stored: ids are generated lowercase) or of the name."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         params: dict[str, Any] = {
             "states": None if query.states is None else sorted(s.value for s in query.states),
             "name": query.name,
             "queue": query.queue,
+            "count_limit": LIST_COUNT_CAP + 1,
         }
-        suffix = ""
-        if query.search:
-            suffix, params["search"] = "_search", query.search
-        elif query.states is not None:
-            suffix = "_in_states"
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
+        scan = bool(query.search) or (query.states is None and bool(query.name or query.queue))
         with self._db.connection() as conn, conn.transaction():
             conn.execute(self._q["repeatable_read"])
-            counted = conn.execute(self._q["count_listed" + suffix], params).fetchone()
-            rows = conn.execute(self._q["list_jobs" + suffix], window).fetchall()
-        total = 0 if counted is None else int(counted["total"])
-        return Page([job_from_row(row) for row in rows], total, page, per_page)
+            if scan:  # no index finds these: one scan counts the matches and picks the page
+                window["search"] = query.search or None
+                rows = conn.execute(self._q["list_jobs_scan"], window).fetchall()
+                total = int(rows[0]["listed_total"]) if rows else 0
+                rows = [row for row in rows if row["id"] is not None]
+                if total > LIST_COUNT_CAP:  # the scan stopped early: walk newest first
+                    rows = conn.execute(self._q["list_jobs_scan_newest"], window).fetchall()
+            else:
+                suffix = "" if query.states is None else "_in_states"
+                counted = conn.execute(self._q["count_listed" + suffix], params).fetchone()
+                rows = conn.execute(self._q["list_jobs" + suffix], window).fetchall()
+                total = 0 if counted is None else int(counted["total"])
+        jobs = [job_from_row(row) for row in rows]
+        exact = total <= LIST_COUNT_CAP
+        return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from conveyor.backends.protocol import (
+    LIST_COUNT_CAP,
     Claimed,
     ClaimRequest,
     Counts,
@@ -414,24 +415,32 @@ class SQLiteBackend(RecurringVerbs):
 
     # last: inside the class body this name shadows the builtin in later annotations
     def list(self, query: JobFilter) -> Page:
-        """A page of jobs, newest first (created_at, then id), with the total count of
-        matching jobs; search is a case-insensitive substring of the id or name."""
+        """A page of jobs, newest first (created_at, then id), with the count of matching
+        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id or name."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         params: dict[str, Any] = {
             "name": query.name,
             "queue": query.queue,
             "states": None if query.states is None else json_list(sorted(query.states)),
+            "count_limit": LIST_COUNT_CAP + 1,
         }
-        suffix = ""
-        if query.search:
-            suffix, params["search"] = "_search", _like_literal(query.search)
-        elif query.states is not None:
-            suffix = "_in_states"
+        window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
         with self._db.read(consistent=True) as conn:
-            total = conn.execute(Q["count_listed" + suffix], params).fetchone()[0]
-            window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
-            rows = conn.execute(Q["list_jobs" + suffix], window).fetchall()
-        return Page([job_from_row(row) for row in rows], total, page, per_page)
+            if query.search:
+                window["search"] = _like_literal(query.search)
+                # one scan counts the matches and picks the page (queries.sql)
+                rows = conn.execute(Q["list_jobs_search"], window).fetchall()
+                total = rows[0]["listed_total"] if rows else 0
+                rows = [row for row in rows if row["id"] is not None]
+                if total > LIST_COUNT_CAP:  # the scan stopped early: walk newest first
+                    rows = conn.execute(Q["list_jobs_search_newest"], window).fetchall()
+            else:
+                suffix = "" if query.states is None else "_in_states"
+                total = conn.execute(Q["count_listed" + suffix], params).fetchone()[0]
+                rows = conn.execute(Q["list_jobs" + suffix], window).fetchall()
+        exact = total <= LIST_COUNT_CAP
+        jobs = [job_from_row(row) for row in rows]
+        return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
 
 
 def _like_literal(text: str) -> str:
