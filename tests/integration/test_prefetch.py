@@ -1,9 +1,11 @@
 """Claiming ahead: a worker holds short jobs ready for its next free slot, never runs more
-than its concurrency, holds nothing ready for long jobs, and loses no job it held ready."""
+than its concurrency, holds nothing ready for long jobs, and loses no job it held ready; with
+claims that quick, a retry's attempts overlap their acknowledgements and are each reported."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 
 import conveyor
 from conveyor import JobState
+from conveyor.backends.protocol import Outcome
+from conveyor.model.job import Job
 from helpers import wait_until_async
 from integration_support import FAST, STORES, store
 
@@ -161,3 +165,51 @@ async def test_jobs_held_ready_behind_a_long_job_are_handed_back_for_others(
 def _state(app: conveyor.App, handle: conveyor.JobHandle) -> JobState | None:
     job = app.jobs.get(handle.id)
     return None if job is None else job.state
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[conveyor.App]:
+    """A fresh App on SQLite (a store with an I/O thread, where acknowledgements overlap)."""
+    yield from _app("sqlite", tmp_path)
+
+
+async def test_a_retry_that_ends_before_its_first_attempt_is_acknowledged_is_still_reported(
+    sqlite_app: conveyor.App,
+) -> None:
+    """Attempt 2 of a retried job can end while the worker is still handling the written
+    acknowledgement of attempt 1; each attempt's hook must still fire once."""
+    app = sqlite_app
+    events: list[tuple[str, int]] = []
+    app.on("succeeded")(lambda event: events.append(("succeeded", event.job.attempt)))
+    app.on("retrying")(lambda event: events.append(("retrying", event.job.attempt)))
+
+    @app.job(max_attempts=2)
+    async def flaky(ctx: conveyor.Context) -> None:
+        if ctx.job.attempt == 1:
+            raise conveyor.Retry(delay=0)
+
+    worker = app.worker(concurrency=2)
+    finish = app.backend.finish
+    second_recorded = threading.Event()
+
+    def finish_then_hold(outcomes: list[Outcome]) -> list[str]:
+        dropped = finish(outcomes)
+        if any(o.attempt == 1 for o in outcomes):
+            # attempt 1 is stored as pending: let attempt 2 run and end before returning
+            assert second_recorded.wait(10), "attempt 2 never ended"
+        return dropped
+
+    app.backend.finish = finish_then_hold  # type: ignore[method-assign]
+    original_record = worker._record
+
+    def record(job: Job, outcome: Outcome) -> None:
+        original_record(job, outcome)
+        if outcome.attempt == 2:
+            second_recorded.set()
+
+    worker._record = record  # type: ignore[method-assign]
+    handle = flaky.enqueue()
+    async with worker:
+        assert (await handle.wait_async(30)).state is JobState.COMPLETED
+        await wait_until_async(lambda: len(events) == 2, what="both attempts' hooks")
+    assert events == [("retrying", 1), ("succeeded", 2)]

@@ -435,12 +435,26 @@ def test_mounted_under_a_prefix(app: conveyor.App) -> None:
 
 
 def test_open_mode_without_tokens_or_hook(app: conveyor.App) -> None:
-    with TestClient(create_app(app)) as client:
+    with TestClient(create_app(app), client=("127.0.0.1", 50000)) as client:
         assert client.get("/api/jobs").status_code == 200
         # a browser form from another site sends no Authorization header: refused
         assert client.post("/api/queues/default/pause").status_code == 403
         scripted = client.post("/api/queues/default/pause", headers={"Authorization": "Bearer x"})
         assert scripted.status_code == 200
+
+
+def test_open_mode_refuses_every_request_from_another_machine(app: conveyor.App) -> None:
+    web = create_app(app)
+    with TestClient(web, client=("192.0.2.7", 50000)) as remote:
+        listed = remote.get("/api/jobs")
+        paused = remote.post("/api/queues/default/pause", headers={"Authorization": "Bearer x"})
+        page = remote.get("/jobs")
+    assert listed.status_code == 401 and "only requests from this machine" in listed.text
+    assert paused.status_code == 401
+    assert page.status_code == 401 and "only requests from this machine" in page.text
+    assert all(not queue.paused for queue in app.jobs.queues())
+    with TestClient(web, client=("::1", 50000)) as local:
+        assert local.get("/api/jobs").status_code == 200
 
 
 def test_list_jobs_caps_the_total_past_the_count_cap(crowded: conveyor.App) -> None:

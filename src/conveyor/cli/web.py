@@ -34,7 +34,7 @@ def web(
 ) -> None:
     """Serve the dashboard and REST API of the App at MODULE:APP (or of the store at --url).
 
-    Without --token the dashboard is open to anyone who can reach it: keep it on 127.0.0.1.
+    Without --token the dashboard answers only requests from this machine (open to them).
 
     \b
     Examples:

@@ -81,7 +81,9 @@ class Worker:
         self._running: dict[str, RunningJob] = {}
         self._ready = ReadyJobs()  # claimed ahead, waiting for a slot (see runtime/prefetch.py)
         self._prefetch = PrefetchPlan(self.concurrency, env.settings.prefetch)
-        self._unacked: dict[str, Job] = {}
+        # by (id, attempt): a retry's next attempt can finish before the previous one's
+        # acknowledgement is processed, and must not take its entry
+        self._unacked: dict[tuple[str, int], Job] = {}
         self._outcomes: list[Outcome] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -344,7 +346,7 @@ class Worker:
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         """Queue an attempt's outcome for the next batched write."""
-        self._unacked[job.id] = job
+        self._unacked[job.id, job.attempt] = job
         self._outcomes.append(outcome)
         if not self._flush_needed.is_set():
             self._flush_needed.set()
@@ -411,7 +413,7 @@ class Worker:
     def _acknowledged(self, outcomes: list[Outcome], dropped: set[str]) -> None:
         hooks, stats = self.env.hooks, self.stats
         for outcome in outcomes:
-            job = self._unacked.pop(outcome.job_id, None)
+            job = self._unacked.pop((outcome.job_id, outcome.attempt), None)
             if outcome.job_id in dropped:
                 stats.lost += 1
                 log.warning(
@@ -451,7 +453,8 @@ class Worker:
             self._started_at,
             now,
         )
-        ids = [*self._running, *(job.id for job in self._ready), *self._unacked]
+        ids = [*self._running, *(job.id for job in self._ready)]
+        ids += dict.fromkeys(job_id for job_id, _ in self._unacked)
         lease = now + timedelta(seconds=env.settings.lease_seconds)
         for job_id in await self._io(env.backend.heartbeat, info, ids, lease):
             self._cancel_now(job_id)

@@ -74,14 +74,18 @@ def create_app(
     `tokens` maps API tokens (plain, or `sha256:<hex>` of the token) to their permissions,
     `{"view"}` or `{"manage"}` (manage implies view). `authorize(request)` may grant
     permissions too (sync or async), so an application can use its own login. With neither,
-    the dashboard is open to anyone who can reach it (for local use). `prefix` serves every
+    it answers only requests from this machine, which may do everything (local use; other
+    addresses get 401). `prefix` serves every
     route under a path (e.g. "/admin/jobs"); mounting it with `host.mount(path, ...)` works
     too. `secret` signs session cookies and CSRF tokens (default: random per process).
     """
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     auth = Auth(tokens, authorize, secret)
     if auth.open:
-        log.warning("conveyor.web: no tokens and no authorize hook: anyone can manage jobs")
+        log.warning(
+            "conveyor.web: no tokens and no authorize hook: requests from this machine may "
+            "manage jobs, all others are refused"
+        )
     dash = Dashboard(app, auth, prefix)
     api = _Api(
         title="Conveyor",

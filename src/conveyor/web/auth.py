@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import inspect
+import ipaddress
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -23,6 +24,11 @@ from starlette.responses import Response
 VIEW = "view"
 MANAGE = "manage"
 PERMISSIONS = frozenset({VIEW, MANAGE})
+OPEN_REMOTE_REFUSED = (
+    "this dashboard has no tokens configured, so it answers only requests from this machine: "
+    "configure tokens (conveyor web --token TOKEN:manage, or create_app(app, tokens=...)) "
+    "or an authorize hook to use it from elsewhere"
+)
 HASH_PREFIX = "sha256:"
 SESSION_COOKIE = "conveyor_session"
 CSRF_HEADER = "x-csrf-token"
@@ -161,10 +167,14 @@ class Auth:
         self.open = not self.tokens and authorize is None  # nothing configured: local use
 
     async def identify(self, request: Request) -> Identity:
-        """Everything the request may do."""
+        """Everything the request may do. With nothing configured (open mode) a request from
+        this machine may do everything and one from elsewhere nothing: a dashboard bound to
+        0.0.0.0 by mistake exposes no job."""
         session = self.signer.load(request.cookies.get(SESSION_COOKIE))
         if self.open:
-            return Identity(PERMISSIONS, False, session, True)
+            if request.client is not None and is_loopback(request.client.host):
+                return Identity(PERMISSIONS, False, session, True)
+            return Identity(frozenset(), False, session, False)
         granted: set[str] = set()
         bearer = False
         header = request.headers.get("authorization", "")
@@ -179,6 +189,14 @@ class Auth:
             granted |= await _call_hook(self.authorize, request)
         permissions = normalize(granted)
         return Identity(permissions, bearer, session, bool(permissions))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a client address is this machine (127.0.0.0/8, ::1 or "localhost")."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def _call_hook(hook: Authorize, request: Request) -> set[str]:

@@ -12,7 +12,7 @@ from conveyor.backends.protocol import LIST_COUNT_CAP
 from conveyor.errors import ConveyorError
 from conveyor.model.job import ACTIVE_STATES, Job, JobState
 from conveyor.services import parse_states
-from conveyor.web.auth import CSRF_HEADER, MANAGE, VIEW, Auth, Identity
+from conveyor.web.auth import CSRF_HEADER, MANAGE, OPEN_REMOTE_REFUSED, VIEW, Auth, Identity
 from conveyor.web.errors import Refused
 
 BULK_LIMIT = LIST_COUNT_CAP  # jobs one bulk call acts on: as many as a listing counts
@@ -62,6 +62,8 @@ class Dashboard:
         async def dependency(request: Request) -> Identity:
             identity = await self.auth.identify(request)
             if not identity.authenticated:
+                if self.auth.open:
+                    raise Refused(401, OPEN_REMOTE_REFUSED)
                 raise Refused(401, "authentication required: send Authorization: Bearer <token>")
             if not identity.can(permission):
                 raise Refused(403, f"this token lacks the {permission!r} permission")

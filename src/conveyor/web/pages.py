@@ -21,6 +21,7 @@ from conveyor.model.job import JobState
 from conveyor.web.auth import (
     CSRF_FIELD,
     MANAGE,
+    OPEN_REMOTE_REFUSED,
     SESSION_COOKIE,
     VIEW,
     Identity,
@@ -101,6 +102,8 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
         return _Page(dash, request, await dash.auth.identify(request))
 
     def login_form(p: _Page, message: str = "", status: int = 401) -> HTMLResponse:
+        if dash.auth.open and not message:
+            message = OPEN_REMOTE_REFUSED[0].upper() + OPEN_REMOTE_REFUSED[1:] + "."
         return p.render("login.html", status=status, message=message, next=p.request.url.path)
 
     def view_page(
