@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conveyor import App, Context
-from conveyor.backends.postgres.backend import _Batch
+from conveyor.backends.postgres.enqueue import _Batch
 from conveyor.backends.postgres.rows import copy_text
 from conveyor.model.job import utcnow
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.backends.postgres.backend import COPY_THRESHOLD
+from conveyor.backends.postgres.enqueue import COPY_THRESHOLD
 from conveyor.backends.protocol import JobFilter
 from conveyor.model.job import JobState, LogLine, NewJob
 from postgres.conftest import MakeStore

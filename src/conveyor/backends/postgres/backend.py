@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import pq
-from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
+from conveyor.backends.postgres.enqueue import EnqueueVerbs
 from conveyor.backends.postgres.recurring import RecurringVerbs
 from conveyor.backends.postgres.rows import (
     Row,
-    copy_text,
     error_json,
-    job_arrays,
     job_from_row,
     logs_json,
     opt_utc,
@@ -42,28 +38,22 @@ from conveyor.backends.protocol import (
 )
 from conveyor.backends.subscribers import Subscribers
 from conveyor.model.job import (
-    WAITING_STATES,
     AttemptError,
-    Enqueued,
     Job,
     JobState,
     LogLine,
-    NewJob,
 )
 from conveyor.model.logs import append_logs
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
 
-COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
-COPY_CHUNK = 2000  # jobs per COPY write, so the server parses while the next chunk is built
 PRUNE_BATCH = 1000  # rows deleted per prune statement, so no transaction runs long
 CLAIM_ATTEMPTS = 5  # tries when a concurrent claim took a job of the same concurrency key
 _RUNNING_KEYS_INDEX = "jobs_running_keys"
-_PRIMARY_KEY = "jobs_pkey"
 
 
-class PostgresBackend(RecurringVerbs):
+class PostgresBackend(EnqueueVerbs, RecurringVerbs):
     """Jobs in a PostgreSQL schema, shared by any number of worker processes and hosts.
 
     Claims lock due jobs with `FOR UPDATE SKIP LOCKED` on a partial index of runnable jobs;
@@ -119,140 +109,6 @@ class PostgresBackend(RecurringVerbs):
         with self._db.errors("cannot read"), self._db.connect() as conn:
             applied = self._db.applied_migrations(conn)
         return applied[-1] if applied else None
-
-    # producers -------------------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
-        """Store `jobs` in one transaction, in order; an active unique_key returns the existing
-        job with created=False. Waiting workers are notified when the transaction commits.
-        Small batches take one statement; large ones are written with a COPY."""
-        if not jobs:
-            return []
-        stamped = [new.to_job(now) for new in jobs]
-        try:
-            with self._db.connection() as conn:
-                if self._uses_copy(stamped):
-                    with conn.transaction():
-                        results = self._insert(conn, stamped)
-                else:
-                    # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
-                    # round trips; the unique_key look-up after it only reads.
-                    results = self._insert(conn, stamped)
-        except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(stamped, exc) from exc
-        if any(result.created for result in results):
-            self._notify()
-        return results
-
-    @staticmethod
-    def _uses_copy(stamped: Sequence[Job]) -> bool:
-        return len(stamped) >= COPY_THRESHOLD
-
-    def enqueue_in(
-        self, connection: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
-    ) -> list[Enqueued]:
-        """Enqueue `jobs` inside the caller's own transaction on `connection` (a psycopg
-        connection to the same database): they exist, and workers are woken, only once that
-        transaction commits; a rollback leaves no job. The connection is not committed here,
-        unless it is in autocommit mode outside a transaction block (then the jobs commit
-        at once, together)."""
-        if not jobs:
-            return []
-        stamped = [new.to_job(now) for new in jobs]
-        idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
-        try:
-            with self._db.errors("cannot enqueue on the given connection to"):
-                if connection.autocommit and idle:
-                    with connection.transaction():
-                        results = self._insert(connection, stamped)
-                else:
-                    results = self._insert(connection, stamped)
-        except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(stamped, exc, look_up=False) from exc
-        if any(result.created for result in results):
-            self._notify()  # in-process workers then find the jobs once the caller commits
-        return results
-
-    async def enqueue_in_async(
-        self, connection: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob], now: datetime
-    ) -> list[Enqueued]:
-        """Like enqueue_in, on the caller's psycopg.AsyncConnection: the jobs exist, and
-        workers are woken, only once the caller's transaction commits."""
-        if not jobs:
-            return []
-        batch = _Batch.of([new.to_job(now) for new in jobs])
-        idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
-        params = {**job_arrays(batch.to_insert), "channel": self.config.channel}
-
-        async def insert() -> list[Enqueued]:
-            async with connection.cursor(row_factory=dict_row) as cur:
-                await cur.execute(self._q["insert_jobs"], params)
-                created = {row["id"] for row in await cur.fetchall() if row["id"] is not None}
-                existing: dict[str, Job] = {}
-                if held := batch.held(created):
-                    await cur.execute(self._q["active_by_unique_keys"], {"keys": held})
-                    rows = await cur.fetchall()
-                    existing = {row["unique_key"]: job_from_row(row) for row in rows}
-            return batch.resolve(created, existing)
-
-        try:
-            with self._db.errors("cannot enqueue on the given connection to"):
-                if connection.autocommit and idle:
-                    async with connection.transaction():
-                        results = await insert()
-                else:
-                    results = await insert()
-        except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(batch.stamped, exc, look_up=False) from exc
-        if any(result.created for result in results):
-            self._notify()
-        return results
-
-    def _insert(self, conn: psycopg.Connection[Any], stamped: list[Job]) -> list[Enqueued]:
-        """Insert within the connection's transaction: one statement for the new jobs (a
-        COPY for the plain jobs of a large batch), then one look-up for the unique
-        keys an active job already held."""
-        batch = _Batch.of(stamped)
-        to_insert = batch.to_insert
-        channel = self.config.channel
-        with conn.cursor(row_factory=dict_row) as cur:
-            if self._uses_copy(stamped):
-                plain = [job for job in to_insert if job.unique_key is None]
-                to_insert = [job for job in to_insert if job.unique_key is not None]
-                with cur.copy(self._q["copy_jobs"]) as copy:
-                    for start in range(0, len(plain), COPY_CHUNK):
-                        copy.write(copy_text(plain[start : start + COPY_CHUNK]))
-                if any(job.state in WAITING_STATES for job in plain):
-                    cur.execute(self._q["notify"], {"channel": channel})
-            created: set[str] = set()
-            if to_insert:
-                cur.execute(self._q["insert_jobs"], {**job_arrays(to_insert), "channel": channel})
-                created = {row["id"] for row in cur.fetchall() if row["id"] is not None}
-            existing: dict[str, Job] = {}
-            if held := batch.held(created):
-                cur.execute(self._q["active_by_unique_keys"], {"keys": held})
-                existing = {row["unique_key"]: job_from_row(row) for row in cur.fetchall()}
-        return batch.resolve(created, existing)
-
-    def _taken_id_error(
-        self, jobs: Sequence[Job], exc: psycopg.errors.UniqueViolation, look_up: bool = True
-    ) -> Exception:
-        """A ValueError naming the repeated id of a refused batch (or `exc` itself when the
-        conflict was not on the job id)."""
-        if exc.diag.constraint_name != _PRIMARY_KEY:
-            return exc
-        seen: set[str] = set()
-        for job in jobs:
-            if job.id in seen:
-                return ValueError(f"a job with id {job.id!r} already exists: give each its own id")
-            seen.add(job.id)
-        if look_up:
-            with self._db.connection() as conn:
-                row = conn.execute(self._q["existing_ids"], {"ids": sorted(seen)}).fetchone()
-            if row is not None:
-                return ValueError(
-                    f"a job with id {row['id']!r} already exists: give each job its own id"
-                )
-        return ValueError("a job with one of these ids already exists: give each job its own id")
 
     # workers ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> Claimed:
@@ -644,57 +500,6 @@ class PostgresBackend(RecurringVerbs):
         jobs = [job_from_row(row) for row in rows]
         exact = total <= LIST_COUNT_CAP
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    """Jobs to enqueue: the first of each unique_key is inserted, later ones in the batch
-    resolve to it; a key an active stored job holds resolves to that job."""
-
-    stamped: list[Job]
-    first_of_key: dict[str, int]
-    to_insert: list[Job]
-
-    @classmethod
-    def of(cls, stamped: list[Job]) -> _Batch:
-        first_of_key: dict[str, int] = {}
-        to_insert: list[Job] = []
-        for index, job in enumerate(stamped):
-            key = job.unique_key
-            if key is not None:
-                if key in first_of_key:
-                    continue
-                first_of_key[key] = index
-            to_insert.append(job)
-        return cls(stamped, first_of_key, to_insert)
-
-    def held(self, created: set[str]) -> list[str]:
-        """The unique keys whose first job was not inserted: an active job holds them."""
-        return [
-            self.stamped[index].unique_key or ""
-            for index in self.first_of_key.values()
-            if self.stamped[index].id not in created
-        ]
-
-    def resolve(self, created: set[str], existing: dict[str, Job]) -> list[Enqueued]:
-        """The answer to the enqueue, in order."""
-        results = [Enqueued(job, True) for job in self.stamped]
-        for index, job in enumerate(self.stamped):
-            key = job.unique_key
-            if key is None:
-                continue
-            first_index = self.first_of_key[key]
-            if self.stamped[first_index].id in created:
-                if index != first_index:
-                    results[index] = Enqueued(self.stamped[first_index], False)
-            elif key in existing:
-                results[index] = Enqueued(existing[key], False)
-            else:
-                # The holder finished between the two statements: rare; the caller retries.
-                raise psycopg.errors.SerializationFailure(
-                    f"the active job holding unique_key {key!r} finished during this enqueue"
-                )
-        return results
 
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
