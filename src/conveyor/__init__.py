@@ -4,6 +4,7 @@ import logging
 
 from conveyor.app import App, JobFunction, JobHandle
 from conveyor.backends.protocol import Backend, Counts, Page
+from conveyor.bridge import AsyncBridge, Bridge
 from conveyor.context import Context
 from conveyor.errors import (
     ArgumentsNotSerializable,
@@ -28,9 +29,11 @@ from conveyor.runtime.worker import Worker
 __all__ = [
     "App",
     "ArgumentsNotSerializable",
+    "AsyncBridge",
     "AttemptError",
     "Backend",
     "Backoff",
+    "Bridge",
     "ConfigurationError",
     "Context",
     "ConveyorError",

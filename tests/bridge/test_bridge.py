@@ -201,3 +201,11 @@ def test_after_shutdown_nothing_is_accepted(bridge: Bridge) -> None:
         bridge.post(lambda: None)
     with pytest.raises(BridgeClosed):
         bridge.try_schedule("f", 1, lambda token: 1, print)
+
+
+def test_the_bridges_are_importable_from_the_package_root() -> None:
+    import conveyor
+    import conveyor.bridge
+
+    assert conveyor.Bridge is conveyor.bridge.Bridge
+    assert conveyor.AsyncBridge is conveyor.bridge.AsyncBridge
