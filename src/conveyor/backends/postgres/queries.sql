@@ -231,21 +231,19 @@ WITH commit_mode AS (
     SELECT set_config('synchronous_commit',
                       coalesce(%(commit)s, current_setting('synchronous_commit')), true)
 ), outcome AS (
-    SELECT *
-    FROM unnest(
-        %(id)s::text[], %(worker_id)s::text[], %(attempt)s::integer[], %(state)s::text[],
-        %(result)s::text[], %(finished_at)s::timestamptz[], %(run_at)s::timestamptz[],
-        %(give_back)s::integer[], %(error)s::text[]
-    ) AS o (id, worker_id, attempt, state, result, finished_at, run_at, give_back, error)
+    SELECT * FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS o (
+        id text, worker_id text, attempt integer, state text, result jsonb,
+        finished_at timestamptz, run_at timestamptz, give_back integer, error jsonb
+    )
 ), finished AS (
     UPDATE __schema__.jobs AS j
     SET state = o.state,
-        result = o.result::jsonb,
+        result = o.result,
         finished_at = o.finished_at,
         run_at = coalesce(o.run_at, j.run_at),
         attempt = j.attempt - o.give_back,
         errors = CASE WHEN o.error IS NULL THEN j.errors
-                      ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
+                      ELSE j.errors || jsonb_build_array(o.error) END,
         worker_id = NULL,
         lease_expires_at = NULL
     FROM outcome AS o, commit_mode

@@ -53,17 +53,20 @@ def opt_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else utc(moment)
 
 
+def error_entry(error: AttemptError) -> dict[str, Any]:
+    """One errors-column entry, as a JSON-ready dict."""
+    return {
+        "attempt": error.attempt,
+        "message": error.message,
+        "traceback": error.traceback,
+        "at": error.at.timestamp(),
+        "kind": error.kind,
+    }
+
+
 def error_json(error: AttemptError) -> str:
     """One errors-column entry, as JSON text."""
-    return dumps(
-        {
-            "attempt": error.attempt,
-            "message": error.message,
-            "traceback": error.traceback,
-            "at": error.at.timestamp(),
-            "kind": error.kind,
-        }
-    )
+    return dumps(error_entry(error))
 
 
 def logs_json(lines: Iterable[LogLine]) -> str:
