@@ -1,4 +1,4 @@
-"""The memory store's recurring-job table (kept apart so memory.py stays about jobs)."""
+"""The memory store's recurring-job table (kept apart so the job verbs stay about jobs)."""
 
 from __future__ import annotations
 

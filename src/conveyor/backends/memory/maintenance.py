@@ -1,0 +1,109 @@
+"""The memory store's maintenance: rescue expired leases, promote due jobs, prune old jobs,
+ticks and workers (what the sweeper in `runtime/maintenance.py` calls)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+from datetime import datetime
+
+from conveyor.backends.memory.index import JobIndex, TimedEntry
+from conveyor.model.job import AttemptError, JobState
+
+# Finished states pruned with the `completed_before` cut-off; failed jobs have their own.
+_SHORT_RETENTION = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.SKIPPED})
+
+
+class MaintenanceVerbs(JobIndex):
+    """The memory store's maintenance verbs; `MemoryBackend` is made of this and its siblings."""
+
+    def rescue_expired(self, now: datetime) -> list[str]:
+        """Running jobs whose lease ended before `now` go back to pending, or to failed when
+        no attempt is left (or to cancelled when cancellation was requested)."""
+        rescued: list[str] = []
+        with self._lock:
+            for job_id in list(self._running):
+                job = self._jobs[job_id]
+                if job.lease_expires_at is None or job.lease_expires_at >= now:
+                    continue
+                self._leave_running(job)
+                rescued.append(job_id)
+                again = job.attempt < job.max_attempts and not job.cancel_requested
+                if job.cancel_requested:
+                    fate = "it was cancelled as requested"
+                elif again:
+                    fate = "it was put back to run again"
+                else:
+                    fate = f"it failed, having used all {job.max_attempts} attempts"
+                error = AttemptError(
+                    attempt=job.attempt,
+                    message=(
+                        f"worker {job.worker_id} stopped heartbeating and its lease expired at "
+                        f"{job.lease_expires_at.isoformat()}, so the job was rescued: {fate}"
+                    ),
+                    at=now,
+                    kind="lost",
+                )
+                lost = replace(
+                    job, errors=(*job.errors, error), worker_id=None, lease_expires_at=None
+                )
+                if again:
+                    back = replace(lost, state=JobState.PENDING, run_at=now)
+                    self._put(back, job)
+                    self._add_waiting(back, now)
+                else:
+                    state = JobState.CANCELLED if job.cancel_requested else JobState.FAILED
+                    done = replace(lost, state=state, finished_at=now)
+                    self._put(done, job)
+                    self._settle(done)
+            if rescued:
+                self._announce()
+        if rescued:
+            self._call_back()
+        return rescued
+
+    def promote_scheduled(self, now: datetime) -> int:
+        """Scheduled jobs due at `now` become pending; returns how many."""
+        promoted = 0
+        with self._lock:
+            heap = self._scheduled
+            while heap and heap[0][0] <= now:
+                run_at, job_id = heapq.heappop(heap)
+                job = self._jobs.get(job_id)
+                if job is None or job.state is not JobState.SCHEDULED or job.run_at != run_at:
+                    continue
+                self._put(replace(job, state=JobState.PENDING), job)
+                promoted += 1
+        return promoted
+
+    def prune(self, completed_before: datetime, failed_before: datetime) -> int:
+        """Delete completed, cancelled and skipped jobs finished before `completed_before`, and
+        failed ones finished before `failed_before`; returns how many."""
+        with self._lock:
+            pruned = self._prune_heap(self._finished_short, completed_before, _SHORT_RETENTION)
+            pruned += self._prune_heap(
+                self._finished_failed, failed_before, frozenset({JobState.FAILED})
+            )
+            self._recurring.prune(failed_before)
+        return pruned
+
+    def _prune_heap(
+        self, heap: list[TimedEntry], before: datetime, states: frozenset[JobState]
+    ) -> int:
+        pruned = 0
+        while heap and heap[0][0] < before:
+            finished_at, job_id = heapq.heappop(heap)
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in states or job.finished_at != finished_at:
+                continue
+            self._remove(job)
+            pruned += 1
+        return pruned
+
+    def prune_workers(self, seen_before: datetime) -> int:
+        """Forget workers whose last heartbeat is older than `seen_before`; returns how many."""
+        with self._lock:
+            stale = [w.id for w in self._workers.values() if w.last_seen_at < seen_before]
+            for worker_id in stale:
+                del self._workers[worker_id]
+        return len(stale)

@@ -1,0 +1,184 @@
+"""What operators ask of the memory store: look-ups, listings, statistics, and the job and
+queue actions of the dashboard and `app.jobs` (cancel, retry, delete, pause)."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import replace
+from datetime import datetime
+
+from conveyor.backends.memory.index import JobIndex
+from conveyor.backends.protocol import (
+    LIST_COUNT_CAP,
+    Counts,
+    JobFilter,
+    Page,
+    QueueInfo,
+    Throughput,
+    WorkerInfo,
+)
+from conveyor.model.job import WAITING_STATES, Job, JobState
+
+
+class OperatorVerbs(JobIndex):
+    """The memory store's operator verbs; `MemoryBackend` is made of this and its siblings."""
+
+    # look-ups and statistics -----------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job, or None."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def list(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first (by created_at, then id); search ignores case."""
+        with self._lock:
+            jobs = builtins.list(self._jobs.values())
+        needle = query.search.casefold() if query.search else None
+        matching = [
+            job
+            for job in jobs
+            if (query.states is None or job.state in query.states)
+            and (query.name is None or job.name == query.name)
+            and (query.queue is None or job.queue == query.queue)
+            and (needle is None or needle in job.id.casefold() or needle in job.name.casefold())
+        ]
+        matching.sort(key=lambda job: (job.created_at, job.id), reverse=True)
+        page = max(query.page, 1)
+        per_page = max(query.per_page, 1)
+        start = (page - 1) * per_page
+        return Page(
+            jobs=matching[start : start + per_page],
+            total=min(len(matching), LIST_COUNT_CAP),  # capped like the SQL stores
+            page=page,
+            per_page=per_page,
+            total_exact=len(matching) <= LIST_COUNT_CAP,
+        )
+
+    def counts(self) -> Counts:
+        """Jobs per state and per queue and state; states with no job are left out."""
+        by_state: dict[str, int] = {}
+        by_queue: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for (queue, state), n in self._counts.items():
+                by_state[state.value] = by_state.get(state.value, 0) + n
+                by_queue.setdefault(queue, {})[state.value] = n
+        return Counts(by_state=by_state, by_queue=by_queue)
+
+    def queues(self, now: datetime) -> builtins.list[QueueInfo]:
+        """Every queue with jobs, or paused, by name."""
+        with self._lock:
+            waiting: dict[str, list[Job]] = {}
+            for job_id in self._tokens:
+                job = self._jobs[job_id]
+                waiting.setdefault(job.queue, []).append(job)
+            names = set(self._paused) | {q for q, _ in self._counts}
+            infos = []
+            for name in sorted(names):
+                jobs = waiting.get(name, [])
+                due = [j.run_at for j in jobs if j.run_at <= now]
+                index = self._queues.get(name)
+                infos.append(
+                    QueueInfo(
+                        name,
+                        len(jobs),
+                        len(due),
+                        index.running if index else 0,
+                        name in self._paused,
+                        min(due) if due else None,
+                    )
+                )
+            return infos
+
+    def throughput(self, since: datetime) -> builtins.list[Throughput]:
+        """Completed and failed jobs per minute since `since`."""
+        minutes: dict[datetime, list[int]] = {}
+        with self._lock:
+            for heap in (self._finished_short, self._finished_failed):
+                for finished_at, job_id in heap:
+                    job = self._jobs.get(job_id)
+                    if job is None or finished_at < since:
+                        continue
+                    if job.state not in (JobState.COMPLETED, JobState.FAILED):
+                        continue
+                    minute = finished_at.replace(second=0, microsecond=0)
+                    counts = minutes.setdefault(minute, [0, 0])
+                    counts[job.state is JobState.FAILED] += 1
+        return [Throughput(m, c[0], c[1]) for m, c in sorted(minutes.items())]
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        """Workers that have sent a heartbeat and not been pruned, by id."""
+        with self._lock:
+            return sorted(self._workers.values(), key=lambda worker: worker.id)
+
+    # actions ---------------------------------------------------------------------------------
+    def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """Pause or resume a queue; resuming wakes waiting workers."""
+        with self._lock:
+            if paused:
+                self._paused.add(name)
+                return
+            self._paused.discard(name)
+            self._announce()
+        self._call_back()
+
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        """Cancel a waiting job now, ask a running one's worker to stop; finished: unchanged."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state in WAITING_STATES:
+                self._drop_waiting(job_id, self._queues[job.queue])
+                done = replace(job, state=JobState.CANCELLED, finished_at=now)
+                self._put(done, job)
+                self._settle(done)
+                self._space.notify_all()
+                return done
+            if job.state is JobState.RUNNING and not job.cancel_requested:
+                asked = replace(job, cancel_requested=True)
+                self._put(asked, job)
+                return asked
+            return job
+
+    def retry(self, job_id: str, now: datetime) -> Job | None:
+        """A failed or cancelled job becomes pending with a fresh attempt budget, errors kept.
+
+        Unchanged when another active job now holds its unique_key, or in any other state.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state not in (JobState.FAILED, JobState.CANCELLED):
+                return job
+            if job.unique_key is not None and job.unique_key in self._unique:
+                return job
+            again = replace(
+                job,
+                state=JobState.PENDING,
+                attempt=0,
+                run_at=now,
+                finished_at=None,
+                cancel_requested=False,
+                result=None,
+            )
+            self._put(again, job)
+            if again.unique_key is not None:
+                self._unique[again.unique_key] = again.id
+            self._add_waiting(again, now)
+            self._announce()
+        self._call_back()
+        return again
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job that is not running; False if absent or running."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state is JobState.RUNNING:
+                return False
+            if job.state in WAITING_STATES:
+                self._drop_waiting(job_id, self._queues[job.queue])
+                self._release_unique(job)
+                self._space.notify_all()
+            self._remove(job)
+            return True
