@@ -97,6 +97,7 @@ class App:
         return Environment(
             self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
             tuple(self.middleware), self.clock, tuple(self._recurring.values()),
+            self.testing.resource_overrides,
         )  # fmt: skip
 
     # definitions -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
@@ -25,13 +25,19 @@ class Context:
     or its timeout passes: sync jobs should check it in their loops (threads cannot be killed).
     """
 
-    __slots__ = ("_scope", "_sink", "cancel_requested", "job")
+    __slots__ = ("_overrides", "_scope", "_sink", "cancel_requested", "job")
 
-    def __init__(self, job: Job, sink: ReportSink) -> None:
+    def __init__(
+        self,
+        job: Job,
+        sink: ReportSink,
+        overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
         self.job = job
         self._sink = sink
         self.cancel_requested = False
         self._scope: Scope | None = None
+        self._overrides = overrides  # resource factory -> stand-in (app.testing)
 
     @property
     def id(self) -> str:
@@ -72,7 +78,7 @@ class Context:
     def scope(self) -> Scope:
         """This attempt's dependency scope, created on first use; closed when the job ends."""
         if self._scope is None:
-            self._scope = Scope(self._close_error)
+            self._scope = Scope(self._close_error, self._overrides)
         return self._scope
 
     def resource(self, factory: Callable[[], AbstractContextManager[T]]) -> T:

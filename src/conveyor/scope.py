@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -57,15 +57,21 @@ class Scope:
     Thread-safe: a sync job's thread and the event loop running its middleware may share one.
     """
 
-    __slots__ = ("_closed", "_entries", "_lock", "_on_close_error", "failure")
+    __slots__ = ("_closed", "_entries", "_lock", "_on_close_error", "_overrides", "failure")
 
-    def __init__(self, on_close_error: CloseErrorHandler | None = None) -> None:
+    def __init__(
+        self,
+        on_close_error: CloseErrorHandler | None = None,
+        overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
         #: what ended the work, when it failed: passed to each `__exit__` unless close() gets one
         self.failure: BaseException | None = None
         self._entries: list[_Entry] = []
         self._lock = threading.RLock()
         self._closed = False
         self._on_close_error = on_close_error
+        # factory -> stand-in (tests): the stand-in makes the resource, the factory names it
+        self._overrides = overrides
 
     @property
     def closed(self) -> bool:
@@ -74,6 +80,11 @@ class Scope:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _make(self, factory: Callable[..., Any]) -> Any:
+        if self._overrides:
+            return self._overrides.get(factory, factory)()
+        return factory()
 
     def _find(self, factory: Callable[..., Any]) -> _Entry | None:
         if self._closed:
@@ -93,7 +104,7 @@ class Scope:
             entry = self._find(factory)
             if entry is not None:
                 return cast(T, entry.value)
-            manager: Any = factory()
+            manager: Any = self._make(factory)
             if not hasattr(manager, "__enter__"):
                 if hasattr(manager, "__aenter__"):
                     raise TypeError(
@@ -117,7 +128,7 @@ class Scope:
             entry = self._find(factory)
             if entry is not None:
                 return cast(T, entry.value)
-        manager: Any = factory()
+        manager: Any = self._make(factory)
         if hasattr(manager, "__aenter__"):
             value = await manager.__aenter__()
             is_async = True

@@ -10,7 +10,8 @@ assert result.failed == []
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,26 @@ class Testing:
 
     def __init__(self, environment: Callable[[], Environment]) -> None:
         self._environment = environment
+        #: resource factory -> stand-in, seen by every worker and drain of this app
+        self.resource_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    @contextlib.contextmanager
+    def override_resource(
+        self, factory: Callable[..., Any], replacement: Callable[..., Any]
+    ) -> Iterator[None]:
+        """Within the block, jobs asking for `factory` (ctx.resource / ctx.aresource) get
+        what `replacement` makes instead: a context-manager factory too, closed like the
+        real one. Applies to `drain()` and to workers of this app, running ones included."""
+        missing = object()
+        previous = self.resource_overrides.get(factory, missing)
+        self.resource_overrides[factory] = replacement
+        try:
+            yield
+        finally:
+            if previous is missing:
+                self.resource_overrides.pop(factory, None)
+            else:
+                self.resource_overrides[factory] = previous  # type: ignore[assignment]
 
     def enqueued(self, name: str | None = None, *, queue: str | None = None) -> list[Job]:
         """Jobs waiting to run (scheduled or pending), oldest first."""
@@ -113,7 +134,8 @@ class Testing:
                         continue
                     break
                 job = claimed.jobs[0]
-                outcome = await executor.run(RunningJob(job, Context(job, reports.add)))
+                context = Context(job, reports.add, env.resource_overrides)
+                outcome = await executor.run(RunningJob(job, context))
                 backend.report(reports.take(), settings.max_log_lines)
                 backend.finish([outcome])
                 stored = backend.get(job.id) or job

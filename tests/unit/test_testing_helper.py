@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 import conveyor
@@ -73,3 +76,60 @@ async def test_drain_async_inside_an_event_loop() -> None:
         app.testing.drain()
     await app.testing.drain_async()
     assert sent == ["follow-up 3"]
+
+
+class Session:
+    """A stand-in resource that records what happened to it."""
+
+    def __init__(self, kind: str, trail: list[str]) -> None:
+        self.kind, self.trail = kind, trail
+
+
+def sessions(kind: str, trail: list[str]) -> Iterator[Session]:
+    trail.append(f"open {kind}")
+    yield Session(kind, trail)
+    trail.append(f"close {kind}")
+
+
+def test_override_resource_swaps_a_factory_for_drain_and_restores_it() -> None:
+    app = conveyor.App("memory://")
+    trail: list[str] = []
+    used: list[str] = []
+    real = contextlib.contextmanager(lambda: sessions("real", trail))
+    fake = contextlib.contextmanager(lambda: sessions("fake", trail))
+
+    @app.job
+    def sync_job(ctx: conveyor.Context) -> None:
+        used.append(ctx.resource(real).kind)
+
+    @app.job
+    async def async_job(ctx: conveyor.Context) -> None:
+        used.append((await ctx.aresource(real)).kind)
+
+    with app.testing.override_resource(real, fake):
+        sync_job.enqueue()
+        async_job.enqueue()
+        assert len(app.testing.drain().completed) == 2
+    assert used == ["fake", "fake"]
+    assert trail == ["open fake", "close fake"] * 2
+
+    sync_job.enqueue()
+    app.testing.drain()
+    assert used[-1] == "real"
+
+
+async def test_override_resource_reaches_a_running_worker() -> None:
+    app = conveyor.App("memory://")
+    trail: list[str] = []
+    real = contextlib.contextmanager(lambda: sessions("real", trail))
+    fake = contextlib.contextmanager(lambda: sessions("fake", trail))
+
+    @app.job
+    async def uses(ctx: conveyor.Context) -> str:
+        return (await ctx.aresource(real)).kind
+
+    async with app.worker():
+        with app.testing.override_resource(real, fake):
+            assert (await uses.enqueue().wait_async(10)).result == "fake"
+        assert (await uses.enqueue().wait_async(10)).result == "real"
+    assert trail == ["open fake", "close fake", "open real", "close real"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from conveyor.backends.protocol import Backend
 from conveyor.model.job import utcnow
@@ -27,3 +28,7 @@ class Environment:
     middleware: Sequence[Middleware] = ()
     clock: Callable[[], datetime] = utcnow
     recurring: Sequence[RecurringJob] = ()  # definitions made in code, synced at worker start
+    # resource factory -> stand-in, set by app.testing.override_resource (a live mapping)
+    resource_overrides: Mapping[Callable[..., Any], Callable[..., Any]] = field(
+        default_factory=dict
+    )

@@ -322,7 +322,8 @@ class Worker:
     def _start_job(self, job: Job) -> None:
         self.stats.claimed += 1
         sink = self._progress_hook_sink(job) if self.env.hooks.wants("progress") else None
-        running = RunningJob(job, Context(job, sink or self._reports.add))
+        context = Context(job, sink or self._reports.add, self.env.resource_overrides)
+        running = RunningJob(job, context)
         self._running[job.id] = running
         running.task = asyncio.get_running_loop().create_task(self._run_job(running))
 
