@@ -473,8 +473,10 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id (as
         stored: ids are generated lowercase) or of the name."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
+        wanted = JobState if query.states is None else query.states
         params: dict[str, Any] = {
             "states": None if query.states is None else sorted(s.value for s in query.states),
+            "walk_states": sorted(state.value for state in wanted),  # one index walk each
             "name": query.name,
             "queue": query.queue,
             "count_limit": LIST_COUNT_CAP + 1,
@@ -489,11 +491,13 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
                 total = int(rows[0]["listed_total"]) if rows else 0
                 rows = [row for row in rows if row["id"] is not None]
                 if total > LIST_COUNT_CAP:  # the scan stopped early: walk newest first
+                    conn.execute(self._q["walk_in_order"])
                     rows = conn.execute(self._q["list_jobs_scan_newest"], window).fetchall()
-            else:
-                suffix = "" if query.states is None else "_in_states"
-                counted = conn.execute(self._q["count_listed" + suffix], params).fetchone()
-                rows = conn.execute(self._q["list_jobs" + suffix], window).fetchall()
+            else:  # one walk of the (state, created_at) index per state, merged
+                count = "count_listed" if query.states is None else "count_listed_in_states"
+                counted = conn.execute(self._q[count], params).fetchone()
+                conn.execute(self._q["walk_in_order"])
+                rows = conn.execute(self._q["list_jobs_in_states"], window).fetchall()
                 total = 0 if counted is None else int(counted["total"])
         jobs = [job_from_row(row) for row in rows]
         exact = total <= LIST_COUNT_CAP
