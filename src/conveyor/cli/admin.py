@@ -9,7 +9,16 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli.base import ago, common, console, load, print_json, styled_state, when
+from conveyor.cli.base import (
+    ago,
+    common,
+    console,
+    load,
+    print_json,
+    print_listing,
+    styled_state,
+    when,
+)
 from conveyor.model.recurring import RecurringJob
 from conveyor.recurring import RecurringService
 
@@ -37,19 +46,13 @@ def recurring_ls(app_ref: str | None, as_json: bool) -> None:
       conveyor recurring ls --json
     """
     app = load(app_ref)
-    definitions = app.recurring_jobs.list()
-    if as_json:
-        print_json(definitions)
-        return
-    if not definitions:
-        console().print("no recurring jobs (they are stored when a worker starts)")
-        return
     now = app.clock()
-    table = Table(header_style="bold")
-    for column in ("name", "schedule", "job", "enabled", "next fire", "last fire", "last run"):
-        table.add_column(column)
-    for item in definitions:
-        table.add_row(
+    print_listing(
+        app.recurring_jobs.list(),
+        as_json,
+        empty="no recurring jobs (they are stored when a worker starts)",
+        columns=("name", "schedule", "job", "enabled", "next fire", "last fire", "last run"),
+        row=lambda item: (
             escape(item.name),
             f"{escape(item.cron)} [dim]{escape(item.timezone)}[/]",
             escape(item.job_name),
@@ -57,8 +60,8 @@ def recurring_ls(app_ref: str | None, as_json: bool) -> None:
             ago(item.next_fire_at, now) if item.enabled else "-",
             ago(item.last_fire_at, now),
             styled_state(item.last_job_state) if item.last_job_state else "-",
-        )
-    console().print(table)
+        ),
+    )
 
 
 @recurring.command("show")
@@ -199,27 +202,19 @@ def queues_ls(app_ref: str | None, as_json: bool) -> None:
       conveyor queues ls --json
     """
     app = load(app_ref)
-    statuses = app.jobs.queues()
-    if as_json:
-        print_json(statuses)
-        return
-    if not statuses:
-        console().print("no queues yet")
-        return
     now = app.clock()
-    table = Table(header_style="bold")
-    table.add_column("queue")
-    for column in ("waiting", "due", "running", "limit"):
-        table.add_column(column, justify="right")
-    table.add_column("oldest due")
-    table.add_column("status")
-    for q in statuses:
-        table.add_row(
+    print_listing(
+        app.jobs.queues(),
+        as_json,
+        empty="no queues yet",
+        columns=("queue", "waiting", "due", "running", "limit", "oldest due", "status"),
+        right=("waiting", "due", "running", "limit"),
+        row=lambda q: (
             escape(q.name), str(q.waiting), str(q.due), str(q.running),
             str(q.concurrency) if q.concurrency else "-",
             ago(q.oldest_due_at, now), "[yellow]paused[/]" if q.paused else "[green]active[/]",
-        )  # fmt: skip
-    console().print(table)
+        ),
+    )  # fmt: skip
 
 
 @queues.command("pause")
@@ -279,24 +274,18 @@ def workers_ls(app_ref: str | None, as_json: bool) -> None:
       conveyor workers ls --json
     """
     app = load(app_ref)
-    alive = app.jobs.workers()
-    if as_json:
-        print_json(alive)
-        return
-    if not alive:
-        console().print("no live workers")
-        return
     now = app.clock()
-    table = Table(header_style="bold")
-    for column in ("id", "host", "pid", "queues", "slots", "started", "last seen"):
-        table.add_column(column)
-    for w in alive:
-        table.add_row(
+    print_listing(
+        app.jobs.workers(),
+        as_json,
+        empty="no live workers",
+        columns=("id", "host", "pid", "queues", "slots", "started", "last seen"),
+        row=lambda w: (
             escape(w.id), escape(w.host), str(w.pid),
             escape(",".join(w.queues)) if w.queues else "all", str(w.concurrency),
             ago(w.started_at, now), ago(w.last_seen_at, now),
-        )  # fmt: skip
-    console().print(table)
+        ),
+    )  # fmt: skip
 
 
 @click.command(short_help="Jobs by state and queue, throughput, workers.")

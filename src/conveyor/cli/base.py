@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from conveyor.app import App
 from conveyor.cli.config import Config, find_config
@@ -182,6 +183,31 @@ def jsonable(value: Any) -> Any:
 def print_json(value: Any) -> None:
     """Print `value` as indented JSON on stdout."""
     click.echo(json.dumps(jsonable(value), indent=2, default=str))
+
+
+def print_listing(
+    items: Sequence[Any],
+    as_json: bool,
+    *,
+    empty: str,
+    columns: Sequence[str],
+    row: Callable[[Any], Sequence[str]],
+    right: Sequence[str] = (),
+) -> None:
+    """Print `items` as JSON, or as a table (one `row(item)` each, the `right` columns
+    right-aligned), or the `empty` line when there are none."""
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        console().print(empty)
+        return
+    table = Table(header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for item in items:
+        table.add_row(*row(item))
+    console().print(table)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
