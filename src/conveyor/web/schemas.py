@@ -60,16 +60,12 @@ class AttemptErrorOut(BaseModel):
     traceback: str
     at: datetime
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, error: AttemptError) -> AttemptErrorOut:
-        """From the model."""
-        return cls(
-            attempt=error.attempt,
-            kind=error.kind,
-            message=error.message,
-            traceback=error.traceback,
-            at=error.at,
-        )
+        """From the model (same field names)."""
+        return cls.model_validate(error)
 
 
 class JobSummary(BaseModel):
@@ -310,18 +306,12 @@ class QueueOut(BaseModel):
     concurrency: int | None = Field(description="limit across workers; null: unlimited")
     oldest_due_at: datetime | None
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, queue: QueueStatus) -> QueueOut:
-        """From the service's record."""
-        return cls(
-            name=queue.name,
-            waiting=queue.waiting,
-            due=queue.due,
-            running=queue.running,
-            paused=queue.paused,
-            concurrency=queue.concurrency,
-            oldest_due_at=queue.oldest_due_at,
-        )
+        """From the service's record (same field names)."""
+        return cls.model_validate(queue)
 
 
 class WorkerOut(BaseModel):
