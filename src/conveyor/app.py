@@ -325,7 +325,9 @@ class App:
     def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
         check_arguments(args)
         metadata = options.metadata
-        if any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()):
+        if metadata and any(
+            not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()
+        ):
             raise ConfigurationError("metadata must map strings to strings")
         if self._propagation is not None:
             metadata = {**self._propagation.capture(), **metadata}  # explicit metadata wins

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from conveyor.errors import ArgumentsNotSerializable, ConfigurationError
+from conveyor.model import job as job_module
 from conveyor.model.job import JobState, LogLine, can_transition, new_job_id
 from conveyor.model.logs import append_logs
 from conveyor.model.options import Backoff, JobOptions
@@ -19,6 +22,42 @@ def test_ids_are_unique_and_strictly_increasing() -> None:
     ids = [new_job_id() for _ in range(5000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_ids_keep_increasing_when_the_clock_stalls_steps_back_or_a_tail_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1_800_000_000_000 * 1_000_000]
+    monkeypatch.setattr(job_module, "_time_ns", lambda: now[0])
+    ids = [new_job_id() for _ in range(100)]  # one millisecond
+    now[0] -= 5_000_000_000  # the clock steps back five seconds
+    ids += [new_job_id() for _ in range(100)]
+    monkeypatch.setattr(job_module, "_id_tail", job_module._TAIL_LAST)
+    ids += [new_job_id() for _ in range(10)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_next_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With the clock stopped, the parent's next id is its last one plus one: a child that
+    # kept the parent's counter would make that very id.
+    monkeypatch.setattr(job_module, "_time_ns", lambda: 1_800_000_000_000 * 1_000_000)
+    new_job_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, new_job_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    assert len(child_id) == 36
+    assert child_id != new_job_id()
 
 
 def test_transition_table() -> None:
@@ -68,3 +107,5 @@ def test_check_arguments_names_the_first_bad_path() -> None:
         check_arguments({"a": [1, float("nan")]})
     with pytest.raises(ArgumentsNotSerializable, match=r"key 1 of type int"):
         check_arguments({"a": {1: "x"}})
+    with pytest.raises(ArgumentsNotSerializable, match=r"args\.big \(inf\)"):
+        check_arguments({"big": float("inf")})

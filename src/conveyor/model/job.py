@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -61,24 +62,44 @@ def utcnow() -> datetime:
 _id_lock = threading.Lock()
 # random is reseeded in forked children, and ids need uniqueness, not secrecy
 _random_bits = random.getrandbits
-_last_id = 0
+_TAIL_VARIANT = 0b10 << 62  # RFC 9562 variant bits on top of the 62-bit counter
+_TAIL_LAST = _TAIL_VARIANT | (1 << 62) - 1
+
+
+_time_ns = time.time_ns
+# The millisecond of the last id, its formatted prefix (time, version, 12 random bits), and
+# the 64-bit tail last used in it.
+_id_ms = -1
+_id_prefix = ""
+_id_tail = 0
+
+
+def _reset_id_clock() -> None:
+    global _id_ms
+    _id_ms = -1  # a forked child must not continue its parent's counter
+
+
+os.register_at_fork(after_in_child=_reset_id_clock)
 
 
 def new_job_id() -> str:
     """A UUIDv7-style id: sorts by creation time, and strictly increases within a process
-    (so jobs enqueued in the same millisecond keep their order)."""
-    global _last_id
-    ms = time.time_ns() // 1_000_000
-    rand = _random_bits(74)
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64
-    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    (so jobs enqueued in the same millisecond keep their order).
+
+    Each new millisecond draws 74 random bits; later ids in that millisecond (or after the
+    clock stepped back) add one to the tail, so only the tail needs formatting then."""
+    global _id_ms, _id_prefix, _id_tail
+    ms = _time_ns() // 1_000_000
     with _id_lock:
-        if value <= _last_id:
-            value = _last_id + 1
-        _last_id = value
-    # formatted by hand: uuid.UUID costs more than the rest of this function
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if ms > _id_ms or _id_tail >= _TAIL_LAST:
+            ms = max(ms, _id_ms + 1)  # on tail overflow, borrow the next millisecond
+            _id_ms = ms
+            _id_prefix = f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{_random_bits(12):03x}-"
+            _id_tail = _TAIL_VARIANT | _random_bits(62)
+        else:
+            _id_tail += 1
+        prefix, tail = _id_prefix, f"{_id_tail:016x}"
+    return f"{prefix}{tail[:4]}-{tail[4:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +162,12 @@ class Job:
         return self.errors[-1] if self.errors else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewJob:
-    """What a producer asks the store to keep: a job before it is stored."""
+    """What a producer asks the store to keep: a job before it is stored.
+
+    Not frozen, unlike Job: a request is a builder the store copies into a frozen Job, and
+    a frozen dataclass's __init__ costs three times as much (docs/architecture.md)."""
 
     name: str
     queue: str = "default"

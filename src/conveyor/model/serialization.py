@@ -13,8 +13,8 @@ _SCALARS = (str, int, float, bool, type(None))
 def find_unencodable(value: Any, path: str = "$") -> str | None:
     """The path of the first value JSON cannot hold, with its type, or None if all is fine."""
     if isinstance(value, _SCALARS):
-        if isinstance(value, float) and value != value:  # NaN is not valid JSON
-            return f"{path} (NaN)"
+        if isinstance(value, float) and value - value != 0:  # NaN and ±inf are not JSON
+            return f"{path} ({'NaN' if value != value else value})"
         return None
     if isinstance(value, dict):
         for key, item in value.items():
@@ -33,8 +33,17 @@ def find_unencodable(value: Any, path: str = "$") -> str | None:
     return f"{path} (a {type(value).__name__})"
 
 
+# Values that never need a closer look: the common flat case is checked without building paths.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def check_arguments(args: dict[str, Any]) -> None:
     """Refuse job arguments that JSON cannot hold, naming the first offending path."""
+    for key, value in args.items():
+        if type(key) is not str or type(value) not in _PLAIN:
+            break
+    else:
+        return
     found = find_unencodable(args, "args")
     if found:
         raise ArgumentsNotSerializable(

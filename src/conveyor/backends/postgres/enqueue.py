@@ -18,7 +18,7 @@ from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row
 from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
-COPY_CHUNK = 2000  # jobs per COPY write, so the server parses while the next chunk is built
+COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
 _PRIMARY_KEY = "jobs_pkey"
 
 
@@ -38,25 +38,20 @@ class EnqueueVerbs:
         Small batches take one statement; large ones are written with a COPY."""
         if not jobs:
             return []
-        stamped = [new.to_job(now) for new in jobs]
         try:
             with self._db.connection() as conn:
-                if self._uses_copy(stamped):
+                if _uses_copy(jobs):
                     with conn.transaction():
-                        results = self._insert(conn, stamped)
+                        results = self._insert(conn, jobs, now)
                 else:
                     # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
                     # round trips; the unique_key look-up after it only reads.
-                    results = self._insert(conn, stamped)
+                    results = self._insert(conn, jobs, now)
         except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(stamped, exc) from exc
+            raise self._taken_id_error(jobs, exc) from exc
         if any(result.created for result in results):
             self._notify()
         return results
-
-    @staticmethod
-    def _uses_copy(stamped: Sequence[Job]) -> bool:
-        return len(stamped) >= COPY_THRESHOLD
 
     def enqueue_in(
         self, connection: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
@@ -68,17 +63,16 @@ class EnqueueVerbs:
         at once, together)."""
         if not jobs:
             return []
-        stamped = [new.to_job(now) for new in jobs]
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
                 if connection.autocommit and idle:
                     with connection.transaction():
-                        results = self._insert(connection, stamped)
+                        results = self._insert(connection, jobs, now)
                 else:
-                    results = self._insert(connection, stamped)
+                    results = self._insert(connection, jobs, now)
         except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(stamped, exc, look_up=False) from exc
+            raise self._taken_id_error(jobs, exc, look_up=False) from exc
         if any(result.created for result in results):
             self._notify()  # in-process workers then find the jobs once the caller commits
         return results
@@ -118,22 +112,23 @@ class EnqueueVerbs:
             self._notify()
         return results
 
-    def _insert(self, conn: psycopg.Connection[Any], stamped: list[Job]) -> list[Enqueued]:
+    def _insert(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
         """Insert within the connection's transaction: one statement for the new jobs (a
         COPY for the plain jobs of a large batch), then one look-up for the unique
         keys an active job already held."""
-        batch = _Batch.of(stamped)
-        to_insert = batch.to_insert
         channel = self.config.channel
         with conn.cursor(row_factory=dict_row) as cur:
-            if self._uses_copy(stamped):
-                plain = [job for job in to_insert if job.unique_key is None]
+            copied = _uses_copy(jobs)
+            if copied:
+                stamped = self._copy_plain(cur, jobs, now)
+            else:
+                stamped = [new.to_job(now) for new in jobs]
+            batch = _Batch.of(stamped)
+            to_insert = batch.to_insert
+            if copied:
                 to_insert = [job for job in to_insert if job.unique_key is not None]
-                with cur.copy(self._q["copy_jobs"]) as copy:
-                    for start in range(0, len(plain), COPY_CHUNK):
-                        copy.write(copy_text(plain[start : start + COPY_CHUNK]))
-                if any(job.state in WAITING_STATES for job in plain):
-                    cur.execute(self._q["notify"], {"channel": channel})
             created: set[str] = set()
             if to_insert:
                 cur.execute(self._q["insert_jobs"], {**job_arrays(to_insert), "channel": channel})
@@ -144,8 +139,30 @@ class EnqueueVerbs:
                 existing = {row["unique_key"]: job_from_row(row) for row in cur.fetchall()}
         return batch.resolve(created, existing)
 
+    def _copy_plain(
+        self, cur: psycopg.Cursor[Any], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Job]:
+        """Stamp `jobs` and COPY those without a unique_key, one chunk at a time, so that
+        the server stores a chunk while the next one is stamped and formatted. Returns
+        every stamped job, in order."""
+        stamped: list[Job] = []
+        waiting = False
+        with cur.copy(self._q["copy_jobs"]) as copy:
+            for start in range(0, len(jobs), COPY_CHUNK):
+                chunk = [new.to_job(now) for new in jobs[start : start + COPY_CHUNK]]
+                stamped += chunk
+                plain = [job for job in chunk if job.unique_key is None]
+                waiting = waiting or any(job.state in WAITING_STATES for job in plain)
+                copy.write(copy_text(plain))
+        if waiting:
+            cur.execute(self._q["notify"], {"channel": self.config.channel})
+        return stamped
+
     def _taken_id_error(
-        self, jobs: Sequence[Job], exc: psycopg.errors.UniqueViolation, look_up: bool = True
+        self,
+        jobs: Sequence[NewJob | Job],
+        exc: psycopg.errors.UniqueViolation,
+        look_up: bool = True,
     ) -> Exception:
         """A ValueError naming the repeated id of a refused batch (or `exc` itself when the
         conflict was not on the job id)."""
@@ -164,6 +181,10 @@ class EnqueueVerbs:
                     f"a job with id {row['id']!r} already exists: give each job its own id"
                 )
         return ValueError("a job with one of these ids already exists: give each job its own id")
+
+
+def _uses_copy(jobs: Sequence[NewJob]) -> bool:
+    return len(jobs) >= COPY_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
