@@ -127,7 +127,8 @@ class HeldReady:
             await handle.wait_async(30)
         claims = _record_claims(self.app)
         first, second = self.app.enqueue_many([self.blocker.request(), self.behind.request()])
-        await wait_until_async(lambda: (2, 2) in claims, what="one claim of both jobs")
+        both = lambda: any(claimed == 2 for claimed, _ in claims)  # noqa: E731
+        await wait_until_async(both, what="one claim of both jobs")
         return first, second
 
 

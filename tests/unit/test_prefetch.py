@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from conveyor.model.job import Job, JobState
-from conveyor.runtime.prefetch import PrefetchPlan, ReadyJobs
+from conveyor.runtime.prefetch import AHEAD_PER_SLOT, PrefetchPlan, ReadyJobs
 
 
 def test_nothing_is_held_ready_until_a_claim_and_a_run_were_measured() -> None:
@@ -14,7 +14,7 @@ def test_nothing_is_held_ready_until_a_claim_and_a_run_were_measured() -> None:
     plan.claimed(0.002)
     assert plan.target() == 0
     plan.ran(0.0001)
-    assert plan.target() == 10
+    assert plan.target() == 10 * AHEAD_PER_SLOT  # slots finish 200 during a claim: capped
 
 
 def test_jobs_shorter_than_a_claim_fill_up_to_the_limit() -> None:
@@ -48,9 +48,9 @@ def test_a_stall_stops_prefetching_until_short_jobs_bring_the_average_down() -> 
     plan.ran(0.0001)
     plan.stalled(0.3)
     assert plan.target() == 0
-    for _ in range(60):
+    for _ in range(100):
         plan.ran(0.0001)
-    assert plan.target() == 10
+    assert plan.target() == 10 * AHEAD_PER_SLOT
 
 
 def _job(n: int) -> Job:

@@ -245,6 +245,7 @@ class Worker:
         lease = timedelta(seconds=settings.lease_seconds)
         failures = 0
         while not self._stopping:
+            self._hand_back_stale_ready()
             room = self._claim_room()
             if room <= 0:
                 await self._wait_for_slot()
@@ -276,6 +277,8 @@ class Worker:
                 await asyncio.sleep(0)  # let finished jobs free their slots before claiming again
                 continue
             timeout = settings.poll_interval
+            if self._ready:
+                timeout = min(timeout, RELEASE_AFTER)  # then see whether they waited too long
             if claimed.next_run_at is not None:
                 due_in = (claimed.next_run_at - self.env.clock()).total_seconds()
                 timeout = min(timeout, max(due_in, 0.001))
@@ -303,10 +306,15 @@ class Worker:
             async with asyncio.timeout(RELEASE_AFTER):
                 await self._slot_freed.wait()
         except TimeoutError:
-            waited = self._ready.oldest_wait()
-            if waited >= RELEASE_AFTER:
-                self._prefetch.stalled(waited)
-                self._release_ready("shutdown")
+            self._hand_back_stale_ready()
+
+    def _hand_back_stale_ready(self) -> None:
+        """Hand the ready jobs back if the oldest waited too long for a slot (the running jobs
+        turned out long: another worker may be free), and stop claiming ahead for now."""
+        waited = self._ready.oldest_wait()
+        if waited >= RELEASE_AFTER:
+            self._prefetch.stalled(waited)
+            self._release_ready("shutdown")
 
     def _release_ready(self, reason: StopReason) -> None:
         for job in self._ready.take_all():

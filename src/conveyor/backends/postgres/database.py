@@ -22,6 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from conveyor.backends.postgres.rows import ADAPTERS
 from conveyor.backends.postgres.sql import Q, migrations, quote_identifier, render
 from conveyor.errors import ConfigurationError, StoreUnavailable
 
@@ -227,7 +228,11 @@ class Database:
         return self._pool is not None
 
     def _connection_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        options: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "context": ADAPTERS,
+        }
         if not self.config.prepare:
             options["prepare_threshold"] = None
         return options

@@ -14,7 +14,7 @@ from psycopg import pq
 from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig
-from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row
+from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
 from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
@@ -90,6 +90,7 @@ class EnqueueVerbs:
 
         async def insert() -> list[Enqueued]:
             async with connection.cursor(row_factory=dict_row) as cur:
+                json_as_text(cur.adapters)
                 await cur.execute(self._q["insert_jobs"], params)
                 created = {row["id"] for row in await cur.fetchall() if row["id"] is not None}
                 existing: dict[str, Job] = {}
@@ -120,6 +121,7 @@ class EnqueueVerbs:
         keys an active job already held."""
         channel = self.config.channel
         with conn.cursor(row_factory=dict_row) as cur:
+            json_as_text(cur.adapters)  # `conn` may be the caller's, with its own loaders
             copied = _uses_copy(jobs)
             if copied:
                 stamped = self._copy_plain(cur, jobs, now)

@@ -1,8 +1,9 @@
 """Conversions at the edge of the PostgreSQL store: model objects to parameters and back.
 
 Rows come as dicts (psycopg's dict_row): timestamptz as aware datetimes (turned to UTC here),
-jsonb already decoded. Entries inside JSON columns (log lines, errors) carry epoch seconds,
-as in the SQLite store.
+json and jsonb as their text (`ADAPTERS`), decoded here: a claimed job's empty metadata, logs
+and errors then cost no parsing, where psycopg's own JSON loader took 2 µs a value. Entries
+inside JSON columns (log lines, errors) carry epoch seconds, as in the SQLite store.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from psycopg.adapt import AdaptersMap
+from psycopg.types.string import TextLoader
+
 from conveyor.backends.protocol import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import check_overlap
-from conveyor.model.serialization import dumps
+from conveyor.model.serialization import dumps, loads
 
 Row = dict[str, Any]
 
@@ -41,6 +46,17 @@ JOB_COLUMNS = (
 
 # COPY's text format: these characters are escaped; \N is NULL.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def json_as_text(adapters: AdaptersMap) -> AdaptersMap:
+    """`adapters`, changed to hand json and jsonb values back as text (for rows.py to decode)."""
+    adapters.register_loader("jsonb", TextLoader)
+    adapters.register_loader("json", TextLoader)
+    return adapters
+
+
+# The adaptation context of the store's own connections.
+ADAPTERS = json_as_text(AdaptersMap(psycopg.adapters))
 
 
 def utc(moment: datetime) -> datetime:
@@ -74,12 +90,16 @@ def logs_json(lines: Iterable[LogLine]) -> str:
     return dumps([[line.at.timestamp(), line.message] for line in lines])
 
 
-def parse_logs(value: list[Any]) -> list[LogLine]:
-    """The decoded logs column back to log lines."""
-    return [LogLine(datetime.fromtimestamp(at, UTC), message) for at, message in value]
+def parse_logs(text: str) -> list[LogLine]:
+    """The logs column's text back to log lines."""
+    if text == "[]":
+        return []
+    return [LogLine(datetime.fromtimestamp(at, UTC), message) for at, message in loads(text)]
 
 
-def _errors(value: list[dict[str, Any]]) -> tuple[AttemptError, ...]:
+def _errors(text: str) -> tuple[AttemptError, ...]:
+    if text == "[]":
+        return ()
     return tuple(
         AttemptError(
             e["attempt"],
@@ -88,7 +108,7 @@ def _errors(value: list[dict[str, Any]]) -> tuple[AttemptError, ...]:
             datetime.fromtimestamp(e["at"], UTC),
             e["kind"],
         )
-        for e in value
+        for e in loads(text)
     )
 
 
@@ -157,27 +177,27 @@ def _copy_field(text: str | None) -> str:
 
 def job_from_row(row: Row) -> Job:
     """A stored row as a Job, times as timezone-aware UTC datetimes."""
-    logs, errors, timeout = row["logs"], row["errors"], row["timeout"]
+    metadata, result = row["metadata"], row["result"]
     return Job(
         id=row["id"],
         name=row["name"],
         queue=row["queue"],
-        args=row["args"],
-        metadata=row["metadata"],
+        args=loads(row["args"]),
+        metadata={} if metadata == "{}" else loads(metadata),
         priority=row["priority"],
         state=JobState(row["state"]),
         attempt=row["attempt"],
         max_attempts=row["max_attempts"],
-        timeout=timeout,
+        timeout=row["timeout"],
         run_at=utc(row["run_at"]),
         created_at=utc(row["created_at"]),
         started_at=opt_utc(row["started_at"]),
         finished_at=opt_utc(row["finished_at"]),
         progress=row["progress"],
         progress_message=row["progress_message"],
-        logs=tuple(parse_logs(logs)) if logs else (),
-        result=row["result"],
-        errors=_errors(errors) if errors else (),
+        logs=tuple(parse_logs(row["logs"])),
+        result=None if result is None else loads(result),
+        errors=_errors(row["errors"]),
         unique_key=row["unique_key"],
         recurring_name=row["recurring_name"],
         concurrency_key=row["concurrency_key"],
@@ -207,7 +227,7 @@ def worker_from_row(row: Row) -> WorkerInfo:
         id=row["id"],
         host=row["host"],
         pid=row["pid"],
-        queues=None if queues is None else tuple(queues),
+        queues=None if queues is None else tuple(loads(queues)),
         concurrency=row["concurrency"],
         started_at=utc(row["started_at"]),
         last_seen_at=utc(row["last_seen_at"]),
@@ -241,7 +261,7 @@ def recurring_from_row(row: Row) -> RecurringJob:
         name=row["name"],
         cron=row["cron"],
         job_name=row["job_name"],
-        args=row["args"],
+        args=loads(row["args"]),
         timezone=row["timezone"],
         overlap=check_overlap(row["overlap"]),
         catch_up=row["catch_up"],
