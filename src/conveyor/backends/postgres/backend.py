@@ -123,19 +123,28 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         if limited.keys() != self._limited_queues:
             self._limited_queues = frozenset(limited)
         rows: list[Row] = []
-        upcoming: Row | None = None
+        upcoming: datetime | None = None
         with self._db.connection() as conn:
-            if request.limit > 0:
+            if request.limit > 0 and not limited:
                 rows = self._claim_rows(conn, request, queues, limited)
-            if len(rows) < request.limit:  # a full claim comes straight back: skip the look
-                if queues is None:
-                    found = conn.execute(self._q["next_run_at_any"], {"now": request.now})
-                else:
-                    params = {"now": request.now, "queues": queues}
-                    found = conn.execute(self._q["next_run_at_in"], params)
-                upcoming = found.fetchone()
+                # the statement also brought the next due time when the claim came back short
+                upcoming = rows[0]["next_run_at"] if rows else None
+                rows = [row for row in rows if row["id"] is not None]
+            else:
+                if request.limit > 0:
+                    rows = self._claim_rows(conn, request, queues, limited)
+                if len(rows) < request.limit:  # a full claim comes straight back: no look-up
+                    upcoming = self._next_run_at(conn, request.now, queues)
         jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
-        return Claimed(jobs, None if upcoming is None else opt_utc(upcoming["run_at"]))
+        return Claimed(jobs, opt_utc(upcoming))
+
+    def _next_run_at(self, conn: Conn, now: datetime, queues: list[str] | None) -> datetime | None:
+        if queues is None:
+            found = conn.execute(self._q["next_run_at_any"], {"now": now})
+        else:
+            found = conn.execute(self._q["next_run_at_in"], {"now": now, "queues": queues})
+        row = found.fetchone()
+        return None if row is None else row["run_at"]
 
     def _claim_rows(
         self,
