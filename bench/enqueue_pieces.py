@@ -3,9 +3,9 @@
     .venv/bin/python bench/enqueue_pieces.py [--jobs 10000]
 
 Times, for `--jobs` no-op requests: building them (`fn.request`), stamping them into stored
-records (`NewJob.to_job`), the PostgreSQL store's COPY text (`rows.copy_text`), resolving the
-answers and making the handles. Prints microseconds per job for each (best of 5 rounds). The
-server's own COPY work comes on top; bench/RESULTS.md puts the two together.
+records (`NewJob.to_job`), the PostgreSQL store's COPY text (`rows.copy_text`), grouping the
+batch with its answers, and making the handles. Prints microseconds per job for each (best of
+5 rounds). The server's own COPY work comes on top; bench/RESULTS.md puts the two together.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def main() -> None:
     print(f"{'stamp (to_job)':16} {timed:6.2f} us/job")
     timed, _ = best_of(5, n, lambda: copy_text(stamped))
     print(f"{'COPY text':16} {timed:6.2f} us/job")
-    batch = _Batch.of(stamped)
-    timed, results = best_of(5, n, lambda: batch.resolve(set(), {}))
-    print(f"{'resolve':16} {timed:6.2f} us/job")
+    timed, batch = best_of(5, n, lambda: _Batch.of(stamped))
+    print(f"{'batch, answers':16} {timed:6.2f} us/job")
+    results = batch.resolve(set(), {})
     timed, _ = best_of(5, n, lambda: app._announce(results))
     print(f"{'handles':16} {timed:6.2f} us/job")
     app.close()

@@ -124,10 +124,9 @@ class EnqueueVerbs:
             json_as_text(cur.adapters)  # `conn` may be the caller's, with its own loaders
             copied = _uses_copy(jobs)
             if copied:
-                stamped = self._copy_plain(cur, jobs, now)
+                batch = self._copy_plain(cur, jobs, now)
             else:
-                stamped = [new.to_job(now) for new in jobs]
-            batch = _Batch.of(stamped)
+                batch = _Batch.of([new.to_job(now) for new in jobs])
             to_insert = batch.to_insert
             if copied:
                 to_insert = [job for job in to_insert if job.unique_key is not None]
@@ -143,10 +142,10 @@ class EnqueueVerbs:
 
     def _copy_plain(
         self, cur: psycopg.Cursor[Any], jobs: Sequence[NewJob], now: datetime
-    ) -> list[Job]:
+    ) -> _Batch:
         """Stamp `jobs` and COPY those without a unique_key, one chunk at a time, so that
-        the server stores a chunk while the next one is stamped and formatted. Returns
-        every stamped job, in order."""
+        the server stores a chunk while the next one is stamped and formatted. Returns the
+        batch of every stamped job, in order."""
         stamped: list[Job] = []
         waiting = False
         with cur.copy(self._q["copy_jobs"]) as copy:
@@ -156,9 +155,11 @@ class EnqueueVerbs:
                 plain = [job for job in chunk if job.unique_key is None]
                 waiting = waiting or any(job.state in WAITING_STATES for job in plain)
                 copy.write(copy_text(plain))
+            # the server is still storing the last chunks: group the batch meanwhile
+            batch = _Batch.of(stamped)
         if waiting:
             cur.execute(self._q["notify"], {"channel": self.config.channel})
-        return stamped
+        return batch
 
     def _taken_id_error(
         self,
@@ -197,6 +198,7 @@ class _Batch:
     stamped: list[Job]
     first_of_key: dict[str, int]
     to_insert: list[Job]
+    answers: list[Enqueued]  # every job created; resolve() corrects those with a unique_key
 
     @classmethod
     def of(cls, stamped: list[Job]) -> _Batch:
@@ -209,7 +211,7 @@ class _Batch:
                     continue
                 first_of_key[key] = index
             to_insert.append(job)
-        return cls(stamped, first_of_key, to_insert)
+        return cls(stamped, first_of_key, to_insert, [Enqueued(job, True) for job in stamped])
 
     def held(self, created: set[str]) -> list[str]:
         """The unique keys whose first job was not inserted: an active job holds them."""
@@ -220,8 +222,10 @@ class _Batch:
         ]
 
     def resolve(self, created: set[str], existing: dict[str, Job]) -> list[Enqueued]:
-        """The answer to the enqueue, in order."""
-        results = [Enqueued(job, True) for job in self.stamped]
+        """The answer to the enqueue, in order (call once: it completes `answers`)."""
+        results = self.answers
+        if not self.first_of_key:
+            return results
         for index, job in enumerate(self.stamped):
             key = job.unique_key
             if key is None:
