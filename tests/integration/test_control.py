@@ -6,9 +6,12 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 import conveyor
 from conveyor import JobState
-from helpers import wait_until_async
+from conveyor.backends.protocol import Outcome
+from helpers import wait_until, wait_until_async
 
 
 async def test_cancelled_pending_job_never_runs(app: conveyor.App) -> None:
@@ -186,6 +189,46 @@ async def test_graceful_shutdown_returns_unfinished_jobs_without_counting(
     job = handle.refresh()
     assert job.state is JobState.PENDING
     assert job.attempt == 0  # the interrupted attempt was given back
+
+
+async def test_stopping_while_outcomes_are_written_still_acknowledges_them(
+    app: conveyor.App,
+) -> None:
+    """stop() must let an acknowledgement in flight complete: cut off, its jobs are stored
+    completed but their `succeeded` hooks never fire and the worker's stats miss them."""
+    if not app.backend.blocking:
+        pytest.skip("this store writes on the event loop: a write cannot be in flight")
+    ran: list[int] = []
+    succeeded: list[str] = []
+    app.on("succeeded")(lambda event: succeeded.append(event.job.id))
+
+    @app.job
+    async def tick(ctx: conveyor.Context, n: int) -> None:
+        ran.append(n)
+
+    handles = app.enqueue_many([tick.request(n=n) for n in range(20)])
+    worker = app.worker(concurrency=5)
+    writing, finish = threading.Event(), app.backend.finish
+
+    def finish_held_until_stopping(outcomes: list[Outcome]) -> list[str]:
+        if not writing.is_set():
+            writing.set()
+            # the first write is held until stop() has dealt with the writer task
+            wait_until(
+                lambda: getattr(worker, "_writer_done", False) or worker._tasks[1].cancelling(),
+                what="stop() to reach the writer",
+            )
+        return finish(outcomes)
+
+    app.backend.finish = finish_held_until_stopping  # type: ignore[method-assign]
+    await worker.start()
+    await wait_until_async(
+        lambda: len(ran) == 20 and writing.is_set(), what="every job to run, and a write"
+    )
+    await worker.stop()
+    assert worker.stats.succeeded == 20
+    assert sorted(succeeded) == sorted(handle.id for handle in handles)
+    assert all(handle.refresh().state is JobState.COMPLETED for handle in handles)
 
 
 async def test_serial_queue_runs_one_at_a_time_in_order(app: conveyor.App) -> None:

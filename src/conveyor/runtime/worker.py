@@ -87,6 +87,7 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._writer_done = False  # set by stop(): the writer loop ends after its current write
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._io_pool: ThreadPoolExecutor | None = None
@@ -163,9 +164,14 @@ class Worker:
         if leftover:
             log.warning("returned %d unfinished job(s) to the queue", len(leftover))
             await asyncio.wait([r.task for r in leftover if r.task], timeout=5)
-        for task in self._tasks[1:]:
+        # The writer is not cancelled: a write in flight would be cut off from its
+        # acknowledgement (stats, hooks) or, not yet started, skipped. It ends after it.
+        writer, others = self._tasks[1], self._tasks[2:]
+        self._writer_done = True
+        self._flush_needed.set()
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        await asyncio.gather(writer, *others, return_exceptions=True)
         await self._flush(final=True)
         if self._unsubscribe:
             self._unsubscribe()
@@ -378,12 +384,14 @@ class Worker:
 
     async def _writer_loop(self) -> None:
         settings = self.env.settings
-        while True:
+        while not self._writer_done:
             try:
                 async with asyncio.timeout(settings.progress_flush_interval):
                     await self._flush_needed.wait()
             except TimeoutError:
                 pass
+            if self._writer_done:
+                return  # stop() writes what is left
             self._flush_needed.clear()
             if self._outcomes and len(self._outcomes) < settings.ack_batch_size:
                 await asyncio.sleep(settings.ack_interval)  # gather a batch
@@ -409,6 +417,8 @@ class Worker:
                 self._reports.put_back(reports)
                 self._outcomes[:0] = outcomes
                 attempts += 1
+                if not final and self._writer_done:
+                    return  # stopping: the final flush retries, a bounded number of times
                 if final and attempts >= 5:
                     log.error(
                         "could not record %d outcome(s) before stopping (%s); their leases "
