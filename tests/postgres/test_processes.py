@@ -115,7 +115,6 @@ def test_workers_ride_out_a_database_outage(
     behind = url_for(schema, application_name=schema, connect_timeout="2", pool_timeout="2")
     behind = behind.replace(":5432/", f":{proxy.port}/")
     try:
-        handles = producer.enqueue_many([producer.request("record", {"n": n}) for n in range(1500)])
         procs = [workers.start(concurrency=4, url=behind) for _ in range(2)]
         outsider = conveyor.App(behind)
         outsider.declare("record")
@@ -124,16 +123,23 @@ def test_workers_ride_out_a_database_outage(
         def completed() -> int:
             return producer.jobs.counts().by_state.get("completed", 0)
 
+        # The outage must hit running workers with work left: a worker that cannot open the
+        # store when it starts exits with an error, by design. So both must be up before the
+        # jobs come, and there are enough of them to outlast the first 100.
+        wait_until(lambda: len(producer.jobs.workers()) == 2, 60, "both workers up")
+        handles = producer.enqueue_many([producer.request("record", {"n": n}) for n in range(6000)])
         wait_until(lambda: completed() > 100, 60, "work to start")
         proxy.down()
         with pytest.raises(StoreUnavailable, match="PostgreSQL"):
             outsider.enqueue("record", {"n": -2})  # never a silent drop
+        assert completed() < len(handles)  # the outage came with work left
         time.sleep(3)
         proxy.up()
 
         wait_until(lambda: completed() == len(handles) + 1, 120, "every job after the outage")
         assert producer.jobs.counts().by_state == {"completed": len(handles) + 1}
-        assert all(proc.poll() is None for proc in procs)  # the workers carried on
+        dead = [workers.output(proc) for proc in procs if proc.poll() is not None]
+        assert not dead, dead  # the workers carried on
         logs = "".join(workers.output(proc) for proc in procs)
         assert "PostgreSQL" in logs  # they said what went wrong
         outsider.close()
