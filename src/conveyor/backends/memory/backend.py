@@ -270,15 +270,7 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` after jobs may have become runnable; returns the unsubscriber."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     # recurring jobs --------------------------------------------------------------------------
     def save_recurring(

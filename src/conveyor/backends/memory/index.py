@@ -15,17 +15,17 @@ top. That keeps claim, cancel and delete O(log n) without searching the heaps.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from conveyor.backends.memory.recurring import RecurringTable
 from conveyor.backends.protocol import WorkerInfo
+from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import ConfigurationError, QueueFull
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 
@@ -74,7 +74,7 @@ class JobIndex:
         self._space = threading.Condition(self._lock)  # waiting jobs left: enqueue may fit
         self._arrival = threading.Condition(self._lock)  # work may have become runnable
         self._arrivals = 0
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
 
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, QueueIndex] = {}
@@ -299,10 +299,5 @@ class JobIndex:
         self._arrival.notify_all()
 
     def _call_back(self) -> None:
-        """Tell subscribers; called without the lock, and a failing callback is ignored."""
-        with self._lock:
-            callbacks = tuple(self._callbacks)
-        for callback in callbacks:
-            # A subscriber's bug must not fail the store call that announced the work.
-            with contextlib.suppress(Exception):
-                callback()
+        """Tell subscribers; called without the lock (a failing callback is logged)."""
+        self._subscribers.notify()
