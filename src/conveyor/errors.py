@@ -6,6 +6,12 @@
     ├── ArgumentsNotSerializable  job arguments are not JSON-encodable
     ├── QueueFull                 the memory store is full and is set to refuse
     ├── StoreUnavailable          the store cannot be reached right now
+    ├── InvalidFilter             a listing's state, page or page size is out of range
+    ├── JobStateConflict          the job's state does not allow this (retry a completed job…)
+    ├── DuplicateJobId            a job with this id is already stored
+    ├── UsageError                a call made where it cannot work (drain inside a loop…)
+    │   ├── BridgeClosed          the main-loop bridge was shut down
+    │   └── ScopeClosed           a resource asked of a scope that has closed
     └── NotFound                  what was asked for does not exist
         ├── JobNotFound           no job has the given id
         └── RecurringJobNotFound  no recurring job has the given name
@@ -42,6 +48,30 @@ class QueueFull(ConveyorError):
 
 class StoreUnavailable(ConveyorError):
     """The job store cannot be reached: check that it is running, then retry the call."""
+
+
+class InvalidFilter(ConveyorError):
+    """The listing's filter is invalid: use a known state, page ≥ 1, per_page from 1 to 1000."""
+
+
+class JobStateConflict(ConveyorError):
+    """The job's current state does not allow this: look at it (`conveyor jobs show ID`) first."""
+
+
+class DuplicateJobId(ConveyorError):
+    """A job with this id already exists: give each job its own id, or let Conveyor pick one."""
+
+
+class UsageError(ConveyorError):
+    """This call cannot work where it was made: the message says where to make it instead."""
+
+
+class BridgeClosed(UsageError):
+    """The bridge is shut down: it accepts no more work or callbacks."""
+
+
+class ScopeClosed(UsageError):
+    """The scope is closed: resources are available only while the work runs."""
 
 
 class NotFound(ConveyorError):

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from conveyor.errors import ScopeClosed
+
 log = logging.getLogger("conveyor.scope")
 T = TypeVar("T")
 
@@ -36,10 +38,6 @@ ResourceFactory = Callable[[], "AbstractContextManager[T] | AbstractAsyncContext
 #: Called with the factory and the exception when a resource fails to close.
 CloseErrorHandler = Callable[[Callable[..., Any], BaseException], None]
 _ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
-
-
-class ScopeClosed(RuntimeError):
-    """The scope is closed: resources are available only while the work runs."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from conveyor.backends.protocol import (
     Throughput,
     WorkerInfo,
 )
-from conveyor.errors import ConveyorError, JobNotFound
+from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict
 from conveyor.model.job import Job, JobState
 
 
@@ -101,7 +101,11 @@ class JobService:
         return self._backend().throughput(since.replace(second=0, microsecond=0))
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a job: a waiting one never runs; a running one is asked to stop."""
+        """Cancel a job: a waiting one never runs; a running one is asked to stop. A finished
+        job raises JobStateConflict."""
+        current = self.require(job_id)
+        if current.is_finished:
+            raise JobStateConflict(f"job {job_id} is already {current.state}: nothing to cancel")
         job = self._backend().cancel(job_id, self._clock())
         if job is None:
             return self.require(job_id)
@@ -113,7 +117,7 @@ class JobService:
         """Run a failed or cancelled job again, with a fresh attempt budget."""
         current = self.require(job_id)
         if current.state not in (JobState.FAILED, JobState.CANCELLED):
-            raise ConveyorError(
+            raise JobStateConflict(
                 f"job {job_id} is {current.state}: only failed or cancelled jobs can be retried"
             )
         job = self._backend().retry(job_id, self._clock())
@@ -123,7 +127,7 @@ class JobService:
         """Delete a job that is not running (cancel a running job first)."""
         current = self.require(job_id)
         if current.state is JobState.RUNNING:
-            raise ConveyorError(f"job {job_id} is running: cancel it first, then delete it")
+            raise JobStateConflict(f"job {job_id} is running: cancel it first, then delete it")
         self._backend().delete(job_id)
 
     def purge(self, finished_before: datetime, *, failed: bool = True) -> int:
@@ -144,7 +148,7 @@ class JobService:
     ) -> Page:
         """A page of jobs, newest first, filtered by state(s), name, queue and id/name search."""
         if page < 1 or not 1 <= per_page <= 1000:
-            raise ConveyorError("page must be ≥ 1 and per_page between 1 and 1000")
+            raise InvalidFilter("page must be ≥ 1 and per_page between 1 and 1000")
         return self._backend().list(
             JobFilter(parse_states(state), name, queue, search, page, per_page)
         )
@@ -164,5 +168,5 @@ def parse_states(
             states.add(JobState(str(item).strip()))
         except ValueError:
             known = ", ".join(s.value for s in JobState)
-            raise ConveyorError(f"unknown job state {item!r}; states are: {known}") from None
+            raise InvalidFilter(f"unknown job state {item!r}; states are: {known}") from None
     return frozenset(states)

@@ -18,6 +18,7 @@ from typing import Any
 
 from conveyor.backends.protocol import ClaimRequest, JobFilter
 from conveyor.context import Context
+from conveyor.errors import UsageError
 from conveyor.model.job import WAITING_STATES, Job, JobState
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import JobExecutor, RunningJob
@@ -109,7 +110,7 @@ class Testing:
                     include_scheduled=include_scheduled, max_attempts_run=max_attempts_run
                 )
             )
-        raise RuntimeError("drain() was called inside an event loop: use await drain_async()")
+        raise UsageError("drain() was called inside an event loop: use await drain_async()")
 
     async def drain_async(
         self, *, include_scheduled: bool = True, max_attempts_run: int = 10_000

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conveyor.bridge import AsyncBridge, BridgeClosed, CancelToken, WorkCancelled
+from conveyor.errors import UsageError
 
 
 async def test_results_arrive_on_the_loop_and_the_handle_resolves() -> None:
@@ -133,7 +134,7 @@ async def test_methods_must_be_called_on_the_loop() -> None:
     def elsewhere() -> None:
         bridge.run_in_background(lambda: 1)
 
-    with pytest.raises(RuntimeError, match="event loop"):
+    with pytest.raises(UsageError, match="event loop"):
         await asyncio.to_thread(elsewhere)
     await bridge.shutdown(1)
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conveyor.bridge import Bridge, BridgeClosed
+from conveyor.errors import UsageError
 
 from .support import Errors, FakeClock, drain_until, wait_pending
 
@@ -149,7 +150,7 @@ def test_drain_from_another_thread_is_refused(bridge: Bridge) -> None:
     def other() -> None:
         try:
             bridge.drain()
-        except RuntimeError as exc:
+        except UsageError as exc:
             failure.append(exc)
 
     thread = threading.Thread(target=other)

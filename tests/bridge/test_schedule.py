@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from conveyor.bridge import Bridge, CancelToken, Scope, WorkCancelled
+from conveyor.errors import ConfigurationError
 
 from .support import Errors, FakeClock, drain_until, wait_pending
 
@@ -293,7 +294,7 @@ def test_a_scope_close_error_reaches_the_error_handler_and_keeps_the_result(
 
 
 def test_feature_concurrency_must_be_positive(bridge: Bridge) -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ConfigurationError, match="at least 1"):
         bridge.feature("f", concurrency=0)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conveyor import App
+from conveyor.errors import ConfigurationError
 from conveyor.model.job import Job
 from conveyor.observability import logging as job_logging
 
@@ -80,7 +81,7 @@ def test_the_filter_adds_the_running_jobs_fields_without_overriding() -> None:
 
 
 def test_formatter_refuses_unknown_formats() -> None:
-    with pytest.raises(ValueError, match="unknown log format 'xml'"):
+    with pytest.raises(ConfigurationError, match="unknown log format 'xml'"):
         job_logging.formatter("xml")
 
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import App, Backoff, Retry
+from conveyor.errors import ConfigurationError
 from conveyor.model.job import utcnow
 from conveyor.observability import metrics
 
@@ -143,7 +144,7 @@ def test_installing_twice_on_one_registry_is_refused_and_unregister_frees_it() -
     app = App("memory://")
     registry = CollectorRegistry()
     first = metrics.install(app, registry)
-    with pytest.raises(ValueError, match="Duplicated"):
+    with pytest.raises(ConfigurationError, match="Duplicated"):
         metrics.install(app, registry)
     first.unregister()
     assert list(metrics.samples(registry)) == []

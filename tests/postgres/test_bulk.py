@@ -8,6 +8,7 @@ import pytest
 
 from conveyor.backends.postgres.enqueue import COPY_THRESHOLD
 from conveyor.backends.protocol import JobFilter
+from conveyor.errors import DuplicateJobId
 from conveyor.model.job import JobState, LogLine, NewJob
 from postgres.conftest import MakeStore
 
@@ -93,7 +94,7 @@ def test_a_repeated_id_is_refused_by_name_and_nothing_is_stored(make_store: Make
     large = [NewJob("d") for _ in range(COPY_THRESHOLD)] + [NewJob("e", id="taken")]
 
     for batch in (small, large):
-        with pytest.raises(ValueError, match="'taken' already exists"):
+        with pytest.raises(DuplicateJobId, match="'taken' already exists"):
             store.enqueue(batch, T0)
 
     assert store.list(JobFilter()).total == 1

@@ -9,6 +9,7 @@ import pytest
 
 import conveyor
 from conveyor import JobState
+from conveyor.errors import UsageError
 
 
 def make_app() -> tuple[conveyor.App, list[str]]:
@@ -72,7 +73,7 @@ def test_drain_runs_retries_to_their_end() -> None:
 async def test_drain_async_inside_an_event_loop() -> None:
     app, sent = make_app()
     await app.enqueue_async("follow_up", {"user_id": 3})
-    with pytest.raises(RuntimeError, match="drain_async"):
+    with pytest.raises(UsageError, match="drain_async"):
         app.testing.drain()
     await app.testing.drain_async()
     assert sent == ["follow-up 3"]

@@ -13,6 +13,7 @@ from starlette.routing import Mount
 import conveyor
 from conveyor import JobState
 from conveyor.backends.protocol import LIST_COUNT_CAP
+from conveyor.errors import ConfigurationError
 from conveyor.web import create_app, parse_token_option
 
 from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN, build_app
@@ -349,10 +350,10 @@ def test_an_async_authorize_hook(app: conveyor.App) -> None:
 
 
 def test_bad_token_configuration_is_refused(app: conveyor.App) -> None:
-    with pytest.raises(ValueError, match="unknown permissions"):
+    with pytest.raises(ConfigurationError, match="unknown permissions"):
         create_app(app, tokens={"t": {"admin"}})
     assert parse_token_option("abc:view,manage") == ("abc", {"view", "manage"})
-    with pytest.raises(ValueError, match="TOKEN:PERMISSION"):
+    with pytest.raises(ConfigurationError, match="TOKEN:PERMISSION"):
         parse_token_option("abc")
 
 

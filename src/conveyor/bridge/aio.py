@@ -7,6 +7,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from conveyor.bridge.core import BridgeCore, CancelToken, ErrorHandler, ShutdownReport, _Item
+from conveyor.errors import UsageError
 
 
 class AsyncBridge(BridgeCore):
@@ -58,7 +59,7 @@ class AsyncBridge(BridgeCore):
         except RuntimeError:
             running = None
         if running is not self.loop:
-            raise RuntimeError("call AsyncBridge methods from its event loop's thread")
+            raise UsageError("call AsyncBridge methods from its event loop's thread")
 
     def _attach(self, item: _Item, timeout: float | None) -> asyncio.Future[Any]:
         handle: asyncio.Future[Any] = self.loop.create_future()

@@ -18,16 +18,13 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.errors import BridgeClosed, ConfigurationError
 from conveyor.scope import Scope
 
 log = logging.getLogger("conveyor.bridge")
 
 #: Receives exceptions raised by callbacks, and errors of work that has no `on_error`.
 ErrorHandler = Callable[[BaseException], None]
-
-
-class BridgeClosed(RuntimeError):
-    """The bridge is shut down: it accepts no more work or callbacks."""
 
 
 class WorkCancelled(Exception):
@@ -144,7 +141,7 @@ class BridgeCore:
         """Declare (or change) a feature: a named logical queue for `try_schedule` running at
         most `concurrency` items at once (None = limited only by the pool)."""
         if concurrency is not None and concurrency < 1:
-            raise ValueError(f"feature {name!r}: concurrency must be at least 1, or None")
+            raise ConfigurationError(f"feature {name!r}: concurrency must be at least 1, or None")
         with self._lock:
             existing = self._features.get(name)
             if existing is None:
@@ -183,7 +180,7 @@ class BridgeCore:
     ) -> _Item:
         is_async = asyncio.iscoroutinefunction(work)
         if self._use_processes and scoped and is_async:
-            raise ValueError("scoped async work cannot run in a process pool")
+            raise ConfigurationError("scoped async work cannot run in a process pool")
         return _Item(work, on_result, on_error, scoped=scoped, is_async=is_async)
 
     def _submit(self, item: _Item) -> bool:

@@ -16,6 +16,7 @@ from conveyor.bridge.core import (
     ShutdownReport,
     _Item,
 )
+from conveyor.errors import UsageError
 
 
 class Bridge(BridgeCore):
@@ -139,7 +140,7 @@ class Bridge(BridgeCore):
         if self._owner is None:
             self._owner = me
         elif self._owner != me:
-            raise RuntimeError(
+            raise UsageError(
                 "drain() was called from another thread than before: callbacks must run on one "
                 "thread, the main loop's"
             )

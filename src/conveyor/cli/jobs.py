@@ -383,9 +383,6 @@ def cancel(job_id: str, app_ref: str | None, as_json: bool) -> None:
       conveyor jobs cancel 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
     """
     app = load(app_ref)
-    current = app.jobs.require(job_id)
-    if current.is_finished:
-        fail(f"job {job_id} is already {current.state}: nothing to cancel")
     job = app.jobs.cancel(job_id)
     if as_json:
         print_json(job_summary(job) | {"cancel_requested": job.cancel_requested})

@@ -7,6 +7,7 @@ import click
 from conveyor.app import App
 from conveyor.cli.base import common, fail, load
 from conveyor.cli.loading import USAGE
+from conveyor.errors import ConfigurationError
 
 
 @click.command(short_help="Serve the dashboard and REST API.")
@@ -49,11 +50,11 @@ def web(
     for option in tokens:
         try:
             token, permissions = parse_token_option(option)
-        except ValueError as exc:
+        except ConfigurationError as exc:
             fail(f"--token: {exc}", USAGE)
         granted[token] = permissions
     app = App(url) if url else load(app_arg or app_ref)
     try:
         serve(app, host, port, granted or None)
-    except ValueError as exc:  # an unknown permission
+    except ConfigurationError as exc:  # an unknown permission
         fail(f"--token: {exc}", USAGE)

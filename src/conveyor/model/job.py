@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from conveyor.errors import JobStateConflict
+
 
 class JobState(StrEnum):
     """Where a job is in its life."""
@@ -223,5 +225,5 @@ class Enqueued:
 def with_state(job: Job, state: JobState, **changes: Any) -> Job:
     """A copy of `job` in `state`, refusing a transition the table does not allow."""
     if not can_transition(job.state, state):
-        raise ValueError(f"a {job.state} job cannot become {state}")
+        raise JobStateConflict(f"a {job.state} job cannot become {state}")
     return replace(job, state=state, **changes)

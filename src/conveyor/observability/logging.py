@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from conveyor.app import App
 from conveyor.context import Context
+from conveyor.errors import ConfigurationError
 from conveyor.model.job import Job
 from conveyor.runtime.middleware import Call
 
@@ -135,12 +136,12 @@ class PlainFormatter(logging.Formatter):
 
 
 def formatter(fmt: str) -> logging.Formatter:
-    """The formatter for "plain" or "json"; ValueError for anything else."""
+    """The formatter for "plain" or "json"; ConfigurationError for anything else."""
     if fmt == "json":
         return JsonFormatter()
     if fmt == "plain":
         return PlainFormatter()
-    raise ValueError(f"unknown log format {fmt!r}; formats are: {', '.join(FORMATS)}")
+    raise ConfigurationError(f"unknown log format {fmt!r}; formats are: {', '.join(FORMATS)}")
 
 
 def configure(

@@ -33,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from conveyor.app import App
+from conveyor.errors import ConfigurationError
 from conveyor.runtime.hooks import EventKind, JobEvent
 
 log = logging.getLogger("conveyor.metrics")
@@ -186,10 +187,16 @@ def install(
     """Register Conveyor's metrics for `app` in `registry` (default: prometheus_client's global
     REGISTRY, which `start_http_server` serves) and feed them from the app's hooks.
 
-    Install before creating the worker. Installing twice on one registry raises ValueError
-    (duplicated time series).
+    Install before creating the worker. Installing twice on one registry raises
+    ConfigurationError (duplicated time series).
     """
-    metrics = ConveyorMetrics(app, registry if registry is not None else REGISTRY, namespace)
+    try:
+        metrics = ConveyorMetrics(app, registry if registry is not None else REGISTRY, namespace)
+    except ValueError as exc:  # prometheus_client refuses duplicated time series
+        raise ConfigurationError(
+            f"Conveyor's metrics are already installed on this registry ({exc}): install them "
+            "once per registry, or unregister() the first"
+        ) from exc
     for kind in _COUNTED:
         app.hooks.add(kind, metrics.on_event)
     app.hooks.on_claim(lambda claimed, _requested: metrics.observe_claim(claimed))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from conveyor.errors import ConfigurationError
 from conveyor.model.job import AttemptError, Job
 
 log = logging.getLogger("conveyor.hooks")
@@ -64,7 +65,9 @@ class Hooks:
     def add(self, kind: EventKind, hook: Hook) -> Hook:
         """Call `hook(event)` on each event of `kind`."""
         if kind not in self._hooks:
-            raise ValueError(f"unknown event {kind!r}; events are: {', '.join(EVENT_KINDS)}")
+            raise ConfigurationError(
+                f"unknown event {kind!r}; events are: {', '.join(EVENT_KINDS)}"
+            )
         self._hooks[kind].append(hook)
         return hook
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+from conveyor.errors import UsageError
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -65,7 +67,7 @@ class DaemonThreadPool(Executor):
     def _put(self, item: _Item) -> None:
         with self._lock:
             if self._shutdown:
-                raise RuntimeError("the job thread pool is shut down")
+                raise UsageError("the job thread pool is shut down")
             self._queue.put(item)
             self._pending += 1
             if self._pending > self._idle and len(self._threads) < self._max:

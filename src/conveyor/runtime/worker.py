@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from conveyor.backends.protocol import Claimed, ClaimRequest, Outcome, WorkerInfo
 from conveyor.context import Context, ReportSink
+from conveyor.errors import UsageError
 from conveyor.model.job import Job, JobState
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import JobExecutor, RunningJob, StopReason
@@ -101,7 +102,7 @@ class Worker:
     async def start(self) -> None:
         """Start claiming and running jobs in the current event loop."""
         if self._loop is not None:
-            raise RuntimeError("this worker has already been started")
+            raise UsageError("this worker has already been started")
         self._loop = loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()

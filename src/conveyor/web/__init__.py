@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from conveyor.app import App
+from conveyor.errors import ConfigurationError
 from conveyor.web import errors
 from conveyor.web.api import api_router
 from conveyor.web.auth import Auth, Authorize, hash_token
@@ -110,7 +111,7 @@ def parse_token_option(value: str) -> tuple[str, set[str]]:
     token, sep, permissions = value.rpartition(":")
     granted = {p.strip() for p in permissions.split(",") if p.strip()}
     if not sep or not token or not granted:
-        raise ValueError(f"expected TOKEN:PERMISSION[,PERMISSION], got {value!r}")
+        raise ConfigurationError(f"expected TOKEN:PERMISSION[,PERMISSION], got {value!r}")
     return token, granted
 
 

@@ -142,7 +142,7 @@ def api_router(dash: Dashboard) -> APIRouter:
     )
     def cancel_job(job_id: JobId) -> ActionOut:
         """Cancel a job: a waiting one never runs, a running one is asked to stop."""
-        return ActionOut(job=JobDetail.of(dash.cancel(job_id), dash.app.clock()))
+        return ActionOut(job=JobDetail.of(dash.app.jobs.cancel(job_id), dash.app.clock()))
 
     @router.post(
         "/jobs/{job_id}/retry",

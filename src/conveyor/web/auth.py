@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from conveyor.errors import ConfigurationError
+
 VIEW = "view"
 MANAGE = "manage"
 PERMISSIONS = frozenset({VIEW, MANAGE})
@@ -55,10 +57,12 @@ class TokenStore:
         self._hashed: list[tuple[bytes, frozenset[str]]] = []
         for token, permissions in (tokens or {}).items():
             if not token:
-                raise ValueError("an API token must not be empty")
+                raise ConfigurationError("an API token must not be empty")
             unknown = set(permissions) - PERMISSIONS
             if unknown:
-                raise ValueError(f"unknown permissions {sorted(unknown)}: use view and manage")
+                raise ConfigurationError(
+                    f"unknown permissions {sorted(unknown)}: use view and manage"
+                )
             digest = token[len(HASH_PREFIX) :] if token.startswith(HASH_PREFIX) else None
             digest = digest.lower() if digest else hash_token(token)
             self._hashed.append((digest.encode(), normalize(permissions)))

@@ -10,7 +10,7 @@ from fastapi import Request
 from conveyor.app import App
 from conveyor.backends.protocol import LIST_COUNT_CAP
 from conveyor.errors import ConveyorError
-from conveyor.model.job import ACTIVE_STATES, Job, JobState
+from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.services import parse_states
 from conveyor.web.auth import CSRF_HEADER, MANAGE, OPEN_REMOTE_REFUSED, VIEW, Auth, Identity
 from conveyor.web.errors import Refused
@@ -82,13 +82,6 @@ class Dashboard:
         return self.auth.open and "authorization" in request.headers
 
     # actions shared by the API and the page forms ----------------------------------------
-    def cancel(self, job_id: str) -> Job:
-        """Cancel a job that has not finished."""
-        job = self.app.jobs.require(job_id)
-        if job.is_finished:
-            raise ConveyorError(f"job {job_id} is already {job.state}: nothing to cancel")
-        return self.app.jobs.cancel(job_id)
-
     def bulk(
         self,
         action: str,
@@ -128,7 +121,7 @@ class Dashboard:
                 break
             page += 1
         changed = []
-        act = self.app.jobs.retry if action == "retry" else self.cancel
+        act = self.app.jobs.retry if action == "retry" else self.app.jobs.cancel
         for job_id in ids:
             try:
                 act(job_id)

@@ -13,13 +13,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from conveyor.errors import (
-    ArgumentsNotSerializable,
-    ConfigurationError,
     ConveyorError,
+    DuplicateJobId,
+    JobStateConflict,
     NotFound,
     QueueFull,
     StoreUnavailable,
-    UnknownJobError,
 )
 
 log = logging.getLogger("conveyor.web")
@@ -38,13 +37,15 @@ def status_for(error: ConveyorError) -> int:
     """The HTTP status that says what kind of Conveyor error this is."""
     if isinstance(error, NotFound):
         return 404
-    if isinstance(error, UnknownJobError | ConfigurationError | ArgumentsNotSerializable):
-        return 422
+    if isinstance(error, JobStateConflict | DuplicateJobId):
+        return 409
     if isinstance(error, QueueFull):
         return 429
     if isinstance(error, StoreUnavailable):
         return 503
-    return 409  # the job or queue is not in a state that allows this
+    # Everything else is a request Conveyor refused as invalid (an unknown job name, a bad
+    # setting or filter, arguments it cannot store): the caller must change it.
+    return 422
 
 
 def error_response(

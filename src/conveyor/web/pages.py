@@ -273,7 +273,7 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
         return endpoint
 
     def do_cancel(request: Request, form: Any) -> str:
-        job = dash.cancel(_job_id(request))
+        job = dash.app.jobs.cancel(_job_id(request))
         if job.state is JobState.RUNNING:
             return "Cancellation requested: the job will stop shortly."
         return "Job cancelled."

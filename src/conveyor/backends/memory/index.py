@@ -26,7 +26,7 @@ from typing import Literal
 from conveyor.backends.memory.recurring import RecurringTable
 from conveyor.backends.protocol import WorkerInfo
 from conveyor.backends.subscribers import Subscribers
-from conveyor.errors import ConfigurationError, QueueFull
+from conveyor.errors import ConfigurationError, DuplicateJobId, QueueFull
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 
 # Rebuild a queue's heaps when dead entries outnumber live ones by this much.
@@ -151,7 +151,7 @@ class JobIndex:
                     continue
                 keys.add(key)
             if new.id in self._jobs or new.id in ids:
-                raise ValueError(
+                raise DuplicateJobId(
                     f"a job with id {new.id!r} already exists: give each job its own id"
                 )
             ids.add(new.id)

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
+from conveyor.errors import DuplicateJobId
 from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
@@ -167,23 +168,27 @@ class EnqueueVerbs:
         exc: psycopg.errors.UniqueViolation,
         look_up: bool = True,
     ) -> Exception:
-        """A ValueError naming the repeated id of a refused batch (or `exc` itself when the
+        """A DuplicateJobId naming the repeated id of a refused batch (or `exc` itself when the
         conflict was not on the job id)."""
         if exc.diag.constraint_name != _PRIMARY_KEY:
             return exc
         seen: set[str] = set()
         for job in jobs:
             if job.id in seen:
-                return ValueError(f"a job with id {job.id!r} already exists: give each its own id")
+                return DuplicateJobId(
+                    f"a job with id {job.id!r} already exists: give each its own id"
+                )
             seen.add(job.id)
         if look_up:
             with self._db.connection() as conn:
                 row = conn.execute(self._q["existing_ids"], {"ids": sorted(seen)}).fetchone()
             if row is not None:
-                return ValueError(
+                return DuplicateJobId(
                     f"a job with id {row['id']!r} already exists: give each job its own id"
                 )
-        return ValueError("a job with one of these ids already exists: give each job its own id")
+        return DuplicateJobId(
+            "a job with one of these ids already exists: give each job its own id"
+        )
 
 
 def _uses_copy(jobs: Sequence[NewJob]) -> bool:

@@ -39,7 +39,7 @@ from conveyor.backends.sqlite.rows import (
 )
 from conveyor.backends.sqlite.sql import Q
 from conveyor.backends.subscribers import Subscribers
-from conveyor.errors import StoreUnavailable
+from conveyor.errors import DuplicateJobId, StoreUnavailable
 from conveyor.model.job import (
     AttemptError,
     Enqueued,
@@ -103,7 +103,7 @@ class SQLiteBackend(RecurringVerbs):
             taken = self._taken_id(stamped)
             if taken is None:
                 raise
-            raise ValueError(
+            raise DuplicateJobId(
                 f"a job with id {taken!r} already exists: give each job its own id"
             ) from exc
         if any(result.created for result in results):
