@@ -24,6 +24,7 @@ from conveyor.errors import (
     StoreUnavailable,
     UnknownJobError,
     UsageError,
+    WaitTimeout,
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
@@ -67,6 +68,7 @@ __all__ = [
     "StoreUnavailable",
     "UnknownJobError",
     "UsageError",
+    "WaitTimeout",
     "Worker",
 ]
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from conveyor.backends import open_backend
 from conveyor.backends.protocol import Backend
-from conveyor.errors import ConfigurationError, UnknownJobError
+from conveyor.errors import ConfigurationError, UnknownJobError, WaitTimeout
 from conveyor.model.job import Enqueued, Job, NewJob, utcnow
 from conveyor.model.options import Backoff, JobOptions
 from conveyor.model.recurring import RecurringJob
@@ -398,20 +398,25 @@ class JobHandle:
 
     def wait(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
         """Block until the job is finished (completed, failed, cancelled, skipped); raises
-        TimeoutError after `timeout` seconds."""
+        WaitTimeout (a TimeoutError) after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not self.refresh().is_finished:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} is still {self.job.state} after {timeout} s")
+                raise WaitTimeout(f"job {self.id} is still {self.job.state} after {timeout} s")
             threading.Event().wait(interval)
         return self.job
 
     async def wait_async(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
         """`wait` for async code."""
-        async with asyncio.timeout(timeout):
-            # the job finishes in another process: polling the store is the only signal
-            while not (await asyncio.to_thread(self.refresh)).is_finished:  # noqa: ASYNC110
-                await asyncio.sleep(interval)
+        try:
+            async with asyncio.timeout(timeout):
+                # the job finishes in another process: polling the store is the only signal
+                while not (await asyncio.to_thread(self.refresh)).is_finished:  # noqa: ASYNC110
+                    await asyncio.sleep(interval)
+        except TimeoutError:
+            raise WaitTimeout(
+                f"job {self.id} is still {self.job.state} after {timeout} s"
+            ) from None
         return self.job
 
     def __repr__(self) -> str:

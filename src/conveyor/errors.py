@@ -9,6 +9,7 @@
     ├── InvalidFilter             a listing's state, page or page size is out of range
     ├── JobStateConflict          the job's state does not allow this (retry a completed job…)
     ├── DuplicateJobId            a job with this id is already stored
+    ├── WaitTimeout               job.wait() gave up (also a TimeoutError)
     ├── UsageError                a call made where it cannot work (drain inside a loop…)
     │   ├── BridgeClosed          the main-loop bridge was shut down
     │   └── ScopeClosed           a resource asked of a scope that has closed
@@ -60,6 +61,10 @@ class JobStateConflict(ConveyorError):
 
 class DuplicateJobId(ConveyorError):
     """A job with this id already exists: give each job its own id, or let Conveyor pick one."""
+
+
+class WaitTimeout(ConveyorError, TimeoutError):
+    """The job did not finish in time: wait longer, or check that a worker is running."""
 
 
 class UsageError(ConveyorError):

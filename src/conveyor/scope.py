@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from conveyor.errors import ScopeClosed
+from conveyor.errors import ConfigurationError, ScopeClosed
 
 log = logging.getLogger("conveyor.scope")
 T = TypeVar("T")
@@ -105,11 +105,11 @@ class Scope:
             manager: Any = self._make(factory)
             if not hasattr(manager, "__enter__"):
                 if hasattr(manager, "__aenter__"):
-                    raise TypeError(
+                    raise ConfigurationError(
                         f"{_name(factory)} returns an async context manager: "
                         "use `await ctx.aresource(...)` from async code"
                     )
-                raise TypeError(
+                raise ConfigurationError(
                     f"{_name(factory)} must return a context manager (e.g. decorate it with "
                     f"@contextlib.contextmanager), not {type(manager).__name__}"
                 )
@@ -134,7 +134,7 @@ class Scope:
             value = manager.__enter__()
             is_async = False
         else:
-            raise TypeError(
+            raise ConfigurationError(
                 f"{_name(factory)} must return a context manager or an async context manager, "
                 f"not {type(manager).__name__}"
             )

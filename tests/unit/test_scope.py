@@ -13,6 +13,7 @@ import pytest
 
 import conveyor
 from conveyor import JobState
+from conveyor.errors import ConfigurationError
 from conveyor.scope import Scope, ScopeClosed
 from helpers import wait_until_async
 
@@ -109,9 +110,9 @@ async def test_async_scope_mixes_async_and_sync_factories() -> None:
 
 def test_sync_resource_refuses_an_async_factory() -> None:
     r = Resources()
-    with pytest.raises(TypeError, match="aresource"):
+    with pytest.raises(ConfigurationError, match="aresource"):
         Scope().resource(r.asynchronous("client"))
-    with pytest.raises(TypeError, match="context manager"):
+    with pytest.raises(ConfigurationError, match="context manager"):
         Scope().resource(lambda: 42)  # type: ignore[arg-type,return-value]
 
 

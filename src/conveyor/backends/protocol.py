@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from conveyor.model.job import (
-    TRANSITIONS,
     AttemptError,
     Enqueued,
     Job,
@@ -22,6 +21,7 @@ from conveyor.model.job import (
     LogLine,
     NewJob,
 )
+from conveyor.model.lifecycle import Landing, after_attempt
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 
 
@@ -76,19 +76,10 @@ class Outcome:
     run_at: datetime | None = None
     count_attempt: bool = True
 
-    def landing(self) -> tuple[JobState, datetime | None]:
-        """The state the job lands in, and its run_at when another attempt follows (a retry
-        is scheduled or pending by when it is due, whatever the worker said). Raises
-        ValueError for a state an attempt cannot end in."""
-        if self.state not in _ENDINGS:
-            raise ValueError(f"an attempt cannot end in state {self.state!r}")
-        if self.state in (JobState.SCHEDULED, JobState.PENDING):
-            run_at = self.run_at or self.now
-            return (JobState.SCHEDULED if run_at > self.now else JobState.PENDING), run_at
-        return self.state, None
-
-
-_ENDINGS = TRANSITIONS[JobState.RUNNING]
+    def landing(self) -> Landing:
+        """Where the job lands (`model.lifecycle.after_attempt`); JobStateConflict for a
+        state an attempt cannot end in."""
+        return after_attempt(self.state, self.now, self.run_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,11 @@ def can_transition(source: JobState, target: JobState) -> bool:
     return target in TRANSITIONS[source]
 
 
+def waiting_state(run_at: datetime, now: datetime) -> JobState:
+    """A job waiting to run is scheduled until `run_at`, pending from then on."""
+    return JobState.SCHEDULED if run_at > now else JobState.PENDING
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -189,7 +194,7 @@ class NewJob:
     def to_job(self, now: datetime) -> Job:
         """The record this request becomes when stored at `now`."""
         run_at = self.run_at or now
-        state = self.state or (JobState.SCHEDULED if run_at > now else JobState.PENDING)
+        state = self.state or waiting_state(run_at, now)
         return Job(
             id=self.id,
             name=self.name,

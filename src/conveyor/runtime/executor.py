@@ -15,6 +15,7 @@ from conveyor.backends.protocol import Outcome
 from conveyor.context import Context
 from conveyor.errors import Fail, Retry
 from conveyor.model.job import AttemptError, Job, JobState
+from conveyor.model.lifecycle import waiting_state
 from conveyor.model.options import Backoff
 from conveyor.model.serialization import find_unencodable
 from conveyor.runtime.middleware import Middleware, compose
@@ -203,7 +204,7 @@ class JobExecutor:
             backoff = definition.options.backoff if definition else DEFAULT_BACKOFF
             delay = backoff.delay(job.attempt)
         run_at = now + timedelta(seconds=max(delay, 0.0))
-        state = JobState.SCHEDULED if run_at > now else JobState.PENDING
+        state = waiting_state(run_at, now)
         return Outcome(job.id, self._worker_id, job.attempt, state, now, error=error, run_at=run_at)
 
 

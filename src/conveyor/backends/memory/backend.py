@@ -31,16 +31,6 @@ from conveyor.model.job import Enqueued, Job, JobState
 from conveyor.model.logs import append_logs
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
 
-_OUTCOME_STATES = frozenset(
-    {
-        JobState.COMPLETED,
-        JobState.FAILED,
-        JobState.SCHEDULED,
-        JobState.PENDING,
-        JobState.CANCELLED,
-    }
-)
-
 # dataclasses.replace re-runs Job.__init__ through fields() and costs most of a claim, so the
 # worker's per-job verbs (claim, finish, report, heartbeat) copy through `_evolve`, which fills
 # a new instance's slots directly. Job has no __post_init__ whose checks this would skip.
@@ -152,11 +142,7 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
     def finish(self, outcomes: Sequence[Outcome]) -> builtins.list[str]:
         """Apply outcomes of jobs still owned by their worker and attempt; return the others."""
         for outcome in outcomes:
-            if outcome.state not in _OUTCOME_STATES:
-                raise ValueError(
-                    f"an attempt cannot end in state {outcome.state!r}: use one of "
-                    f"{', '.join(sorted(_OUTCOME_STATES))}"
-                )
+            outcome.landing()  # JobStateConflict for a bad state, before any outcome applies
         dropped: builtins.list[str] = []
         applied = False
         with self._lock:
@@ -184,12 +170,12 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
         now = outcome.now
         errors = (*job.errors, outcome.error) if outcome.error is not None else job.errors
         attempt = job.attempt if outcome.count_attempt else job.attempt - 1
-        state, run_at = outcome.landing()
-        if run_at is not None:
+        landing = outcome.landing()
+        if landing.run_at is not None:
             again = _evolve(
                 job,
-                state=state,
-                run_at=run_at,
+                state=landing.state,
+                run_at=landing.run_at,
                 attempt=attempt,
                 errors=errors,
                 worker_id=None,
@@ -200,9 +186,9 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
             return
         done = _evolve(
             job,
-            state=state,
+            state=landing.state,
             attempt=attempt,
-            finished_at=now,
+            finished_at=landing.finished_at,
             result=outcome.result if outcome.state is JobState.COMPLETED else job.result,
             errors=errors,
             worker_id=None,

@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from conveyor.backends.memory.index import JobIndex, TimedEntry
-from conveyor.model.job import AttemptError, JobState
+from conveyor.model.job import JobState
+from conveyor.model.lifecycle import LostLease, after_lost_lease
 
 # Finished states pruned with the `completed_before` cut-off; failed jobs have their own.
 _SHORT_RETENTION = frozenset({JobState.COMPLETED, JobState.CANCELLED, JobState.SKIPPED})
@@ -28,32 +29,29 @@ class MaintenanceVerbs(JobIndex):
                     continue
                 self._leave_running(job)
                 rescued.append(job_id)
-                again = job.attempt < job.max_attempts and not job.cancel_requested
-                if job.cancel_requested:
-                    fate = "it was cancelled as requested"
-                elif again:
-                    fate = "it was put back to run again"
-                else:
-                    fate = f"it failed, having used all {job.max_attempts} attempts"
-                error = AttemptError(
-                    attempt=job.attempt,
-                    message=(
-                        f"worker {job.worker_id} stopped heartbeating and its lease expired at "
-                        f"{job.lease_expires_at.isoformat()}, so the job was rescued: {fate}"
+                landing, error = after_lost_lease(
+                    LostLease(
+                        job.attempt,
+                        job.max_attempts,
+                        job.cancel_requested,
+                        job.worker_id,
+                        job.lease_expires_at,
                     ),
-                    at=now,
-                    kind="lost",
+                    now,
                 )
                 lost = replace(
-                    job, errors=(*job.errors, error), worker_id=None, lease_expires_at=None
+                    job,
+                    state=landing.state,
+                    errors=(*job.errors, error),
+                    worker_id=None,
+                    lease_expires_at=None,
                 )
-                if again:
-                    back = replace(lost, state=JobState.PENDING, run_at=now)
+                if landing.run_at is not None:
+                    back = replace(lost, run_at=landing.run_at)
                     self._put(back, job)
                     self._add_waiting(back, now)
                 else:
-                    state = JobState.CANCELLED if job.cancel_requested else JobState.FAILED
-                    done = replace(lost, state=state, finished_at=now)
+                    done = replace(lost, finished_at=landing.finished_at)
                     self._put(done, job)
                     self._settle(done)
             if rescued:

@@ -39,11 +39,11 @@ from conveyor.backends.protocol import (
 )
 from conveyor.backends.subscribers import Subscribers
 from conveyor.model.job import (
-    AttemptError,
     Job,
     JobState,
     LogLine,
 )
+from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.serialization import dumps
 
@@ -515,20 +515,20 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
 
 def _finish_entry(outcome: Outcome) -> dict[str, Any]:
     """One outcome as an entry of finish_jobs' JSON document (absent keys are NULL)."""
-    state, run_at = outcome.landing()
+    landing = outcome.landing()
     entry: dict[str, Any] = {
         "id": outcome.job_id,
         "worker_id": outcome.worker_id,
         "attempt": outcome.attempt,
-        "state": state.value,
+        "state": landing.state.value,
         "give_back": 0 if outcome.count_attempt else 1,
     }
-    if state == JobState.COMPLETED:
+    if landing.state == JobState.COMPLETED:
         entry["result"] = outcome.result
-    if run_at is None:
-        entry["finished_at"] = outcome.now.isoformat()
-    else:
-        entry["run_at"] = run_at.isoformat()
+    if landing.finished_at is not None:
+        entry["finished_at"] = landing.finished_at.isoformat()
+    if landing.run_at is not None:
+        entry["run_at"] = landing.run_at.isoformat()
     if outcome.error is not None:
         entry["error"] = error_entry(outcome.error)
     return entry
@@ -536,24 +536,18 @@ def _finish_entry(outcome: Outcome) -> dict[str, Any]:
 
 def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
     """The rescue_jobs entries of a running job whose lease expired."""
-    cancel, again = bool(row["cancel_requested"]), row["attempt"] < row["max_attempts"]
-    if cancel:
-        state, fate = JobState.CANCELLED, "it was cancelled as requested"
-    elif again:
-        state, fate = JobState.PENDING, "it was put back to run again"
-    else:
-        state, fate = JobState.FAILED, f"it failed, having used all {row['max_attempts']} attempts"
-    expired = opt_utc(row["lease_expires_at"])
-    message = (
-        f"worker {row['worker_id']} stopped heartbeating and its lease expired at "
-        f"{expired.isoformat() if expired else '?'}, so the job was rescued: {fate}"
+    lost = LostLease(
+        row["attempt"],
+        row["max_attempts"],
+        bool(row["cancel_requested"]),
+        row["worker_id"],
+        utc(row["lease_expires_at"]),
     )
-    error = AttemptError(row["attempt"], message, at=now, kind="lost")
-    waiting = state == JobState.PENDING
+    landing, error = after_lost_lease(lost, now)
     return {
         "id": row["id"],
-        "state": state.value,
-        "finished_at": None if waiting else now,
-        "run_at": now if waiting else None,
+        "state": landing.state.value,
+        "finished_at": landing.finished_at,
+        "run_at": landing.run_at,
         "error": error_json(error),
     }

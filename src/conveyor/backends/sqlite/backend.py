@@ -41,12 +41,12 @@ from conveyor.backends.sqlite.sql import Q
 from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import DuplicateJobId, StoreUnavailable
 from conveyor.model.job import (
-    AttemptError,
     Enqueued,
     Job,
     JobState,
     NewJob,
 )
+from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.serialization import dumps
 
@@ -450,16 +450,15 @@ def _like_literal(text: str) -> str:
 
 def _finish_params(outcome: Outcome) -> dict[str, Any]:
     """The finish_job parameters of one outcome, encoded before the transaction starts."""
-    state, run_at = outcome.landing()
-    final = run_at is None
+    landing = outcome.landing()
     return {
         "id": outcome.job_id,
         "worker_id": outcome.worker_id,
         "attempt": outcome.attempt,
-        "state": state.value,
-        "result": dumps(outcome.result) if state == JobState.COMPLETED else None,
-        "finished_at": ts(outcome.now) if final else None,
-        "run_at": opt_ts(run_at),
+        "state": landing.state.value,
+        "result": dumps(outcome.result) if landing.state == JobState.COMPLETED else None,
+        "finished_at": opt_ts(landing.finished_at),
+        "run_at": opt_ts(landing.run_at),
         "give_back": 0 if outcome.count_attempt else 1,
         "error": None if outcome.error is None else error_json(outcome.error),
     }
@@ -467,23 +466,18 @@ def _finish_params(outcome: Outcome) -> dict[str, Any]:
 
 def _rescue_params(row: sqlite3.Row, now: datetime) -> dict[str, Any]:
     """The rescue_job parameters of a running job whose lease expired."""
-    cancel, again = bool(row["cancel_requested"]), row["attempt"] < row["max_attempts"]
-    if cancel:
-        state, fate = JobState.CANCELLED, "it was cancelled as requested"
-    elif again:
-        state, fate = JobState.PENDING, "it was put back to run again"
-    else:
-        state, fate = JobState.FAILED, f"it failed, having used all {row['max_attempts']} attempts"
-    message = (
-        f"worker {row['worker_id']} stopped heartbeating and its lease expired at "
-        f"{dt(row['lease_expires_at']).isoformat()}, so the job was rescued: {fate}"
+    lost = LostLease(
+        row["attempt"],
+        row["max_attempts"],
+        bool(row["cancel_requested"]),
+        row["worker_id"],
+        dt(row["lease_expires_at"]),
     )
-    error = AttemptError(row["attempt"], message, at=now, kind="lost")
-    waiting = state == JobState.PENDING
+    landing, error = after_lost_lease(lost, now)
     return {
         "id": row["id"],
-        "state": state.value,
-        "finished_at": None if waiting else ts(now),
-        "run_at": ts(now) if waiting else None,
+        "state": landing.state.value,
+        "finished_at": opt_ts(landing.finished_at),
+        "run_at": opt_ts(landing.run_at),
         "error": error_json(error),
     }

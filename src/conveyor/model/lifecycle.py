@@ -1,0 +1,96 @@
+"""Where a job goes next: the lifecycle rules, as pure functions every store calls.
+
+(`waiting_state`, scheduled or pending by run_at, sits beside JobState in `model/job.py`, which
+needs it to store a new job; it is re-exported here.)
+
+A store persists what these functions decide; it never decides itself. So the memory, SQLite and
+PostgreSQL stores cannot drift apart on what a retry, a rescued lease or a finished attempt
+becomes (the contract suite checks that they agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from conveyor.errors import JobStateConflict
+from conveyor.model.job import TRANSITIONS, AttemptError, JobState, waiting_state
+
+__all__ = [
+    "ATTEMPT_ENDINGS",
+    "RETRYABLE_STATES",
+    "Landing",
+    "LostLease",
+    "after_attempt",
+    "after_lost_lease",
+    "waiting_state",
+]
+
+#: The states an attempt can end in (what a worker may report).
+ATTEMPT_ENDINGS = TRANSITIONS[JobState.RUNNING]
+#: The states an operator's retry takes back to pending.
+RETRYABLE_STATES = frozenset({JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Landing:
+    """Where a job lands when it leaves `running`.
+
+    Exactly one of `run_at` (another attempt follows: scheduled or pending) and `finished_at`
+    (the job is done: completed, failed or cancelled) is set.
+    """
+
+    state: JobState
+    run_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def again(self) -> bool:
+        """Whether another attempt follows."""
+        return self.run_at is not None
+
+
+def after_attempt(state: JobState, now: datetime, run_at: datetime | None = None) -> Landing:
+    """Where a job lands when its attempt ends as `state` at `now`. Another attempt (the
+    worker said scheduled or pending) is due at `run_at` (default now) and is scheduled or
+    pending by that time, whatever the worker said. Raises JobStateConflict for a state an
+    attempt cannot end in."""
+    if state not in ATTEMPT_ENDINGS:
+        raise JobStateConflict(
+            f"an attempt cannot end in state {state!r}: use one of "
+            f"{', '.join(sorted(ATTEMPT_ENDINGS))}"
+        )
+    if state in (JobState.SCHEDULED, JobState.PENDING):
+        due = run_at or now
+        return Landing(waiting_state(due, now), run_at=due)
+    return Landing(state, finished_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class LostLease:
+    """A running job whose worker stopped heartbeating: what the rescue needs to know of it."""
+
+    attempt: int
+    max_attempts: int
+    cancel_requested: bool
+    worker_id: str | None
+    lease_expires_at: datetime
+
+
+def after_lost_lease(job: LostLease, now: datetime) -> tuple[Landing, AttemptError]:
+    """Where a job whose lease expired lands when rescued at `now`, and the error of kind
+    `lost` recorded for its attempt (which counts): cancelled when cancellation was requested,
+    pending again while attempts are left, failed otherwise."""
+    if job.cancel_requested:
+        landing = Landing(JobState.CANCELLED, finished_at=now)
+        fate = "it was cancelled as requested"
+    elif job.attempt < job.max_attempts:
+        landing, fate = Landing(JobState.PENDING, run_at=now), "it was put back to run again"
+    else:
+        landing = Landing(JobState.FAILED, finished_at=now)
+        fate = f"it failed, having used all {job.max_attempts} attempts"
+    message = (
+        f"worker {job.worker_id} stopped heartbeating and its lease expired at "
+        f"{job.lease_expires_at.isoformat()}, so the job was rescued: {fate}"
+    )
+    return landing, AttemptError(attempt=job.attempt, message=message, at=now, kind="lost")
