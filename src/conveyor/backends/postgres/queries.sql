@@ -77,27 +77,19 @@ SELECT id FROM __schema__.jobs WHERE id = ANY(%(ids)s::text[]) LIMIT 1;
 
 -- claiming --------------------------------------------------------------------------------
 
--- One statement: lock up to :limit due jobs (skipping rows other claims hold), keep the first
--- of each concurrency key, and mark them running. Jobs of the :excluded queues (those with a
--- limit) are left to claim_ids.
--- name: claim_any
+-- The unlimited claim is one statement: lock up to :limit due jobs (skipping rows other claims
+-- hold), keep the first of each concurrency key, and mark them running. claim_any takes every
+-- queue but the :excluded ones (those with a limit, left to claim_ids); claim_in only the
+-- :queues. Two statements from one template rather than one statement with
+-- "(%(queues)s IS NULL OR …)": each keeps a plan made for its own predicate, also as a
+-- generic prepared plan (psycopg prepares a statement from its sixth run).
+-- name: claim_any, claim_in
 WITH commit_mode AS (
     -- fast_acks: this transaction alone commits without waiting for the WAL flush
     SELECT set_config('synchronous_commit',
                       coalesce(%(commit)s, current_setting('synchronous_commit')), true)
 ), candidates AS (
-    SELECT j.id, j.priority, j.run_at, j.concurrency_key
-    FROM __schema__.jobs AS j
-    WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
-      AND j.queue <> ALL(%(excluded)s::text[])
-      AND NOT EXISTS (
-          SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
-      AND (j.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM __schema__.jobs AS r
-          WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    {due_candidates}
 ), chosen AS (
     SELECT id FROM (
         SELECT id, row_number() OVER (
@@ -125,56 +117,26 @@ FROM (
     SELECT min(run_at) AS next_run_at FROM __schema__.jobs
     WHERE (SELECT count(*) FROM claimed) < %(limit)s
       AND state = 'scheduled' AND run_at > %(now)s
+      AND queue = ANY(%(queues)s::text[])  -- only: claim_in
 ) AS upcoming
 LEFT JOIN claimed ON true;
 
--- name: claim_in
-WITH commit_mode AS (
-    -- fast_acks: this transaction alone commits without waiting for the WAL flush
-    SELECT set_config('synchronous_commit',
-                      coalesce(%(commit)s, current_setting('synchronous_commit')), true)
-), candidates AS (
-    SELECT j.id, j.priority, j.run_at, j.concurrency_key
-    FROM __schema__.jobs AS j
-    WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
-      AND j.queue = ANY(%(queues)s::text[])
-      AND NOT EXISTS (
-          SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
-      AND (j.concurrency_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM __schema__.jobs AS r
-          WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), chosen AS (
-    SELECT id FROM (
-        SELECT id, row_number() OVER (
-            PARTITION BY coalesce(concurrency_key, id) ORDER BY priority DESC, run_at, id
-        ) AS rank
-        FROM candidates
-    ) AS ranked
-    WHERE rank = 1
-), claimed AS (
-    UPDATE __schema__.jobs AS j
-    SET state = 'running',
-        attempt = j.attempt + 1,
-        worker_id = %(worker_id)s,
-        lease_expires_at = %(lease_expires_at)s,
-        started_at = %(now)s
-    FROM chosen, commit_mode
-    WHERE j.id = chosen.id
-    RETURNING j.*
-)
--- The claimed jobs, each with the next not-yet-due run_at (the worker's sleep deadline) when
--- the claim came back short (a full one is followed by another claim at once); no job
--- claimed gives one row of NULLs and that time. Saves the worker a second round trip.
-SELECT claimed.*, upcoming.next_run_at
-FROM (
-    SELECT min(run_at) AS next_run_at FROM __schema__.jobs
-    WHERE (SELECT count(*) FROM claimed) < %(limit)s
-      AND state = 'scheduled' AND run_at > %(now)s AND queue = ANY(%(queues)s::text[])
-) AS upcoming
-LEFT JOIN claimed ON true;
+-- The due jobs a claim may take, locked, best first; the queue predicate is claim_any's or
+-- claim_in's (candidates_any, candidates_in: the same for the limited queues' claim).
+-- fragment: due_candidates
+SELECT j.id, j.priority, j.run_at, j.concurrency_key
+FROM __schema__.jobs AS j
+WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
+  AND j.queue <> ALL(%(excluded)s::text[])  -- only: claim_any, candidates_any
+  AND j.queue = ANY(%(queues)s::text[])  -- only: claim_in, candidates_in
+  AND NOT EXISTS (
+      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+  AND (j.concurrency_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM __schema__.jobs AS r
+      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+ORDER BY j.priority DESC, j.run_at, j.id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
 
 -- Limited queues: one transaction takes a lock per limited queue (sorted, so concurrent
 -- claims never deadlock), counts the queue's running jobs, locks candidates and claims the
@@ -194,33 +156,8 @@ SELECT queue, count(*) AS running FROM __schema__.jobs
 WHERE state = 'running' AND queue = ANY(%(queues)s::text[])
 GROUP BY queue;
 
--- name: candidates_any
-SELECT j.id, j.priority, j.run_at, j.concurrency_key
-FROM __schema__.jobs AS j
-WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
-  AND j.queue <> ALL(%(excluded)s::text[])
-  AND NOT EXISTS (
-      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
-  AND (j.concurrency_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM __schema__.jobs AS r
-      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
-ORDER BY j.priority DESC, j.run_at, j.id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
-
--- name: candidates_in
-SELECT j.id, j.priority, j.run_at, j.concurrency_key
-FROM __schema__.jobs AS j
-WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
-  AND j.queue = ANY(%(queues)s::text[])
-  AND NOT EXISTS (
-      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
-  AND (j.concurrency_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM __schema__.jobs AS r
-      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
-ORDER BY j.priority DESC, j.run_at, j.id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+-- name: candidates_any, candidates_in
+{due_candidates};
 
 -- name: claim_ids
 UPDATE __schema__.jobs AS j
@@ -233,13 +170,11 @@ WHERE j.id = ANY(%(ids)s::text[]) AND j.state IN ('scheduled', 'pending')
 RETURNING j.*;
 
 -- Only scheduled jobs wait for their run_at: pending ones are due already.
--- name: next_run_at_any
+-- name: next_run_at_any, next_run_at_in
 SELECT min(run_at) AS run_at FROM __schema__.jobs
-WHERE state = 'scheduled' AND run_at > %(now)s;
-
--- name: next_run_at_in
-SELECT min(run_at) AS run_at FROM __schema__.jobs
-WHERE state = 'scheduled' AND run_at > %(now)s AND queue = ANY(%(queues)s::text[]);
+WHERE state = 'scheduled' AND run_at > %(now)s
+  AND queue = ANY(%(queues)s::text[])  -- only: next_run_at_in
+;
 
 -- finishing and reporting -----------------------------------------------------------------
 
