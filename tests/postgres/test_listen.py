@@ -5,35 +5,53 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from conveyor.model.job import NewJob
+from helpers import wait_until
 from postgres.conftest import MakeStore
 from postgres.server import BASE_URL
+
+if TYPE_CHECKING:
+    from conveyor.backends.postgres import PostgresBackend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def wait_in_thread(store: object, timeout: float) -> tuple[threading.Thread, list[bool]]:
+def wait_in_thread(store: PostgresBackend, timeout: float) -> tuple[threading.Thread, list[bool]]:
+    """Start `store.wait_for_jobs(timeout)` in a thread; return once it is listening.
+
+    The signal is the store's listener lock: a waiter holds it for the whole wait, and once it
+    holds it (and the LISTEN connection exists) its next step is the blocking read of
+    notifications. No signal marks the instant that read starts, but none is needed: a
+    notification sent before it is buffered on the LISTEN connection and read at once."""
     woke: list[bool] = []
-    thread = threading.Thread(target=lambda: woke.append(store.wait_for_jobs(timeout)))  # type: ignore[attr-defined]
+    thread = threading.Thread(target=lambda: woke.append(store.wait_for_jobs(timeout)))
     thread.start()
+    db = store._db
+    wait_until(
+        lambda: (db._listener_lock.locked() and db._listener is not None) or not thread.is_alive(),
+        10,
+        "the waiting thread to hold the LISTEN connection",
+    )
     return thread, woke
 
 
 def test_an_enqueue_from_another_store_wakes_the_waiter_at_once(make_store: MakeStore) -> None:
     worker, producer = make_store(), make_store()
     assert worker.wait_for_jobs(0.01) is False  # listening from here on
-    thread, woke = wait_in_thread(worker, 10)
-    time.sleep(0.05)
+    thread, woke = wait_in_thread(worker, 30)
 
     started = time.monotonic()
     producer.enqueue([NewJob("x")], T0)
-    thread.join(15)
+    thread.join(40)
 
     assert woke == [True]
-    assert time.monotonic() - started < 1.0
+    # Generous upper bound (a wake-up takes milliseconds): proves we were woken rather than
+    # waiting out the 30 s timeout.
+    assert time.monotonic() - started < 5
 
 
 def test_stores_on_other_schemas_do_not_wake_each_other(make_store: MakeStore) -> None:
@@ -68,7 +86,6 @@ def test_listen_is_renewed_after_the_connection_is_lost(make_store: MakeStore, s
     while worker.wait_for_jobs(0.05):
         pass
     thread, woke = wait_in_thread(worker, 10)
-    time.sleep(0.05)
     producer.enqueue([NewJob("x")], T0)
     thread.join(15)
     assert woke == [True]
@@ -78,15 +95,16 @@ def test_listen_is_renewed_after_the_connection_is_lost(make_store: MakeStore, s
 
 def test_close_ends_a_wait(make_store: MakeStore) -> None:
     worker = make_store()
-    thread, woke = wait_in_thread(worker, 30)
-    time.sleep(0.1)
+    thread, woke = wait_in_thread(worker, 30)  # holds the LISTEN connection it opened
 
     started = time.monotonic()
     worker.close()
-    thread.join(5)
+    thread.join(10)
 
     assert woke == [False]
-    assert time.monotonic() - started < 2
+    # Generous upper bound (the waiter checks for close every 0.25 s): proves close() ended
+    # the wait rather than the 30 s timeout.
+    assert time.monotonic() - started < 5
 
 
 def test_a_forked_child_uses_connections_of_its_own(make_store: MakeStore) -> None:

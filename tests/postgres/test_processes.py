@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -100,11 +100,14 @@ def test_a_paused_worker_that_lost_its_lease_cannot_overwrite_the_rerun(
     other = workers.start()
     wait_until(lambda: handle.refresh().state is JobState.COMPLETED, 30, "the rerun")
     paused.send_signal(signal.SIGCONT)  # it comes back and finishes its stale attempt
-    time.sleep(3)
 
+    def refused() -> bool:  # the worker logs this once the store refused its stale outcome
+        lines = workers.output(paused).lower().splitlines()
+        return any(handle.id.lower() in line and "lost" in line for line in lines)
+
+    wait_until(refused, 30, "the stale worker to report its outcome refused")
     job = handle.refresh()
     assert (job.state, job.attempt, job.result) == (JobState.COMPLETED, 2, other.pid)
-    wait_until(lambda: "lost" in workers.output(paused).lower(), 10, "the stale worker's log")
 
 
 def test_workers_ride_out_a_database_outage(
@@ -133,7 +136,11 @@ def test_workers_ride_out_a_database_outage(
         with pytest.raises(StoreUnavailable, match="PostgreSQL"):
             outsider.enqueue("record", {"n": -2})  # never a silent drop
         assert completed() < len(handles)  # the outage came with work left
-        time.sleep(3)
+
+        def felt(proc: subprocess.Popen[bytes]) -> bool:  # its store's errors name PostgreSQL
+            return "PostgreSQL" in workers.output(proc)
+
+        wait_until(lambda: all(felt(proc) for proc in procs), 60, "both workers to hit the outage")
         proxy.up()
 
         wait_until(lambda: completed() == len(handles) + 1, 120, "every job after the outage")

@@ -28,9 +28,10 @@ from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.backends.sqlite import backend as backend_module
 from conveyor.backends.sqlite import database as database_module
 from conveyor.backends.sqlite.sql import Q, migrations
-from conveyor.errors import ConfigurationError, StoreUnavailable
+from conveyor.errors import ConfigurationError, DuplicateJobId, StoreUnavailable
 from conveyor.model.job import AttemptError, JobState, LogLine, NewJob
 from conveyor.model.settings import Settings
+from helpers import wait_until
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -226,34 +227,58 @@ def test_a_duplicate_id_is_refused_and_nothing_of_the_batch_is_stored(
     store: SQLiteBackend,
 ) -> None:
     [first] = store.enqueue([NewJob("a", id="fixed")], T0)
-    with pytest.raises(ValueError, match="'fixed' already exists"):
+    with pytest.raises(DuplicateJobId, match="'fixed' already exists"):
         store.enqueue([NewJob("b"), NewJob("c", id="fixed")], T0)
-    with pytest.raises(ValueError, match="'twice' already exists"):
+    with pytest.raises(DuplicateJobId, match="'twice' already exists"):
         store.enqueue([NewJob("b", id="twice"), NewJob("c", id="twice")], T0)
     assert store.counts().by_state == {"pending": 1}
     assert store.get("fixed") == first.job
 
 
 # store-specific mechanics ----------------------------------------------------------------------
-def test_wait_for_jobs_wakes_on_a_commit_through_another_connection(path: str) -> None:
+def watching(store: SQLiteBackend, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An Event set once a thread other than this one has read the store's data version.
+
+    wait_for_jobs wakes on commits after its first read of PRAGMA data_version (its baseline),
+    so a test must not commit, or close, before the waiting thread has taken it."""
+    watched = threading.Event()
+    changed = store._db.changed
+    me = threading.get_ident()
+
+    def changed_then_signal() -> bool:
+        result = changed()
+        if threading.get_ident() != me:
+            watched.set()
+        return result
+
+    monkeypatch.setattr(store._db, "changed", changed_then_signal)
+    return watched
+
+
+def test_wait_for_jobs_wakes_on_a_commit_through_another_connection(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     waiter, producer = SQLiteBackend(path), SQLiteBackend(path)
     waiter.open()
     producer.open()
     assert waiter.wait_for_jobs(0.05) is False  # nothing committed: waits out the timeout
     woke: list[tuple[bool, float]] = []
+    watched = watching(waiter, monkeypatch)
 
     def wait() -> None:
         started = time.monotonic()
-        woke.append((waiter.wait_for_jobs(10.0), time.monotonic() - started))
+        woke.append((waiter.wait_for_jobs(30.0), time.monotonic() - started))
 
     thread = threading.Thread(target=wait)
     thread.start()
-    time.sleep(0.1)
+    wait_until(watched.is_set, 10, "the waiting thread to take its baseline")
     producer.enqueue([NewJob("a")], T0)
-    thread.join()
+    thread.join(40)
     [(result, took)] = woke
     assert result is True
-    assert took < 2.0
+    # Generous upper bound (the waiter polls every 2 ms): proves the commit woke it rather than
+    # the 30 s timeout.
+    assert took < 5.0
     waiter.close()
     producer.close()
 
@@ -325,10 +350,15 @@ from conveyor.backends.protocol import ClaimRequest, Outcome
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.model.job import JobState
 
-path, worker, go, limits = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+path, worker, ready, go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+limits = json.loads(sys.argv[5])
 store = SQLiteBackend(path)
 store.open()
+open(ready, "w").close()  # opened: the test starts the race once both are
+deadline = time.monotonic() + 60
 while not os.path.exists(go):
+    if time.monotonic() > deadline:
+        sys.exit("never told to go")
     time.sleep(0.001)
 taken, spans, most_running = [], [], 0
 while True:
@@ -338,19 +368,26 @@ while True:
     if not claimed.jobs:
         if store.counts().by_state.get("pending", 0) == 0:
             break
-        time.sleep(0.001)
+        time.sleep(0.001)  # the other process holds the slot: poll again
         continue
     began = time.time()
     if limits:
         most_running = max(most_running, store.counts().by_state.get("running", 0))
-        time.sleep(0.002)
+        time.sleep(0.002)  # the job's run: long enough for an overlap to show in the spans
     ids = [job.id for job in claimed.jobs]
     taken += ids
     spans.append((began, time.time()))
     outcomes = [Outcome(i, worker, 1, JobState.COMPLETED, now) for i in ids]
     assert store.finish(outcomes) == []
     if limits:
-        time.sleep(0.001)  # give the other process a fair chance at the freed slot
+        # Hand the freed slot to the other process: wait until it took it (or nothing is
+        # left), so both get a share. The deadline keeps a lone process going.
+        handoff = time.monotonic() + 1
+        while time.monotonic() < handoff:
+            counts = store.counts().by_state
+            if counts.get("running", 0) or not counts.get("pending", 0):
+                break
+            time.sleep(0.001)
 store.close()
 print(json.dumps({"taken": taken, "spans": spans, "most_running": most_running}))
 """
@@ -359,16 +396,30 @@ print(json.dumps({"taken": taken, "spans": spans, "most_running": most_running})
 def run_workers(path: str, tmp_path: Path, limits: dict[str, int]) -> list[dict[str, Any]]:
     """Race two WORKER processes on the file; what each one reports."""
     go = tmp_path / "go"
+    ready = [tmp_path / f"ready-p{n}" for n in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, path, f"p{n}", str(go), json.dumps(limits)],
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                path,
+                f"p{n}",
+                str(ready[n]),
+                str(go),
+                json.dumps(limits),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
         for n in range(2)
     ]
-    time.sleep(0.5)  # let both import and open before the race starts
-    go.touch()
+    wait_until(
+        lambda: all(r.exists() for r in ready) or any(p.poll() is not None for p in procs),
+        60,
+        "both worker processes to open the store",
+    )
+    go.touch()  # both opened (or one died, which the return codes below report)
     outputs = [proc.communicate(timeout=120)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
     return [json.loads(output) for output in outputs]
@@ -415,18 +466,23 @@ def test_threads_that_end_do_not_leave_connections_open(store: SQLiteBackend) ->
     assert connections() == before
 
 
-def test_wait_for_jobs_returns_false_when_the_store_closes_meanwhile(path: str) -> None:
+def test_wait_for_jobs_returns_false_when_the_store_closes_meanwhile(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = SQLiteBackend(path)
     store.open()
+    watched = watching(store, monkeypatch)
     results: list[bool] = []
-    thread = threading.Thread(target=lambda: results.append(store.wait_for_jobs(5.0)))
+    thread = threading.Thread(target=lambda: results.append(store.wait_for_jobs(30.0)))
     thread.start()
-    time.sleep(0.1)
+    wait_until(watched.is_set, 10, "the waiting thread to be inside wait_for_jobs")
     started = time.monotonic()
     store.close()
-    thread.join()
+    thread.join(40)
     assert results == [False]
-    assert time.monotonic() - started < 1.0
+    # Generous upper bound (the waiter polls every 2 ms): proves close() ended the wait rather
+    # than the 30 s timeout.
+    assert time.monotonic() - started < 5.0
 
 
 def test_an_in_memory_database_is_refused() -> None:
