@@ -3,7 +3,8 @@
 import logging
 
 from conveyor.app import App, JobFunction, JobHandle
-from conveyor.backends.protocol import Backend, Counts, Page
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import Counts, Page
 from conveyor.bridge import AsyncBridge, Bridge
 from conveyor.context import Context
 from conveyor.errors import (

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from conveyor.backends import open_backend
-from conveyor.backends.protocol import Backend
+from conveyor.backends.protocol import Backend, TransactionalEnqueue
 from conveyor.errors import ConfigurationError, UnknownJobError, WaitTimeout
 from conveyor.model.job import Enqueued, Job, NewJob, utcnow
 from conveyor.model.options import Backoff, JobOptions
@@ -292,7 +292,7 @@ class App:
         if not jobs:
             return []
         if connection is not None:
-            results = self._transactional("enqueue_in")(connection, jobs, self.clock())
+            results = self._transactional().enqueue_in(connection, jobs, self.clock())
         else:
             results = self.backend.enqueue(jobs, self.clock())
         return self._announce(results)
@@ -305,22 +305,23 @@ class App:
         if not jobs:
             return []
         if connection is not None:
-            enqueue_in = self._transactional("enqueue_in_async")
-            return self._announce(await enqueue_in(connection, jobs, self.clock()))
+            store = self._transactional()
+            return self._announce(await store.enqueue_in_async(connection, jobs, self.clock()))
         if backend.blocking or self.settings.queue_full == "wait":
             results = await asyncio.to_thread(backend.enqueue, jobs, self.clock())
         else:
             results = backend.enqueue(jobs, self.clock())
         return self._announce(results)
 
-    def _transactional(self, verb: str) -> Callable[..., Any]:
-        method: Callable[..., Any] | None = getattr(self.backend, verb, None)
-        if method is None:
+    def _transactional(self) -> TransactionalEnqueue:
+        """The store, if it can join the caller's transaction (a declared capability)."""
+        backend = self.backend
+        if not isinstance(backend, TransactionalEnqueue):
             raise ConfigurationError(
                 f"enqueueing inside your own transaction needs a postgresql:// store; "
                 f"this app uses {self.url!r}: drop connection=, or switch stores"
             )
-        return method
+        return backend
 
     def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
         check_arguments(args)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from conveyor.backends.protocol import Backend
+from conveyor.backends.protocol import RecurringStore
 from conveyor.errors import ConfigurationError, RecurringJobNotFound
 from conveyor.model.job import Enqueued
 from conveyor.model.options import JobOptions
@@ -54,7 +54,7 @@ class RecurringService:
 
     def __init__(
         self,
-        backend: Callable[[], Backend],
+        backend: Callable[[], RecurringStore],
         clock: Callable[[], datetime],
         options_for: Callable[[str], JobOptions],
     ) -> None:

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from conveyor.backends.protocol import (
-    Backend,
-    Counts,
-    JobFilter,
-    Page,
-    QueueInfo,
-    Throughput,
-    WorkerInfo,
-)
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import Counts, JobFilter, Page, QueueInfo, Throughput, WorkerInfo
 from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict
 from conveyor.model.job import Job, JobState
 
@@ -63,11 +55,11 @@ class JobService:
         """How many jobs are in each state, overall and per queue."""
         return self._backend().counts()
 
-    def workers(self) -> builtins.list[WorkerInfo]:
+    def workers(self) -> list[WorkerInfo]:
         """The workers that are alive (recent heartbeat)."""
         return self._backend().workers()
 
-    def queues(self) -> builtins.list[QueueStatus]:
+    def queues(self) -> list[QueueStatus]:
         """Every queue that is declared, has jobs, or is paused, by name."""
         limits = self._queue_limits()
         found = {q.name: q for q in self._backend().queues(self._clock())}
@@ -95,7 +87,7 @@ class JobService:
         """Let workers claim this queue's jobs again."""
         self._backend().set_queue_paused(name, False, self._clock())
 
-    def throughput(self, minutes: int = 60) -> builtins.list[Throughput]:
+    def throughput(self, minutes: int = 60) -> list[Throughput]:
         """Completed and failed jobs per minute over the last `minutes` (empty ones left out)."""
         since = self._clock() - timedelta(minutes=minutes)
         return self._backend().throughput(since.replace(second=0, microsecond=0))
@@ -149,7 +141,7 @@ class JobService:
         """A page of jobs, newest first, filtered by state(s), name, queue and id/name search."""
         if page < 1 or not 1 <= per_page <= 1000:
             raise InvalidFilter("page must be ≥ 1 and per_page between 1 and 1000")
-        return self._backend().list(
+        return self._backend().list_jobs(
             JobFilter(parse_states(state), name, queue, search, page, per_page)
         )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from conveyor.backends.protocol import ClaimRequest, JobFilter
+from conveyor.backends.records import ClaimRequest, JobFilter
 from conveyor.context import Context
 from conveyor.errors import UsageError
 from conveyor.model.job import WAITING_STATES, Job, JobState
@@ -72,7 +72,7 @@ class Testing:
     def enqueued(self, name: str | None = None, *, queue: str | None = None) -> list[Job]:
         """Jobs waiting to run (scheduled or pending), oldest first."""
         backend = self._environment().backend
-        page = backend.list(JobFilter(WAITING_STATES, name, queue, None, 1, 1000))
+        page = backend.list_jobs(JobFilter(WAITING_STATES, name, queue, None, 1, 1000))
         return list(reversed(page.jobs))
 
     def assert_enqueued(

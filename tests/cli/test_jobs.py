@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.backends.protocol import LIST_COUNT_CAP
+from conveyor.backends.records import LIST_COUNT_CAP
 
 from .support import Project, assert_one_line_error, run_until_finished, running_worker, wait_for
 

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conveyor.backends.protocol import Backend, Claimed, ClaimRequest, Outcome, WorkerInfo
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import Claimed, ClaimRequest, Outcome, WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, NewJob
 from conveyor.model.settings import Settings
 

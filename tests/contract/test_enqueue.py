@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conveyor.backends.protocol import Backend, JobFilter
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import JobFilter
 from conveyor.model.job import JobState
 
 from .support import T0, at, claim_one, enqueue, enqueue_one, finish, new, stored
@@ -63,12 +64,12 @@ def test_bulk_enqueue_keeps_order_and_ids(backend: Backend) -> None:
     assert [r.job.id for r in results] == [f"id-{9 - i}" for i in range(6)]
     assert [r.job.name for r in results] == [f"job{i}" for i in range(6)]
     assert all(r.created for r in results)
-    assert backend.list(JobFilter()).total == 6
+    assert backend.list_jobs(JobFilter()).total == 6
 
 
 def test_enqueue_of_nothing_stores_nothing(backend: Backend) -> None:
     assert backend.enqueue([], T0) == []
-    assert backend.list(JobFilter()).total == 0
+    assert backend.list_jobs(JobFilter()).total == 0
 
 
 def test_unique_key_returns_the_active_job_instead_of_a_new_one(backend: Backend) -> None:
@@ -79,7 +80,7 @@ def test_unique_key_returns_the_active_job_instead_of_a_new_one(backend: Backend
     assert again.created is False
     assert again.job.id == first.id
     assert again.job.args == {"n": 1}
-    assert backend.list(JobFilter()).total == 1
+    assert backend.list_jobs(JobFilter()).total == 1
 
 
 def test_unique_key_holds_while_scheduled_and_while_running(backend: Backend) -> None:
@@ -133,7 +134,7 @@ def test_duplicates_inside_one_batch_resolve_to_the_first(backend: Backend) -> N
     assert [r.job.id for r in results] == ["id-a", "id-a", "id-c", "id-d", "id-a"]
     assert backend.get("id-b") is None
     assert backend.get("id-e") is None
-    assert backend.list(JobFilter()).total == 3
+    assert backend.list_jobs(JobFilter()).total == 3
 
 
 def test_jobs_without_unique_key_are_never_merged(backend: Backend) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conveyor.backends.protocol import Backend, Outcome, Report
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import Outcome, Report
 from conveyor.model.job import JobState, LogLine
 
 from .support import (

@@ -1,4 +1,4 @@
-"""Stores that declare a bound (`max_queue_size`) wait or refuse when it is reached."""
+"""Stores that declare a bound (`Bounded`: `max_queue_size`) wait or refuse when it is reached."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Literal
 
 import pytest
 
-from conveyor.backends.protocol import Backend, JobFilter
+from conveyor.backends.protocol import Backend, Bounded
+from conveyor.backends.records import JobFilter
 from conveyor.errors import QueueFull
 from conveyor.model.job import Enqueued
 from conveyor.model.settings import Settings
@@ -24,14 +25,15 @@ def bounded(
     """A store built with a bound of `size` waiting jobs; skipped if its kind declares none."""
     settings = Settings(max_queue_size=size, queue_full=mode, queue_full_timeout=timeout)
     backend = make_backend(settings)
-    if getattr(backend, "max_queue_size", 0) != size:
-        pytest.skip("this store keeps no bound on waiting jobs")
+    if not isinstance(backend, Bounded):
+        pytest.skip("this store declares no bound on waiting jobs (not a Bounded store)")
+    assert (backend.max_queue_size, backend.queue_full) == (size, mode)
     return backend
 
 
 def total(backend: Backend) -> int:
     """How many jobs the store holds."""
-    return backend.list(JobFilter()).total
+    return backend.list_jobs(JobFilter()).total
 
 
 def test_refuse_mode_raises_at_once_when_full(make_backend: MakeBackend) -> None:

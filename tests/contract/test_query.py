@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conveyor.backends.protocol import LIST_COUNT_CAP, Backend, JobFilter
+from conveyor.backends.protocol import Backend
+from conveyor.backends.records import LIST_COUNT_CAP, JobFilter
 from conveyor.model.job import JobState
 from conveyor.model.settings import Settings
 
@@ -17,7 +18,7 @@ def test_list_is_newest_first(backend: Backend) -> None:
     for i in range(3):
         enqueue(backend, new(f"job{i}"), now=at(i))
 
-    page = backend.list(JobFilter())
+    page = backend.list_jobs(JobFilter())
 
     assert [j.name for j in page.jobs] == ["job2", "job1", "job0"]
     assert (page.total, page.page, page.per_page) == (3, 1, 50)
@@ -26,7 +27,7 @@ def test_list_is_newest_first(backend: Backend) -> None:
 def test_list_breaks_created_at_ties_by_id_descending(backend: Backend) -> None:
     enqueue(backend, new(id="id-b"), new(id="id-c"), new(id="id-a"), now=T0)
 
-    assert [j.id for j in backend.list(JobFilter()).jobs] == ["id-c", "id-b", "id-a"]
+    assert [j.id for j in backend.list_jobs(JobFilter()).jobs] == ["id-c", "id-b", "id-a"]
 
 
 def test_list_filters_by_state_name_and_queue(backend: Backend) -> None:
@@ -39,7 +40,7 @@ def test_list_filters_by_state_name_and_queue(backend: Backend) -> None:
     )
 
     def ids(query: JobFilter) -> set[str]:
-        return {j.id for j in backend.list(query).jobs}
+        return {j.id for j in backend.list_jobs(query).jobs}
 
     assert ids(JobFilter(name="send")) == {"id-1", "id-2", "id-4"}
     assert ids(JobFilter(queue="mail")) == {"id-1", "id-3", "id-4"}
@@ -54,7 +55,7 @@ def test_list_filters_by_state_name_and_queue(backend: Backend) -> None:
         "id-4",
     }
     assert ids(JobFilter(name="nothing")) == set()
-    assert backend.list(JobFilter(queue="mail")).total == 3
+    assert backend.list_jobs(JobFilter(queue="mail")).total == 3
 
 
 def test_list_searches_ids_and_names_ignoring_case(backend: Backend) -> None:
@@ -66,7 +67,7 @@ def test_list_searches_ids_and_names_ignoring_case(backend: Backend) -> None:
     )
 
     def ids(search: str) -> set[str]:
-        return {j.id for j in backend.list(JobFilter(search=search)).jobs}
+        return {j.id for j in backend.list_jobs(JobFilter(search=search)).jobs}
 
     assert ids("welcome") == {"aaa-111", "ccc-welcome"}
     assert ids("222") == {"bbb-222"}
@@ -77,15 +78,15 @@ def test_list_searches_ids_and_names_ignoring_case(backend: Backend) -> None:
 def test_list_search_takes_wildcard_characters_literally(backend: Backend) -> None:
     enqueue(backend, new("a_b", id="id-1"), new("axb", id="id-2"), new("100%", id="id-3"))
 
-    assert {j.id for j in backend.list(JobFilter(search="a_b")).jobs} == {"id-1"}
-    assert {j.id for j in backend.list(JobFilter(search="0%")).jobs} == {"id-3"}
+    assert {j.id for j in backend.list_jobs(JobFilter(search="a_b")).jobs} == {"id-1"}
+    assert {j.id for j in backend.list_jobs(JobFilter(search="0%")).jobs} == {"id-3"}
 
 
 def test_list_pages_through_every_job_once(backend: Backend) -> None:
     for i in range(7):
         enqueue(backend, new(f"job{i}"), now=at(i))
 
-    pages = [backend.list(JobFilter(page=p, per_page=3)) for p in (1, 2, 3, 4)]
+    pages = [backend.list_jobs(JobFilter(page=p, per_page=3)) for p in (1, 2, 3, 4)]
 
     assert [[j.name for j in p.jobs] for p in pages] == [
         ["job6", "job5", "job4"],
@@ -99,7 +100,7 @@ def test_list_pages_through_every_job_once(backend: Backend) -> None:
 def test_total_counts_all_matches_not_just_the_page(backend: Backend) -> None:
     enqueue(backend, *[new("x", queue="a") for _ in range(4)], new("y", queue="b"))
 
-    page = backend.list(JobFilter(queue="a", per_page=2))
+    page = backend.list_jobs(JobFilter(queue="a", per_page=2))
 
     assert (len(page.jobs), page.total) == (2, 4)
 
@@ -110,13 +111,13 @@ def test_total_is_capped_past_list_count_cap(make_backend: MakeBackend) -> None:
     enqueue(backend, new("needle", id="id-needle"), now=at(1))  # the newest job
 
     capped = [
-        backend.list(JobFilter()),
-        backend.list(JobFilter(states=frozenset({JobState.PENDING}))),
-        backend.list(JobFilter(name="task", queue="default")),
-        backend.list(JobFilter(search="TASK")),
-        backend.list(JobFilter(search="id-", states=frozenset({JobState.PENDING}))),
+        backend.list_jobs(JobFilter()),
+        backend.list_jobs(JobFilter(states=frozenset({JobState.PENDING}))),
+        backend.list_jobs(JobFilter(name="task", queue="default")),
+        backend.list_jobs(JobFilter(search="TASK")),
+        backend.list_jobs(JobFilter(search="id-", states=frozenset({JobState.PENDING}))),
     ]
-    exact = backend.list(JobFilter(search="NEEDLE"))
+    exact = backend.list_jobs(JobFilter(search="NEEDLE"))
 
     assert [(p.total, p.total_exact) for p in capped] == [(LIST_COUNT_CAP, False)] * 5
     newest = ["id-needle", "id-needle", "id-10000", "id-10000", "id-needle"]
@@ -129,7 +130,7 @@ def test_pages_past_the_cap_still_list_their_jobs(make_backend: MakeBackend) -> 
     enqueue(backend, *[new("task", id=f"id-{i:05}") for i in range(LIST_COUNT_CAP + 1)])
 
     last = LIST_COUNT_CAP // 50 + 1
-    pages = [backend.list(JobFilter(page=last, search=s)) for s in (None, "task", "id-")]
+    pages = [backend.list_jobs(JobFilter(page=last, search=s)) for s in (None, "task", "id-")]
 
     assert [[j.id for j in p.jobs] for p in pages] == [["id-00000"]] * 3
     assert [(p.total, p.total_exact) for p in pages] == [(LIST_COUNT_CAP, False)] * 3
@@ -139,7 +140,7 @@ def test_total_is_exact_up_to_the_cap(make_backend: MakeBackend) -> None:
     backend = make_backend(Settings(max_queue_size=0))
     enqueue(backend, *[new("task", id=f"id-{i:05}") for i in range(LIST_COUNT_CAP)])
 
-    pages = [backend.list(JobFilter()), backend.list(JobFilter(search="task", page=400))]
+    pages = [backend.list_jobs(JobFilter()), backend.list_jobs(JobFilter(search="task", page=400))]
 
     assert [(p.total, p.total_exact, len(p.jobs)) for p in pages] == [
         (LIST_COUNT_CAP, True, 50),

@@ -10,7 +10,7 @@ import pytest
 
 import conveyor
 from conveyor import JobState
-from conveyor.backends.protocol import Outcome
+from conveyor.backends.records import Outcome
 from helpers import wait_until, wait_until_async
 
 

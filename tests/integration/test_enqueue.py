@@ -161,7 +161,7 @@ async def test_expired_lease_is_rescued_and_the_attempt_counted(app: conveyor.Ap
     """A worker that died mid-job (simulated: claimed, then silent) loses the job to others."""
     send = _define(app)
     handle = send.enqueue(user_id=5)
-    from conveyor.backends.protocol import ClaimRequest
+    from conveyor.backends.records import ClaimRequest
 
     now = datetime.now(UTC)
     claimed = app.backend.claim(ClaimRequest("dead-worker", 1, now, now + timedelta(seconds=0.2)))

@@ -13,7 +13,7 @@ import pytest
 
 import conveyor
 from conveyor import JobState
-from conveyor.backends.protocol import Outcome
+from conveyor.backends.records import Outcome
 from conveyor.model.job import Job
 from helpers import wait_until_async
 from integration_support import FAST, STORES, store

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from conveyor.backends.postgres import PostgresBackend
-from conveyor.backends.protocol import ClaimRequest, Outcome
+from conveyor.backends.records import ClaimRequest, Outcome
 from conveyor.model.job import JobState, NewJob
 from postgres.server import drop_schema, new_schema_name, url_for
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conveyor.backends.postgres.enqueue import COPY_THRESHOLD
-from conveyor.backends.protocol import JobFilter
+from conveyor.backends.records import JobFilter
 from conveyor.errors import DuplicateJobId
 from conveyor.model.job import JobState, LogLine, NewJob
 from postgres.conftest import MakeStore
@@ -84,7 +84,7 @@ def test_unique_keys_in_a_large_batch_resolve_to_the_first_or_the_stored_job(
     assert all(r.created for r in plain) and first.created
     assert (second.created, second.job.id) == (False, first.job.id)
     assert (dup.created, dup.job.id) == (False, stored.job.id)
-    assert store.list(JobFilter()).total == COPY_THRESHOLD + 2
+    assert store.list_jobs(JobFilter()).total == COPY_THRESHOLD + 2
 
 
 def test_a_repeated_id_is_refused_by_name_and_nothing_is_stored(make_store: MakeStore) -> None:
@@ -97,4 +97,4 @@ def test_a_repeated_id_is_refused_by_name_and_nothing_is_stored(make_store: Make
         with pytest.raises(DuplicateJobId, match="'taken' already exists"):
             store.enqueue(batch, T0)
 
-    assert store.list(JobFilter()).total == 1
+    assert store.list_jobs(JobFilter()).total == 1

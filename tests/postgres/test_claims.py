@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from conveyor.backends.postgres import PostgresBackend
-from conveyor.backends.protocol import ClaimRequest, JobFilter, Outcome
+from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
 from conveyor.model.job import Job, JobState, NewJob
 from postgres.conftest import MakeStore
 
@@ -122,7 +122,7 @@ def test_jobs_sharing_a_concurrency_key_never_run_together(make_store: MakeStore
     run_workers(stores, work)
 
     assert clashes == []
-    assert stores[0].list(JobFilter(states=frozenset({JobState.COMPLETED}))).total == 240
+    assert stores[0].list_jobs(JobFilter(states=frozenset({JobState.COMPLETED}))).total == 240
 
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_run(make_store: MakeStore) -> None:

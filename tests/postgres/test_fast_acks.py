@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conveyor.backends.protocol import ClaimRequest, Outcome
+from conveyor.backends.records import ClaimRequest, Outcome
 from conveyor.model.job import JobState, NewJob
 from postgres.conftest import MakeStore
 

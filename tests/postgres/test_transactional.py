@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from conveyor.backends.protocol import JobFilter
+from conveyor.backends.records import JobFilter
 from conveyor.model.job import JobState, NewJob
 from postgres.conftest import MakeStore
 from postgres.server import BASE_URL
@@ -24,7 +24,7 @@ def test_a_rolled_back_transaction_leaves_no_job(make_store: MakeStore) -> None:
         conn.rollback()
 
     assert store.get(enqueued.job.id) is None
-    assert store.list(JobFilter()).total == 0
+    assert store.list_jobs(JobFilter()).total == 0
 
 
 def test_a_committed_transaction_makes_the_job_visible_only_then(make_store: MakeStore) -> None:
@@ -53,7 +53,7 @@ def test_a_failing_application_transaction_takes_its_jobs_with_it(make_store: Ma
     with psycopg.connect(BASE_URL) as conn, pytest.raises(psycopg.errors.DivisionByZero):
         place_order(conn)
 
-    assert store.list(JobFilter()).total == 0
+    assert store.list_jobs(JobFilter()).total == 0
 
 
 def test_a_commit_wakes_a_worker_listening_in_another_process(make_store: MakeStore) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from conveyor.backends import open_backend
-from conveyor.backends.protocol import ClaimRequest, Outcome, Report
+from conveyor.backends.records import ClaimRequest, Outcome, Report
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.backends.sqlite import backend as backend_module
 from conveyor.backends.sqlite import database as database_module

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import conveyor
-from conveyor.backends.protocol import LIST_COUNT_CAP
+from conveyor.backends.records import LIST_COUNT_CAP
 from conveyor.web import create_app
 from integration_support import STORES, store
 

@@ -12,7 +12,7 @@ from starlette.routing import Mount
 
 import conveyor
 from conveyor import JobState
-from conveyor.backends.protocol import LIST_COUNT_CAP
+from conveyor.backends.records import LIST_COUNT_CAP
 from conveyor.errors import ConfigurationError
 from conveyor.web import create_app, parse_token_option
 

@@ -1,195 +1,93 @@
-"""The one protocol every store implements, its verbs named by what happens to a job.
+"""What a job store can do, as small protocols named by who calls them.
+
+Every store implements `Backend`: the required protocols together (lifecycle, producing, the
+worker's verbs, maintenance, the operator's verbs, queues, recurring jobs). A caller that needs
+only some of them types its store by those (the worker loop takes a `WorkerStore`, the
+scheduler a `RecurringStore`), so a new verb lands where its callers are.
+
+Optional capabilities (`TransactionalEnqueue`, `Migrating`, `Bounded`) are protocols a store
+may also implement; callers check them with `isinstance` (they are `runtime_checkable`), and
+the contract suite skips a capability's tests for a store that does not declare it.
 
 Stores never read the clock: every verb that depends on time takes `now` from the caller, so a
 test (or the testing helper) can drive time. All methods are synchronous and thread-safe; the
-worker runtime calls blocking stores from a thread (see `Backend.blocking`).
+worker runtime calls blocking stores from a thread (see `StoreLifecycle.blocking`). The values
+the verbs take and return live in `backends/records.py`.
 """
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from conveyor.model.job import (
-    AttemptError,
-    Enqueued,
-    Job,
-    JobState,
-    LogLine,
-    NewJob,
+from conveyor.backends.records import (
+    Claimed,
+    ClaimRequest,
+    Counts,
+    JobFilter,
+    Outcome,
+    Page,
+    QueueInfo,
+    Report,
+    Throughput,
+    WorkerInfo,
 )
-from conveyor.model.lifecycle import Landing, after_attempt
+from conveyor.model.job import Enqueued, Job, NewJob
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 
-
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    """A worker asks for up to `limit` due jobs.
-
-    `queues` None means every queue. `queue_limits` caps how many jobs of a queue may run at once
-    across all workers (1 = strictly serial): the store counts running jobs itself.
-    Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
-    Order: priority descending, then run_at, then id (FIFO within a priority).
-    A job whose `concurrency_key` is held by a running job is passed over (it stays waiting),
-    and one claim takes at most one job per key. Jobs of paused queues are never claimed.
-    """
-
-    worker_id: str
-    limit: int
-    now: datetime
-    lease_expires_at: datetime
-    queues: frozenset[str] | None = None
-    queue_limits: Mapping[str, int] = field(default_factory=dict)
+__all__ = [
+    "Backend",
+    "Bounded",
+    "MaintenanceStore",
+    "Migrating",
+    "OperatorStore",
+    "Producing",
+    "QueueStore",
+    "RecurringStore",
+    "StoreLifecycle",
+    "TransactionalEnqueue",
+    "WorkerStore",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """The jobs claimed, and when the next not-yet-due job in these queues becomes due (a
-    store may leave `next_run_at` unset when it filled the whole claim: the worker claims
-    again at once then)."""
-
-    jobs: list[Job]
-    next_run_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one attempt ended, fenced by (job_id, worker_id, attempt).
-
-    `state` is one of: completed (with `result`), failed (final), scheduled or pending (another
-    attempt at `run_at`), cancelled. `error` is appended to the job's errors when given.
-    `count_attempt` False gives the attempt back (a graceful shutdown released the job).
-    A store applies an outcome only if the job is still running under that worker and attempt;
-    otherwise the lease was lost (the job was rescued) and the outcome is dropped.
-    """
-
-    job_id: str
-    worker_id: str
-    attempt: int
-    state: JobState
-    now: datetime
-    result: Any = None
-    error: AttemptError | None = None
-    run_at: datetime | None = None
-    count_attempt: bool = True
-
-    def landing(self) -> Landing:
-        """Where the job lands (`model.lifecycle.after_attempt`); JobStateConflict for a
-        state an attempt cannot end in."""
-        return after_attempt(self.state, self.now, self.run_at)
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Progress and new log lines of a running job, buffered by the worker."""
-
-    job_id: str
-    progress: float | None = None
-    progress_message: str | None = None
-    logs: tuple[LogLine, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Which jobs to list, newest first; `page` is 1-based."""
-
-    states: frozenset[JobState] | None = None
-    name: str | None = None
-    queue: str | None = None
-    search: str | None = None  # substring of id or name
-    page: int = 1
-    per_page: int = 50
-
-
-#: A listing counts at most this many matching jobs: past it, `Page.total` is this number and
-#: `Page.total_exact` is False (an exact count of 100,000 rows costs more than the page).
-LIST_COUNT_CAP = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a job listing. `total` counts the matching jobs up to LIST_COUNT_CAP; when
-    more match, it is LIST_COUNT_CAP and `total_exact` is False. The pages themselves are never
-    capped: a page past the cap still lists its jobs."""
-
-    jobs: list[Job]
-    total: int
-    page: int
-    per_page: int
-    total_exact: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    """How many jobs are in each state, overall and per queue."""
-
-    by_state: dict[str, int]
-    by_queue: dict[str, dict[str, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """A live worker process, as recorded by its heartbeat."""
-
-    id: str
-    host: str
-    pid: int
-    queues: tuple[str, ...] | None
-    concurrency: int
-    started_at: datetime
-    last_seen_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    """A queue as the store sees it: waiting and running jobs, and whether it is paused."""
-
-    name: str
-    waiting: int  # scheduled + pending
-    due: int  # pending, or scheduled with run_at passed
-    running: int
-    paused: bool
-    oldest_due_at: datetime | None  # run_at of the longest-waiting due job
-
-
-@dataclass(frozen=True, slots=True)
-class Throughput:
-    """Jobs that finished in one minute."""
-
-    minute: datetime
-    completed: int
-    failed: int
-
-
+# required --------------------------------------------------------------------------------------
 @runtime_checkable
-class Backend(Protocol):
-    """A job store. Each verb is atomic: a job is never seen in two states."""
+class StoreLifecycle(Protocol):
+    """Opening and closing a store."""
 
     #: True when calls may block on I/O: the runtime then calls them from a thread.
     blocking: bool
 
-    # lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
         """Connect and create or migrate the schema. Idempotent."""
 
     def close(self) -> None:
         """Release connections. Idempotent."""
 
-    # producers -------------------------------------------------------------------------------
+
+@runtime_checkable
+class Producing(Protocol):
+    """What a producer (a web process, a script) needs: storing new jobs."""
+
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
-        job with created=False. Raises QueueFull (memory, refuse mode)."""
+        job with created=False. Raises QueueFull (a `Bounded` store, refuse mode)."""
 
-    # workers ---------------------------------------------------------------------------------
+
+@runtime_checkable
+class WorkerStore(Protocol):
+    """The worker's verbs: take jobs, report on them, end their attempts, stay alive."""
+
+    blocking: bool
+
     def claim(self, request: ClaimRequest) -> Claimed:
         """Atomically take due jobs for a worker (see ClaimRequest)."""
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one transaction; returns the ids whose outcome was
-        dropped because the worker no longer owned the job."""
+        dropped because the worker no longer owned the job. JobStateConflict, before any
+        applies, for an outcome whose state no attempt can end in."""
 
     def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
         """Write buffered progress and logs of running jobs, keeping logs bounded."""
@@ -212,10 +110,14 @@ class Backend(Protocol):
         """Call `callback` (from any thread) after jobs become runnable through this object:
         enqueue, retry, finish. Returns a function that unsubscribes."""
 
-    # maintenance -----------------------------------------------------------------------------
+
+@runtime_checkable
+class MaintenanceStore(Protocol):
+    """The periodic chores: rescue lost leases, promote due jobs, prune old rows."""
+
     def rescue_expired(self, now: datetime) -> list[str]:
-        """Jobs whose lease expired go back to pending (attempt counted, error 'lost' recorded)
-        or to failed when no attempt is left; returns their ids."""
+        """Running jobs whose lease expired land where `model.lifecycle.after_lost_lease`
+        says (pending again, failed, or cancelled; error `lost` recorded); returns their ids."""
 
     def promote_scheduled(self, now: datetime) -> int:
         """Scheduled jobs that are due become pending; returns how many."""
@@ -227,9 +129,16 @@ class Backend(Protocol):
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
 
-    # operators -------------------------------------------------------------------------------
+
+@runtime_checkable
+class OperatorStore(Protocol):
+    """The operator's verbs: look at jobs and workers, cancel, retry, delete."""
+
     def get(self, job_id: str) -> Job | None:
         """One job, or None."""
+
+    def list_jobs(self, query: JobFilter) -> Page:
+        """A page of jobs, newest first."""
 
     def counts(self) -> Counts:
         """Counts by state and by queue."""
@@ -248,21 +157,29 @@ class Backend(Protocol):
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
 
-    # queues and statistics -------------------------------------------------------------------
+
+@runtime_checkable
+class QueueStore(Protocol):
+    """Queues as a whole: pausing them, their depth, the throughput of the store."""
+
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
         """Pause (no worker claims its jobs; running ones finish) or resume a queue."""
 
-    def queues(self, now: datetime) -> builtins.list[QueueInfo]:
+    def queues(self, now: datetime) -> list[QueueInfo]:
         """Every queue that has jobs or is paused, by name."""
 
-    def throughput(self, since: datetime) -> builtins.list[Throughput]:
+    def throughput(self, since: datetime) -> list[Throughput]:
         """Completed and failed jobs per minute since `since`, oldest first (empty minutes
         left out)."""
 
-    # recurring jobs --------------------------------------------------------------------------
+
+@runtime_checkable
+class RecurringStore(Protocol):
+    """Recurring (CRON) definitions and their fires, for the scheduler and the operator."""
+
     def save_recurring(
         self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
-    ) -> builtins.list[RecurringJob]:
+    ) -> list[RecurringJob]:
         """Insert or update definitions in one transaction, each carrying the next_fire_at its
         caller computed. A stored next_fire_at is kept while cron and timezone are unchanged
         (and the job stays enabled). `from_code`: keep the stored `enabled` of a definition an
@@ -277,18 +194,63 @@ class Backend(Protocol):
     def delete_recurring(self, name: str) -> bool:
         """Remove a definition (its past jobs stay); False if absent."""
 
-    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+    def recurring(self, name: str | None = None) -> list[RecurringJob]:
         """Every definition by name (or just `name`), with last_job_state filled in."""
 
     def due_recurring(self, now: datetime) -> DueRecurring:
         """Enabled definitions with next_fire_at <= now, and the soonest next_fire_at after."""
 
-    def fire_recurring(
-        self, fires: Sequence[Fire], now: datetime
-    ) -> builtins.list[Enqueued | None]:
+    def fire_recurring(self, fires: Sequence[Fire], now: datetime) -> list[Enqueued | None]:
         """Record and enqueue runs in one transaction (see Fire); None for a tick another
         scheduler already fired. Updates each definition's last_fire_at (never backwards),
         next_fire_at (never backwards) and last_job_id."""
 
-    def list(self, query: JobFilter) -> Page:
-        """A page of jobs, newest first."""
+
+@runtime_checkable
+class Backend(
+    StoreLifecycle,
+    Producing,
+    WorkerStore,
+    MaintenanceStore,
+    OperatorStore,
+    QueueStore,
+    RecurringStore,
+    Protocol,
+):
+    """A job store: every required protocol. Each verb is atomic: a job is never seen in two
+    states."""
+
+
+# optional --------------------------------------------------------------------------------------
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """A store that can enqueue inside the caller's own database transaction."""
+
+    def enqueue_in(self, connection: Any, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        """Store `jobs` on the caller's `connection`: they exist only once its transaction
+        commits, and a rollback leaves none."""
+
+    async def enqueue_in_async(
+        self, connection: Any, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """`enqueue_in` on the caller's async connection."""
+
+
+@runtime_checkable
+class Migrating(Protocol):
+    """A store with a versioned schema that can be migrated on demand."""
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations now, whether or not the store is open; returns the
+        versions applied."""
+
+    def schema_version(self) -> int | None:
+        """The latest migration applied (None before the first)."""
+
+
+@runtime_checkable
+class Bounded(Protocol):
+    """A store that caps how many jobs may wait: an enqueue past the cap waits or is refused."""
+
+    max_queue_size: int  # 0: no cap
+    queue_full: Literal["wait", "refuse"]

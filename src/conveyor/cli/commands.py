@@ -8,7 +8,6 @@ Every verb takes `--app MODULE:APP` (else $CONVEYOR_APP, else `app` in conveyor.
 from __future__ import annotations
 
 import re
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import click
 from rich.live import Live
 
 from conveyor.app import App
-from conveyor.backends import open_backend, sqlite_path
-from conveyor.backends.protocol import Backend
+from conveyor.backends import open_backend
+from conveyor.backends.protocol import Backend, Migrating
 from conveyor.cli.admin import queues, recurring, stats, workers
 from conveyor.cli.base import (
     ConveyorGroup,
@@ -166,15 +165,12 @@ def migrate(app_ref: str | None, as_json: bool) -> None:
     app = load(app_ref)
     backend: Backend = open_backend(app.url, app.settings)
     applied: list[int] | None = None
-    migrate_store = getattr(backend, "migrate", None)
-    if callable(migrate_store):
-        # A store that migrates on a connection of its own (PostgreSQL), even when the
-        # app's URL says ?migrate=false, which would make opening it refuse a stale schema.
-        applied = list(migrate_store())
-    else:
-        backend = app.backend  # opening applies the migrations
-    read_version = getattr(backend, "schema_version", None)
-    version = read_version() if callable(read_version) else schema_version(app.url)
+    version: int | None = None
+    if isinstance(backend, Migrating):
+        # On a connection of its own, even when the app's URL says ?migrate=false (PostgreSQL),
+        # which would make opening the store refuse a stale schema.
+        applied = backend.migrate()
+        version = backend.schema_version()
     store, where = type(backend).__name__, _safe_url(app.url)
     if as_json:
         print_json({"url": where, "store": store, "schema_version": version,
@@ -184,16 +180,6 @@ def migrate(app_ref: str | None, as_json: bool) -> None:
     if applied is not None:
         shown += f" (applied now: {', '.join(map(str, applied))})" if applied else " (up to date)"
     console().print(f"{store} at {where}: schema version {shown}")
-
-
-def schema_version(url: str) -> int | None:
-    """The latest migration applied to a SQLite store; None for other stores without a
-    schema_version() of their own."""
-    if not url.startswith("sqlite:"):
-        return None
-    with sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT max(version) FROM conveyor_schema_version").fetchone()
-    return int(row[0]) if row and row[0] is not None else None
 
 
 def _safe_url(url: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from conveyor.backends.protocol import Outcome
+from conveyor.backends.records import Outcome
 from conveyor.context import Context
 from conveyor.errors import Fail, Retry
 from conveyor.model.job import AttemptError, Job, JobState

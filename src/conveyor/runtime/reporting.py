@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from conveyor.backends.protocol import Report
+from conveyor.backends.records import Report
 from conveyor.model.job import LogLine, utcnow
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from conveyor.backends.protocol import Backend
+from conveyor.backends.protocol import RecurringStore
 from conveyor.model.job import Enqueued, NewJob
 from conveyor.model.options import JobOptions
 from conveyor.model.recurring import Fire, RecurringJob
@@ -47,7 +47,7 @@ class Scheduler:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: RecurringStore,
         registry: Registry,
         clock: Callable[[], datetime],
         definitions: Sequence[RecurringJob] = (),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from conveyor.backends.protocol import Claimed, ClaimRequest, Outcome, WorkerInfo
+from conveyor.backends.records import Claimed, ClaimRequest, Outcome, WorkerInfo
 from conveyor.context import Context, ReportSink
 from conveyor.errors import UsageError
 from conveyor.model.job import Job, JobState

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from conveyor.app import App
-from conveyor.backends.protocol import LIST_COUNT_CAP
+from conveyor.backends.records import LIST_COUNT_CAP
 from conveyor.errors import ConveyorError
 from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.services import parse_states

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from conveyor.backends.protocol import Counts, Throughput, WorkerInfo
+from conveyor.backends.records import Counts, Throughput, WorkerInfo
 from conveyor.model.job import AttemptError, Job, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.services import QueueStatus

@@ -13,7 +13,6 @@ The class is composed by subclassing, one module per concern, all sharing `JobIn
 
 from __future__ import annotations
 
-import builtins
 import heapq
 import itertools
 import time
@@ -26,7 +25,7 @@ from typing import Any
 from conveyor.backends.memory.index import DueEntry, QueueIndex
 from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.operators import OperatorVerbs
-from conveyor.backends.protocol import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
+from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
 from conveyor.model.job import Enqueued, Job, JobState
 from conveyor.model.logs import append_logs
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
@@ -75,13 +74,13 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
         """Take up to `request.limit` due jobs, best first, honouring per-queue limits."""
         now = request.now
         limits = request.queue_limits
-        taken: builtins.list[Job] = []
+        taken: list[Job] = []
         with self._lock:
             if request.queues is None:
-                indexes = builtins.list(self._queues.values())
+                indexes = list(self._queues.values())
             else:
                 indexes = [self._queues[n] for n in request.queues if n in self._queues]
-            candidates: builtins.list[QueueIndex] = []
+            candidates: list[QueueIndex] = []
             for index in indexes:
                 if index.name in self._paused:
                     continue
@@ -91,7 +90,7 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
                     candidates.append(index)
 
             jobs, tokens = self._jobs, self._tokens
-            deferred: builtins.list[tuple[QueueIndex, DueEntry]] = []
+            deferred: list[tuple[QueueIndex, DueEntry]] = []
             while len(taken) < request.limit and candidates:
                 best: QueueIndex | None = None
                 best_entry: DueEntry | None = None
@@ -139,11 +138,11 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
                 self._space.notify_all()
         return Claimed(jobs=taken, next_run_at=next_run_at)
 
-    def finish(self, outcomes: Sequence[Outcome]) -> builtins.list[str]:
+    def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply outcomes of jobs still owned by their worker and attempt; return the others."""
         for outcome in outcomes:
             outcome.landing()  # JobStateConflict for a bad state, before any outcome applies
-        dropped: builtins.list[str] = []
+        dropped: list[str] = []
         applied = False
         with self._lock:
             for outcome in outcomes:
@@ -261,7 +260,7 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
     # recurring jobs --------------------------------------------------------------------------
     def save_recurring(
         self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
-    ) -> builtins.list[RecurringJob]:
+    ) -> list[RecurringJob]:
         """Insert or update definitions (see the protocol)."""
         with self._lock:
             return self._recurring.save(jobs, now, from_code=from_code)
@@ -279,13 +278,11 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
         with self._lock:
             return self._recurring.definitions.pop(name, None) is not None
 
-    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+    def recurring(self, name: str | None = None) -> list[RecurringJob]:
         """Definitions by name, with the state of each one's last job."""
         with self._lock:
             table = self._recurring.definitions
-            chosen = (
-                [table[name]] if name in table else [] if name else builtins.list(table.values())
-            )
+            chosen = [table[name]] if name in table else [] if name else list(table.values())
             return sorted((self._with_last_state(j) for j in chosen), key=lambda j: j.name)
 
     def due_recurring(self, now: datetime) -> DueRecurring:
@@ -293,11 +290,9 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
         with self._lock:
             return self._recurring.due(now)
 
-    def fire_recurring(
-        self, fires: Sequence[Fire], now: datetime
-    ) -> builtins.list[Enqueued | None]:
+    def fire_recurring(self, fires: Sequence[Fire], now: datetime) -> list[Enqueued | None]:
         """Record and enqueue recurring runs, each tick once."""
-        results: builtins.list[Enqueued | None] = []
+        results: list[Enqueued | None] = []
         with self._lock:
             names = {fire.recurring_name for fire in fires}
             active = {

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Literal
 
 from conveyor.backends.memory.recurring import RecurringTable
-from conveyor.backends.protocol import WorkerInfo
+from conveyor.backends.records import WorkerInfo
 from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import ConfigurationError, DuplicateJobId, QueueFull
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob

@@ -3,12 +3,11 @@ queue actions of the dashboard and `app.jobs` (cancel, retry, delete, pause)."""
 
 from __future__ import annotations
 
-import builtins
 from dataclasses import replace
 from datetime import datetime
 
 from conveyor.backends.memory.index import JobIndex
-from conveyor.backends.protocol import (
+from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Counts,
     JobFilter,
@@ -29,10 +28,10 @@ class OperatorVerbs(JobIndex):
         with self._lock:
             return self._jobs.get(job_id)
 
-    def list(self, query: JobFilter) -> Page:
+    def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (by created_at, then id); search ignores case."""
         with self._lock:
-            jobs = builtins.list(self._jobs.values())
+            jobs = list(self._jobs.values())
         needle = query.search.casefold() if query.search else None
         matching = [
             job
@@ -64,7 +63,7 @@ class OperatorVerbs(JobIndex):
                 by_queue.setdefault(queue, {})[state.value] = n
         return Counts(by_state=by_state, by_queue=by_queue)
 
-    def queues(self, now: datetime) -> builtins.list[QueueInfo]:
+    def queues(self, now: datetime) -> list[QueueInfo]:
         """Every queue with jobs, or paused, by name."""
         with self._lock:
             waiting: dict[str, list[Job]] = {}
@@ -89,7 +88,7 @@ class OperatorVerbs(JobIndex):
                 )
             return infos
 
-    def throughput(self, since: datetime) -> builtins.list[Throughput]:
+    def throughput(self, since: datetime) -> list[Throughput]:
         """Completed and failed jobs per minute since `since`."""
         minutes: dict[datetime, list[int]] = {}
         with self._lock:
@@ -105,7 +104,7 @@ class OperatorVerbs(JobIndex):
                     counts[job.state is JobState.FAILED] += 1
         return [Throughput(m, c[0], c[1]) for m, c in sorted(minutes.items())]
 
-    def workers(self) -> builtins.list[WorkerInfo]:
+    def workers(self) -> list[WorkerInfo]:
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._lock:
             return sorted(self._workers.values(), key=lambda worker: worker.id)

@@ -24,7 +24,7 @@ from conveyor.backends.postgres.rows import (
     worker_from_row,
     worker_params,
 )
-from conveyor.backends.protocol import (
+from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Claimed,
     ClaimRequest,
@@ -477,7 +477,7 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         return [Throughput(utc(row["minute"]), row["completed"], row["failed"]) for row in rows]
 
     # last: inside the class body this name shadows the builtin in later annotations
-    def list(self, query: JobFilter) -> Page:
+    def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
         jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id (as
         stored: ids are generated lowercase) or of the name."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -40,7 +39,7 @@ class RecurringVerbs:
 
     def save_recurring(
         self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
-    ) -> builtins.list[RecurringJob]:
+    ) -> list[RecurringJob]:
         """Insert or update definitions in one transaction (see the protocol)."""
         saved = []
         with self._db.transaction() as conn:
@@ -71,7 +70,7 @@ class RecurringVerbs:
         with self._db.connection() as conn:
             return conn.execute(self._q["recurring_delete"], {"name": name}).rowcount > 0
 
-    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+    def recurring(self, name: str | None = None) -> list[RecurringJob]:
         """Definitions by name, with their last job's state."""
         with self._db.connection() as conn:
             if name is not None:
@@ -87,11 +86,9 @@ class RecurringVerbs:
         upcoming = None if soonest is None else opt_utc(soonest["next_fire_at"])
         return DueRecurring([recurring_from_row(r) for r in rows], upcoming)
 
-    def fire_recurring(
-        self, fires: Sequence[Fire], now: datetime
-    ) -> builtins.list[Enqueued | None]:
+    def fire_recurring(self, fires: Sequence[Fire], now: datetime) -> list[Enqueued | None]:
         """Record and enqueue recurring runs in one transaction, each tick once."""
-        results: builtins.list[Enqueued | None] = []
+        results: list[Enqueued | None] = []
         q = self._q
         with self._db.transaction() as conn:
             names = sorted({fire.recurring_name for fire in fires})

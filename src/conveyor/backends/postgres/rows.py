@@ -16,7 +16,7 @@ import psycopg
 from psycopg.adapt import AdaptersMap
 from psycopg.types.string import TextLoader
 
-from conveyor.backends.protocol import WorkerInfo
+from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import check_overlap

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from conveyor.backends.protocol import (
+from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Claimed,
     ClaimRequest,
@@ -78,6 +78,14 @@ class SQLiteBackend(RecurringVerbs):
     def close(self) -> None:
         """Close the connections of every thread. Idempotent."""
         self._db.close()
+
+    def migrate(self) -> list[int]:
+        """Apply missing migrations now (open or not); returns the versions applied."""
+        return self._db.migrate()
+
+    def schema_version(self) -> int | None:
+        """The latest migration applied to the file (None before the first, or no file)."""
+        return self._db.schema_version()
 
     # producers -------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
@@ -414,7 +422,7 @@ class SQLiteBackend(RecurringVerbs):
             return conn.execute(Q["delete_job"], (job_id,)).rowcount > 0
 
     # last: inside the class body this name shadows the builtin in later annotations
-    def list(self, query: JobFilter) -> Page:
+    def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
         jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id or name."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)

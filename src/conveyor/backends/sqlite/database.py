@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from conveyor.backends.sqlite.sql import Q, migrations, split_statements
@@ -74,20 +75,39 @@ class Database:
         with self._opening:
             if self._open:
                 return
-            self._check_path()
             try:
-                with self._errors("cannot open"):
-                    # Private to this call (never registered), so close() cannot touch it.
-                    conn = self._connect()
-                    try:
-                        _switch_to_wal(conn)
-                        self._migrate(conn)
-                    finally:
-                        conn.close()
+                self.migrate("cannot open")
             except BaseException:
                 self.close()
                 raise
             self._open = True
+
+    def migrate(self, failing: str = "cannot migrate") -> list[int]:
+        """Check the path, switch the file to WAL and apply missing migrations on a connection
+        of its own (open or not); returns the versions applied."""
+        self._check_path()
+        with self._errors(failing):
+            # Private to this call (never registered), so close() cannot touch it.
+            conn = self._connect()
+            try:
+                _switch_to_wal(conn)
+                return self._migrate(conn)
+            finally:
+                conn.close()
+
+    def schema_version(self) -> int | None:
+        """The latest migration applied (None before the first, or with no file yet), read
+        on a read-only connection of its own: it never creates the file."""
+        if not os.path.isfile(self.path):
+            return None
+        with self._errors("cannot read"):
+            conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=ro", uri=True)
+            try:
+                found = conn.execute(Q["schema_version_table"]).fetchone()
+                row = conn.execute(Q["latest_version"]).fetchone() if found else None
+            finally:
+                conn.close()
+        return int(row[0]) if row and row[0] is not None else None
 
     def close(self) -> None:
         """Close every connection of every thread. Idempotent."""
@@ -128,8 +148,9 @@ class Database:
                 "give the path of a database file, e.g. sqlite:///jobs.db"
             )
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
+    def _migrate(self, conn: sqlite3.Connection) -> list[int]:
         # BEGIN IMMEDIATE serialises processes opening the same new file at once.
+        applied_now: list[int] = []
         with self._transaction(conn):
             conn.execute(Q["create_schema_version"])
             applied = {row[0] for row in conn.execute(Q["applied_versions"])}
@@ -138,6 +159,8 @@ class Database:
                     for statement in split_statements(script):
                         conn.execute(statement)
                     conn.execute(Q["record_version"], (version,))
+                    applied_now.append(version)
+        return applied_now
 
     @property
     def is_open(self) -> bool:

@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS conveyor_schema_version (
 -- name: applied_versions
 SELECT version FROM conveyor_schema_version ORDER BY version;
 
+-- name: schema_version_table
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conveyor_schema_version';
+
+-- name: latest_version
+SELECT max(version) FROM conveyor_schema_version;
+
 -- name: record_version
 INSERT INTO conveyor_schema_version (version, applied_at)
 VALUES (?, (julianday('now') - 2440587.5) * 86400.0);

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
@@ -40,7 +39,7 @@ class RecurringVerbs:
 
     def save_recurring(
         self, jobs: Sequence[RecurringJob], now: datetime, *, from_code: bool
-    ) -> builtins.list[RecurringJob]:
+    ) -> list[RecurringJob]:
         """Insert or update definitions in one transaction (see the protocol)."""
         saved = []
         with self._db.write() as conn:
@@ -70,7 +69,7 @@ class RecurringVerbs:
         with self._db.write() as conn:
             return conn.execute(Q["recurring_delete"], (name,)).rowcount > 0
 
-    def recurring(self, name: str | None = None) -> builtins.list[RecurringJob]:
+    def recurring(self, name: str | None = None) -> list[RecurringJob]:
         """Definitions by name, with their last job's state."""
         with self._db.read() as conn:
             if name is not None:
@@ -86,11 +85,9 @@ class RecurringVerbs:
             soonest = conn.execute(Q["recurring_next"], (moment,)).fetchone()[0]
         return DueRecurring(due, None if soonest is None else dt(soonest))
 
-    def fire_recurring(
-        self, fires: Sequence[Fire], now: datetime
-    ) -> builtins.list[Enqueued | None]:
+    def fire_recurring(self, fires: Sequence[Fire], now: datetime) -> list[Enqueued | None]:
         """Record and enqueue recurring runs in one transaction, each tick once."""
-        results: builtins.list[Enqueued | None] = []
+        results: list[Enqueued | None] = []
         moment = ts(now)
         with self._db.write() as conn:
             names = json_list(sorted({f.recurring_name for f in fires}))

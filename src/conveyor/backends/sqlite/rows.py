@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from conveyor.backends.protocol import WorkerInfo
+from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import check_overlap

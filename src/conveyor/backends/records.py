@@ -1,0 +1,168 @@
+"""The values the store verbs take and return: claims, outcomes, listings, counts, workers.
+
+Plain frozen dataclasses, shared by every store and by the runtime; the verbs themselves are
+the protocols of `backends/protocol.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.lifecycle import Landing, after_attempt
+
+__all__ = [
+    "LIST_COUNT_CAP",
+    "ClaimRequest",
+    "Claimed",
+    "Counts",
+    "JobFilter",
+    "Outcome",
+    "Page",
+    "QueueInfo",
+    "Report",
+    "Throughput",
+    "WorkerInfo",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A worker asks for up to `limit` due jobs.
+
+    `queues` None means every queue. `queue_limits` caps how many jobs of a queue may run at once
+    across all workers (1 = strictly serial): the store counts running jobs itself.
+    Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
+    Order: priority descending, then run_at, then id (FIFO within a priority).
+    A job whose `concurrency_key` is held by a running job is passed over (it stays waiting),
+    and one claim takes at most one job per key. Jobs of paused queues are never claimed.
+    """
+
+    worker_id: str
+    limit: int
+    now: datetime
+    lease_expires_at: datetime
+    queues: frozenset[str] | None = None
+    queue_limits: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The jobs claimed, and when the next not-yet-due job in these queues becomes due (a
+    store may leave `next_run_at` unset when it filled the whole claim: the worker claims
+    again at once then)."""
+
+    jobs: list[Job]
+    next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, fenced by (job_id, worker_id, attempt).
+
+    `state` is one of: completed (with `result`), failed (final), scheduled or pending (another
+    attempt at `run_at`), cancelled. `error` is appended to the job's errors when given.
+    `count_attempt` False gives the attempt back (a graceful shutdown released the job).
+    A store applies an outcome only if the job is still running under that worker and attempt;
+    otherwise the lease was lost (the job was rescued) and the outcome is dropped.
+    """
+
+    job_id: str
+    worker_id: str
+    attempt: int
+    state: JobState
+    now: datetime
+    result: Any = None
+    error: AttemptError | None = None
+    run_at: datetime | None = None
+    count_attempt: bool = True
+
+    def landing(self) -> Landing:
+        """Where the job lands (`model.lifecycle.after_attempt`); JobStateConflict for a
+        state an attempt cannot end in."""
+        return after_attempt(self.state, self.now, self.run_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Progress and new log lines of a running job, buffered by the worker."""
+
+    job_id: str
+    progress: float | None = None
+    progress_message: str | None = None
+    logs: tuple[LogLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs to list, newest first; `page` is 1-based."""
+
+    states: frozenset[JobState] | None = None
+    name: str | None = None
+    queue: str | None = None
+    search: str | None = None  # substring of id or name
+    page: int = 1
+    per_page: int = 50
+
+
+#: A listing counts at most this many matching jobs: past it, `Page.total` is this number and
+#: `Page.total_exact` is False (an exact count of 100,000 rows costs more than the page).
+LIST_COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a job listing. `total` counts the matching jobs up to LIST_COUNT_CAP; when
+    more match, it is LIST_COUNT_CAP and `total_exact` is False. The pages themselves are never
+    capped: a page past the cap still lists its jobs."""
+
+    jobs: list[Job]
+    total: int
+    page: int
+    per_page: int
+    total_exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many jobs are in each state, overall and per queue."""
+
+    by_state: dict[str, int]
+    by_queue: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker process, as recorded by its heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as the store sees it: waiting and running jobs, and whether it is paused."""
+
+    name: str
+    waiting: int  # scheduled + pending
+    due: int  # pending, or scheduled with run_at passed
+    running: int
+    paused: bool
+    oldest_due_at: datetime | None  # run_at of the longest-waiting due job
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Jobs that finished in one minute."""
+
+    minute: datetime
+    completed: int
+    failed: int
