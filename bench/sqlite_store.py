@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from conveyor.backends.protocol import ClaimRequest, Outcome
+from conveyor.backends.records import ClaimRequest, Outcome
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.model.job import JobState, NewJob, utcnow
 
