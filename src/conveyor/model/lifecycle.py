@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from conveyor.errors import JobStateConflict
 from conveyor.model.job import TRANSITIONS, AttemptError, JobState, waiting_state
@@ -19,6 +20,7 @@ from conveyor.model.job import TRANSITIONS, AttemptError, JobState, waiting_stat
 __all__ = [
     "ATTEMPT_ENDINGS",
     "RETRYABLE_STATES",
+    "Columns",
     "Landing",
     "LostLease",
     "after_attempt",
@@ -66,6 +68,12 @@ def after_attempt(state: JobState, now: datetime, run_at: datetime | None = None
     return Landing(state, finished_at=now)
 
 
+class Columns(Protocol):
+    """A stored job's fields by column name (a database row of any driver)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class LostLease:
     """A running job whose worker stopped heartbeating: what the rescue needs to know of it."""
@@ -75,6 +83,18 @@ class LostLease:
     cancel_requested: bool
     worker_id: str | None
     lease_expires_at: datetime
+
+    @classmethod
+    def of(cls, fields: Columns, lease_expires_at: datetime) -> LostLease:
+        """From a job's stored fields (a row, by column name); `lease_expires_at` decoded by
+        the store, as each keeps time its own way."""
+        return cls(
+            fields["attempt"],
+            fields["max_attempts"],
+            bool(fields["cancel_requested"]),
+            fields["worker_id"],
+            lease_expires_at,
+        )
 
 
 def after_lost_lease(job: LostLease, now: datetime) -> tuple[Landing, AttemptError]:

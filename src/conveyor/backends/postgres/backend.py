@@ -536,13 +536,7 @@ def _finish_entry(outcome: Outcome) -> dict[str, Any]:
 
 def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
     """The rescue_jobs entries of a running job whose lease expired."""
-    lost = LostLease(
-        row["attempt"],
-        row["max_attempts"],
-        bool(row["cancel_requested"]),
-        row["worker_id"],
-        utc(row["lease_expires_at"]),
-    )
+    lost = LostLease.of(row, utc(row["lease_expires_at"]))
     landing, error = after_lost_lease(lost, now)
     return {
         "id": row["id"],

@@ -474,13 +474,7 @@ def _finish_params(outcome: Outcome) -> dict[str, Any]:
 
 def _rescue_params(row: sqlite3.Row, now: datetime) -> dict[str, Any]:
     """The rescue_job parameters of a running job whose lease expired."""
-    lost = LostLease(
-        row["attempt"],
-        row["max_attempts"],
-        bool(row["cancel_requested"]),
-        row["worker_id"],
-        dt(row["lease_expires_at"]),
-    )
+    lost = LostLease.of(row, dt(row["lease_expires_at"]))
     landing, error = after_lost_lease(lost, now)
     return {
         "id": row["id"],
