@@ -10,6 +10,7 @@ from conveyor.backends.protocol import Backend
 from conveyor.backends.records import Counts, JobFilter, Page, QueueInfo, Throughput, WorkerInfo
 from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict
 from conveyor.model.job import Job, JobState
+from conveyor.model.lifecycle import RETRYABLE_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ class JobService:
     def retry(self, job_id: str) -> Job:
         """Run a failed or cancelled job again, with a fresh attempt budget."""
         current = self.require(job_id)
-        if current.state not in (JobState.FAILED, JobState.CANCELLED):
+        if current.state not in RETRYABLE_STATES:
             raise JobStateConflict(
                 f"job {job_id} is {current.state}: only failed or cancelled jobs can be retried"
             )

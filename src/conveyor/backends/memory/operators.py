@@ -17,6 +17,7 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.model.job import WAITING_STATES, Job, JobState
+from conveyor.model.lifecycle import RETRYABLE_STATES
 
 
 class OperatorVerbs(JobIndex):
@@ -148,7 +149,7 @@ class OperatorVerbs(JobIndex):
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            if job.state not in RETRYABLE_STATES:
                 return job
             if job.unique_key is not None and job.unique_key in self._unique:
                 return job
