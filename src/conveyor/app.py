@@ -19,8 +19,8 @@ from conveyor.errors import ConfigurationError, UnknownJobError, WaitTimeout
 from conveyor.model.job import Enqueued, Job, NewJob, utcnow
 from conveyor.model.options import Backoff, JobOptions
 from conveyor.model.recurring import RecurringJob
-from conveyor.model.serialization import check_arguments
 from conveyor.model.settings import Settings
+from conveyor.model.validation import check_arguments, check_new_job, check_queue
 from conveyor.recurring import RecurringService, define
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
@@ -104,8 +104,7 @@ class App:
     def queue(self, name: str, *, concurrency: int | None = None) -> None:
         """Declare a queue; `concurrency` caps its running jobs across all workers
         (1 = strictly serial, in order). None = limited only by the workers' slots."""
-        if not name:
-            raise ConfigurationError("a queue needs a non-empty name")
+        check_queue(name)
         if concurrency is None:
             self._queue_limits.pop(name, None)
         elif concurrency < 1:
@@ -291,10 +290,13 @@ class App:
         caller's own PostgreSQL transaction."""
         if not jobs:
             return []
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)  # all of them before any is stored
         if connection is not None:
-            results = self._transactional().enqueue_in(connection, jobs, self.clock())
+            results = self._transactional().enqueue_in(connection, jobs, now)
         else:
-            results = self.backend.enqueue(jobs, self.clock())
+            results = self.backend.enqueue(jobs, now)
         return self._announce(results)
 
     async def enqueue_many_async(
@@ -304,13 +306,16 @@ class App:
         backend = self.backend
         if not jobs:
             return []
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)
         if connection is not None:
             store = self._transactional()
-            return self._announce(await store.enqueue_in_async(connection, jobs, self.clock()))
+            return self._announce(await store.enqueue_in_async(connection, jobs, now))
         if backend.blocking or self.settings.queue_full == "wait":
-            results = await asyncio.to_thread(backend.enqueue, jobs, self.clock())
+            results = await asyncio.to_thread(backend.enqueue, jobs, now)
         else:
-            results = backend.enqueue(jobs, self.clock())
+            results = backend.enqueue(jobs, now)
         return self._announce(results)
 
     def _transactional(self) -> TransactionalEnqueue:
@@ -326,10 +331,6 @@ class App:
     def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
         check_arguments(args)
         metadata = options.metadata
-        if metadata and any(
-            not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items()
-        ):
-            raise ConfigurationError("metadata must map strings to strings")
         if self._propagation is not None:
             metadata = {**self._propagation.capture(), **metadata}  # explicit metadata wins
         for provider in self._metadata_providers:

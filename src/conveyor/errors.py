@@ -2,8 +2,10 @@
 
     ConveyorError
     ├── ConfigurationError        a setting, URL or job definition is wrong
+    │   └── InvalidJobOptions     a job option is of the wrong type or out of range
     ├── UnknownJobError           enqueue by a name no handler is registered under
-    ├── ArgumentsNotSerializable  job arguments are not JSON-encodable
+    ├── InvalidArguments          job arguments a store cannot hold (not a dict, too deep…)
+    │   └── ArgumentsNotSerializable  job arguments are not JSON-encodable
     ├── QueueFull                 the memory store is full and is set to refuse
     ├── StoreUnavailable          the store cannot be reached right now
     ├── InvalidFilter             a listing's state, page or page size is out of range
@@ -39,7 +41,15 @@ class UnknownJobError(ConveyorError):
     """No job is registered under this name: check the spelling or register it with @app.job."""
 
 
-class ArgumentsNotSerializable(ConveyorError):
+class InvalidJobOptions(ConfigurationError):
+    """A job option is of the wrong type or out of range: the message names it and its range."""
+
+
+class InvalidArguments(ConveyorError):
+    """The job arguments cannot be stored: pass a dict of plain JSON values (docs/guide.md)."""
+
+
+class ArgumentsNotSerializable(InvalidArguments):
     """Job arguments must be JSON-encodable: pass ids and plain values, not objects."""
 
 

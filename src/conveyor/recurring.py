@@ -13,7 +13,7 @@ from conveyor.model.job import Enqueued
 from conveyor.model.options import JobOptions
 from conveyor.model.recurring import Fire, RecurringJob
 from conveyor.model.schedule import Schedule, check_overlap
-from conveyor.model.serialization import check_arguments
+from conveyor.model.validation import check_arguments
 from conveyor.runtime.scheduler import run_request
 
 _EDITABLE = ("cron", "job_name", "args", "timezone", "overlap", "catch_up", "enabled")

@@ -7,7 +7,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from conveyor.errors import ConfigurationError
+from conveyor.errors import ConfigurationError, InvalidJobOptions
+from conveyor.model.validation import (
+    check_delay,
+    check_max_attempts,
+    check_metadata,
+    check_priority,
+    check_queue,
+    check_run_at,
+    check_timeout,
+    check_unique_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +62,27 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigurationError("timeout must be a positive number of seconds, or None")
-        if self.delay is not None and self.run_at is not None:
-            raise ConfigurationError("give either delay or run_at, not both")
-        if self.run_at is not None and self.run_at.tzinfo is None:
-            raise ConfigurationError(
-                "run_at must be timezone-aware, e.g. datetime.now(UTC) + timedelta(minutes=5)"
+        check_queue(self.queue)
+        check_priority(self.priority)
+        check_max_attempts(self.max_attempts)
+        check_timeout(self.timeout)
+        check_delay(self.delay)
+        check_run_at(self.run_at)
+        check_unique_key(self.unique_key)
+        check_metadata(self.metadata)
+        if not isinstance(self.backoff, Backoff):
+            raise InvalidJobOptions(
+                f"backoff must be a conveyor.Backoff, not {type(self.backoff).__name__}"
             )
-        if not self.queue:
-            raise ConfigurationError("queue must be a non-empty name")
+        if self.delay is not None and self.run_at is not None:
+            raise InvalidJobOptions("give either delay or run_at, not both")
 
     def merged(self, **changes: Any) -> JobOptions:
         """These options with `changes` applied (unknown names are refused)."""
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
-            raise ConfigurationError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+            raise InvalidJobOptions(
+                f"unknown job option(s): {', '.join(sorted(unknown))}; the options are "
+                f"{', '.join(sorted(self.__dataclass_fields__))}"
+            )
         return replace(self, **changes)

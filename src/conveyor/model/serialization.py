@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conveyor.errors import ArgumentsNotSerializable
-
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -31,25 +29,6 @@ def find_unencodable(value: Any, path: str = "$") -> str | None:
                 return found
         return None
     return f"{path} (a {type(value).__name__})"
-
-
-# Values that never need a closer look: the common flat case is checked without building paths.
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def check_arguments(args: dict[str, Any]) -> None:
-    """Refuse job arguments that JSON cannot hold, naming the first offending path."""
-    for key, value in args.items():
-        if type(key) is not str or type(value) not in _PLAIN:
-            break
-    else:
-        return
-    found = find_unencodable(args, "args")
-    if found:
-        raise ArgumentsNotSerializable(
-            f"job arguments must be JSON-encodable, but {found} is not: "
-            "pass plain values (str, int, float, bool, None, lists, dicts) such as ids"
-        )
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)

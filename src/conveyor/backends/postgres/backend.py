@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from conveyor.backends.decoding import decode_claimed
 from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
 from conveyor.backends.postgres.enqueue import EnqueueVerbs
 from conveyor.backends.postgres.recurring import RecurringVerbs
@@ -114,6 +115,17 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
     # workers ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> Claimed:
         """Atomically take due jobs for a worker, respecting queue limits across processes."""
+        while True:
+            claimed, rejected = self._claim_rows_decoded(request)
+            if not rejected:
+                return claimed
+            self.finish(rejected)  # failed alone (backends/decoding.py)
+            if claimed.jobs:
+                return claimed
+            # each pass fails at least one malformed row, so this loop ends
+
+    def _claim_rows_decoded(self, request: ClaimRequest) -> tuple[Claimed, list[Outcome]]:
+        """One claim: the runnable jobs, and a failed outcome for each malformed row."""
         queues = None if request.queues is None else sorted(request.queues)
         limited = {
             queue: cap
@@ -135,8 +147,8 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
                     rows = self._claim_rows(conn, request, queues, limited)
                 if len(rows) < request.limit:  # a full claim comes straight back: no look-up
                     upcoming = self._next_run_at(conn, request.now, queues)
-        jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
-        return Claimed(jobs, opt_utc(upcoming))
+        jobs, rejected = decode_claimed(rows, job_from_row, request)
+        return Claimed(jobs, opt_utc(upcoming)), rejected
 
     def _next_run_at(self, conn: Conn, now: datetime, queues: list[str] | None) -> datetime | None:
         if queues is None:

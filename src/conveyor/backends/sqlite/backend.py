@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from conveyor.backends.decoding import decode_claimed
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Claimed,
@@ -132,9 +133,20 @@ class SQLiteBackend(RecurringVerbs):
     # workers ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> Claimed:
         """Atomically take due jobs for a worker, respecting queue limits."""
+        while True:
+            claimed, rejected = self._claim_rows_decoded(request)
+            if not rejected:
+                return claimed
+            self.finish(rejected)  # failed alone (backends/decoding.py)
+            if claimed.jobs:
+                return claimed
+            # each pass fails at least one malformed row, so this loop ends
+
+    def _claim_rows_decoded(self, request: ClaimRequest) -> tuple[Claimed, list[Outcome]]:
+        """One claim: the runnable jobs, and a failed outcome for each malformed row."""
         now = ts(request.now)
         if request.limit <= 0:
-            return Claimed([], self._next_run_at(request, now))
+            return Claimed([], self._next_run_at(request, now)), []
         # A read first: an idle worker finds nothing without taking the write lock.
         with self._db.read() as conn:
             found = self._candidates(conn, request, now)
@@ -150,10 +162,10 @@ class SQLiteBackend(RecurringVerbs):
                         "now": now,
                     }
                     rows = conn.execute(Q["claim_jobs"], params).fetchall()
-        jobs = sorted(map(job_from_row, rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        jobs, rejected = decode_claimed(rows, job_from_row, request)
         # a full batch means the worker claims again at once: it needs no wake-up time
         upcoming = self._next_run_at(request, now) if len(jobs) < request.limit else None
-        return Claimed(jobs, upcoming)
+        return Claimed(jobs, upcoming), rejected
 
     def _next_run_at(self, request: ClaimRequest, now: float) -> datetime | None:
         queues = None if request.queues is None else json_list(sorted(request.queues))
@@ -187,7 +199,9 @@ class SQLiteBackend(RecurringVerbs):
                 if room > 0:
                     params = {"queue": queue, "now": now, "limit": room}
                     candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
-            candidates.sort(key=lambda c: (-c[1], c[2], c[0]))
+            # a priority that is not an integer (a malformed row) sorts as 0 here, and the
+            # claim then fails that job alone (backends/decoding.py)
+            candidates.sort(key=lambda c: (-c[1] if type(c[1]) is int else 0, c[2], c[0]))
         chosen, keys = [], set()
         for job_id, _, _, key in candidates:
             if key is not None:

@@ -69,8 +69,17 @@ def _errors(text: str) -> tuple[AttemptError, ...]:
 
 
 def _object(text: str) -> dict[str, Any]:
-    value: dict[str, Any] = {} if text == "{}" else loads(text)
+    value: dict[str, Any] = {} if text == "{}" else _json(text)
     return value
+
+
+def _json(text: str) -> Any:
+    """The JSON value of a column; text that is not JSON (a row written around Conveyor) is
+    kept as it is, so the job can still be shown, and its claim fails it as malformed."""
+    try:
+        return loads(text)
+    except ValueError:
+        return text
 
 
 def job_row(job: Job) -> tuple[Any, ...]:
@@ -102,7 +111,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         id=row["id"],
         name=row["name"],
         queue=row["queue"],
-        args=loads(row["args"]),
+        args=_json(row["args"]),
         metadata=_object(row["metadata"]),
         priority=row["priority"],
         state=JobState(row["state"]),
@@ -116,7 +125,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         progress=row["progress"],
         progress_message=row["progress_message"],
         logs=tuple(parse_logs(row["logs"])),
-        result=None if result is None else loads(result),
+        result=None if result is None else _json(result),
         errors=_errors(row["errors"]),
         unique_key=row["unique_key"],
         recurring_name=row["recurring_name"],

@@ -1,0 +1,287 @@
+"""The one validator of what a job may be: every entry point (the Python API, the CLI, the REST
+API) and every store accept exactly the same jobs, because they all come through here.
+
+Limits (documented in docs/guide.md, "What a job may hold"):
+
+- priority: an integer from PRIORITY_MIN to PRIORITY_MAX (higher runs first);
+- max_attempts: an integer from 1 to MAX_ATTEMPTS;
+- timeout: a finite number of seconds, more than 0 and at most MAX_HORIZON;
+- delay: a finite number of seconds from 0 to MAX_HORIZON; run_at: an aware datetime at most
+  MAX_HORIZON ahead (a past run_at is due at once);
+- queue names: QUEUE_NAME_PATTERN (1 to 200 characters, no `/`, no control characters), the
+  pattern the API's queue routes accept;
+- job names and unique keys: 1 to 200 (keys: 500) characters;
+- metadata: a dict of str to str;
+- args: a dict with str keys of JSON values (str, int, float, bool, None, lists, dicts),
+  integers within 64 bits, nested at most MAX_NESTING deep;
+- all text: no NUL character and no lone surrogate (PostgreSQL cannot store either, and every
+  store must accept the same inputs).
+
+Refusals are InvalidJobOptions (an option) or InvalidArguments (the args), each naming what
+was wrong and the accepted range.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from conveyor.errors import ArgumentsNotSerializable, InvalidArguments, InvalidJobOptions
+from conveyor.model.job import Job, NewJob
+
+PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
+MAX_ATTEMPTS = 1_000
+MAX_HORIZON = timedelta(days=366)
+MAX_NESTING = 32
+NAME_MAX, UNIQUE_KEY_MAX = 200, 500
+QUEUE_NAME_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
+_HORIZON_SECONDS = MAX_HORIZON.total_seconds()
+
+
+# text --------------------------------------------------------------------------------------------
+def text_problem(text: str) -> str | None:
+    """Why a store could not hold `text` (a NUL or a lone surrogate), or None."""
+    if "\x00" in text:
+        return "it contains a NUL character (\\u0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it contains a lone surrogate (text that is not valid Unicode)"
+    return None
+
+
+def check_text(text: object, what: str, limit: int) -> str:
+    """`text` if it is a str of 1 to `limit` characters a store can hold; else
+    InvalidJobOptions naming `what`."""
+    if not isinstance(text, str):
+        raise InvalidJobOptions(f"{what} must be a string, not {type(text).__name__}")
+    if not 1 <= len(text) <= limit:
+        raise InvalidJobOptions(f"{what} must be 1 to {limit} characters, not {len(text)}")
+    problem = text_problem(text)
+    if problem:
+        raise InvalidJobOptions(f"{what} {text!r} cannot be stored: {problem}")
+    return text
+
+
+# options -----------------------------------------------------------------------------------------
+def _integer(value: object, what: str, low: int, high: int) -> int:
+    if type(value) is not int:  # bool is an int subclass, and never meant here
+        raise InvalidJobOptions(
+            f"{what} must be an integer from {low} to {high}, not {type(value).__name__} {value!r}"
+        )
+    if not low <= value <= high:
+        raise InvalidJobOptions(f"{what} must be from {low} to {high}, not {value}")
+    return value
+
+
+def _seconds(value: object, what: str, *, zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobOptions(
+            f"{what} must be a number of seconds, not {type(value).__name__} {value!r}"
+        )
+    low = "0" if zero else "more than 0"
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise InvalidJobOptions(
+            f"{what} must be a finite number of seconds, {low} and at most "
+            f"{_HORIZON_SECONDS:.0f} ({MAX_HORIZON.days} days), not {value}"
+        )
+    if value > _HORIZON_SECONDS:
+        raise InvalidJobOptions(
+            f"{what} must be at most {_HORIZON_SECONDS:.0f} s ({MAX_HORIZON.days} days), "
+            f"not {value}"
+        )
+    return float(value)
+
+
+def check_queue(name: object) -> str:
+    """A queue name that matches QUEUE_NAME_PATTERN, or InvalidJobOptions."""
+    if not isinstance(name, str):
+        raise InvalidJobOptions(f"queue must be a string, not {type(name).__name__}")
+    if not _QUEUE_NAME.match(name) or text_problem(name):
+        raise InvalidJobOptions(
+            f"queue {name!r} is not a valid queue name: use 1 to 200 characters, "
+            "no '/' and no control characters, e.g. 'emails' or 'reports.daily'"
+        )
+    return name
+
+
+def check_priority(value: object) -> int:
+    """A priority in range, or InvalidJobOptions."""
+    return _integer(value, "priority", PRIORITY_MIN, PRIORITY_MAX)
+
+
+def check_max_attempts(value: object) -> int:
+    """A max_attempts in range, or InvalidJobOptions."""
+    return _integer(value, "max_attempts", 1, MAX_ATTEMPTS)
+
+
+def check_timeout(value: object) -> float | None:
+    """None (no timeout) or a finite number of seconds > 0, or InvalidJobOptions."""
+    return None if value is None else _seconds(value, "timeout", zero=False)
+
+
+def check_delay(value: object) -> float | None:
+    """None or a finite number of seconds from 0 to MAX_HORIZON, or InvalidJobOptions."""
+    return None if value is None else _seconds(value, "delay", zero=True)
+
+
+def check_run_at(value: object, now: datetime | None = None) -> datetime | None:
+    """None or an aware datetime (at most MAX_HORIZON after `now`, when given)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidJobOptions(f"run_at must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidJobOptions(
+            "run_at must be timezone-aware, e.g. datetime.now(UTC) + timedelta(minutes=5)"
+        )
+    if now is not None and value - now > MAX_HORIZON:
+        raise InvalidJobOptions(
+            f"run_at {value.isoformat()} is more than {MAX_HORIZON.days} days ahead: "
+            "schedule it closer, or enqueue it later (a recurring job can)"
+        )
+    return value
+
+
+def check_unique_key(value: object) -> str | None:
+    """None or a key of 1 to UNIQUE_KEY_MAX characters a store can hold."""
+    return None if value is None else check_text(value, "unique_key", UNIQUE_KEY_MAX)
+
+
+def check_metadata(value: object) -> dict[str, str]:
+    """A dict of str to str that a store can hold, or InvalidJobOptions."""
+    if not isinstance(value, dict):
+        raise InvalidJobOptions(
+            f"metadata must be a dict of str to str, not {type(value).__name__}"
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise InvalidJobOptions(
+                f"metadata must map strings to strings: {key!r}: {item!r} is "
+                f"{type(key).__name__}: {type(item).__name__}"
+            )
+        problem = text_problem(key) or text_problem(item)
+        if problem:
+            raise InvalidJobOptions(f"metadata {key!r} cannot be stored: {problem}")
+    return value
+
+
+def check_new_job(job: NewJob, now: datetime) -> None:
+    """Refuse a request no store should keep (InvalidJobOptions or InvalidArguments), before
+    anything is stored: every enqueue path calls this for every job of a batch."""
+    check_text(job.name, "the job name", NAME_MAX)
+    check_queue(job.queue)
+    check_priority(job.priority)
+    check_max_attempts(job.max_attempts)
+    check_timeout(job.timeout)
+    check_run_at(job.run_at, now)
+    check_unique_key(job.unique_key)
+    check_metadata(job.metadata)
+    if job.concurrency_key is not None:
+        check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
+    if job.recurring_name is not None:
+        check_text(job.recurring_name, "recurring_name", NAME_MAX)
+    check_arguments(job.args)
+
+
+def stored_job_problem(job: Job) -> str | None:
+    """Why a job read back from a store cannot be run (a field of the wrong type), or None.
+    Cheap: only the types a worker relies on are looked at, not the ranges."""
+    if type(job.priority) is not int:
+        return f"priority is {job.priority!r}, not an integer"
+    if type(job.max_attempts) is not int or type(job.attempt) is not int:
+        return f"attempt/max_attempts are {job.attempt!r}/{job.max_attempts!r}, not integers"
+    if job.timeout is not None and type(job.timeout) not in (int, float):
+        return f"timeout is {job.timeout!r}, not a number"
+    if type(job.args) is not dict:
+        return f"args are a {type(job.args).__name__}, not a dict"
+    if type(job.metadata) is not dict:
+        return f"metadata is a {type(job.metadata).__name__}, not a dict"
+    return None
+
+
+# arguments ---------------------------------------------------------------------------------------
+# Values that need no closer look: the common flat case is checked without building paths.
+_PLAIN = frozenset({int, bool, type(None)})
+
+
+def check_arguments(args: object) -> dict[str, Any]:
+    """`args` if it is a dict of JSON values a store can hold; InvalidArguments (or its
+    ArgumentsNotSerializable, for a value JSON cannot encode) naming the first bad path."""
+    if not isinstance(args, dict):
+        raise InvalidArguments(
+            f"job arguments must be a dict of names to values, not {type(args).__name__}: "
+            "pass keyword arguments, e.g. enqueue(user_id=42)"
+        )
+    for key, value in args.items():
+        kind = type(value)
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            break
+        if kind is str:
+            if not value.isascii() or "\x00" in value:
+                break
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                break
+        elif kind not in _PLAIN:
+            break
+    else:
+        return args
+    problem = find_problem(args, "args", 0)
+    if problem:
+        text, unencodable = problem
+        if unencodable:
+            raise ArgumentsNotSerializable(
+                f"job arguments must be JSON-encodable, but {text} is not: "
+                "pass plain values (str, int, float, bool, None, lists, dicts) such as ids"
+            )
+        raise InvalidArguments(f"job arguments cannot be stored: {text}")
+    return args
+
+
+def find_problem(value: Any, path: str, depth: int) -> tuple[str, bool] | None:
+    """The first value under `path` a store cannot hold, described, and whether it is one JSON
+    cannot encode at all (True) or a JSON value out of the stores' range (False); None if all
+    is fine."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (f"{path}: {problem}", False) if problem else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            return f"{path} is {value}, beyond 64-bit integers: pass it as a string", False
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{path} ({'NaN' if value != value else value})", True
+        return None
+    if isinstance(value, dict | list | tuple) and depth >= MAX_NESTING:
+        return f"{path} is nested deeper than {MAX_NESTING} levels: flatten it", False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (
+                    f"{path} (key {key!r} of type {type(key).__name__}; keys must be strings)",
+                    True,
+                )
+            problem = text_problem(key)
+            if problem:
+                return f"{path} key {key!r}: {problem}", False
+            found = find_problem(item, f"{path}.{key}", depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_problem(item, f"{path}[{index}]", depth + 1)
+            if found:
+                return found
+        return None
+    return f"{path} (a {type(value).__name__})", True
