@@ -14,8 +14,8 @@ from conveyor.model import job as job_module
 from conveyor.model.job import JobState, LogLine, can_transition, new_job_id
 from conveyor.model.logs import append_logs
 from conveyor.model.options import Backoff, JobOptions
-from conveyor.model.validation import check_arguments
 from conveyor.model.settings import Settings
+from conveyor.model.validation import check_arguments
 
 
 def test_ids_are_unique_and_strictly_increasing() -> None:

@@ -158,3 +158,23 @@ async def test_the_async_path_checks_the_same(app: App) -> None:
 def test_queue_declarations_use_the_same_pattern(app: App) -> None:
     with pytest.raises(InvalidJobOptions, match="not a valid queue name"):
         app.queue("a/b", concurrency=1)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:5432/test?foo=bar",
+            r"unknown option\(s\) 'foo'.*sslmode",
+        ),
+        ("sqlite:///jobs.db?timeout=5", "the sqlite store takes none"),
+        ("memory://?size=3", "the memory store takes none"),
+    ],
+)
+def test_unknown_store_url_options_are_named(url: str, message: str) -> None:
+    from conveyor.backends import open_backend
+    from conveyor.errors import ConfigurationError
+    from conveyor.model.settings import Settings
+
+    with pytest.raises(ConfigurationError, match=message):
+        open_backend(url, Settings())

@@ -13,7 +13,14 @@ SCHEMES = ("memory://", "sqlite:///path/to/file.db", "postgresql://user@host/db"
 
 def open_backend(url: str, settings: Settings) -> Backend:
     """The store a URL names (not yet opened): memory://, sqlite:///path, postgresql://…"""
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme in ("memory", "sqlite") and parts.query:
+        raise ConfigurationError(
+            f"unknown option(s) in the store URL {url!r}: the {scheme} store takes none "
+            "(its settings are App settings); drop the ?… part"
+            + (" or write a '?' in a file name as %3F" if scheme == "sqlite" else "")
+        )
     if scheme == "memory":
         from conveyor.backends.memory import MemoryBackend
 

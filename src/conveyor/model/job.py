@@ -117,7 +117,7 @@ class AttemptError:
     message: str
     traceback: str = ""
     at: datetime = field(default_factory=utcnow)
-    kind: str = "error"  # error | timeout | lost (lease expired) | unknown_job | result
+    kind: str = "error"  # error | timeout | lost (lease expired) | unknown_job | result | malformed
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,24 @@ WAIT_SLICE = 0.25  # seconds a LISTEN wait blocks before checking whether the st
 _CONNECTION_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
+#: The URL options Conveyor reads itself; every other one goes to libpq.
+CONVEYOR_URL_OPTIONS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare", "fast_acks",
+                        "migrate")  # fmt: skip
+
+
+def _check_connection_options(options: dict[str, str]) -> None:
+    """Refuse URL options that are neither Conveyor's nor libpq's, naming the accepted ones
+    (libpq itself would only say "invalid URI query parameter")."""
+    known = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} in the PostgreSQL URL: "
+            f"Conveyor's are {', '.join(CONVEYOR_URL_OPTIONS)}; libpq's are "
+            f"{', '.join(sorted(known - {'password'}))}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PostgresConfig:
     """Where the store lives and how it connects, read from a postgresql:// URL.
@@ -86,6 +104,7 @@ class PostgresConfig:
                 f"bad option in the PostgreSQL URL: {exc}; pool_min and pool_max are whole "
                 "numbers, pool_timeout and connect_timeout seconds"
             ) from exc
+        _check_connection_options(query)
         if not _SCHEMA_NAME.match(schema):
             raise ConfigurationError(
                 f"bad schema name {schema!r} in the PostgreSQL URL: use letters, digits and "
