@@ -11,6 +11,7 @@ from conveyor.backends.records import Counts, JobFilter, Page, QueueInfo, Throug
 from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
+from conveyor.model.validation import text_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,10 @@ class JobService:
         """A page of jobs, newest first, filtered by state(s), name, queue and id/name search."""
         if page < 1 or not 1 <= per_page <= 1000:
             raise InvalidFilter("page must be ≥ 1 and per_page between 1 and 1000")
+        for label, text in (("name", name), ("queue", queue), ("search", search)):
+            problem = None if text is None else text_problem(text)
+            if problem:
+                raise InvalidFilter(f"the {label} filter {text!r} matches no job: {problem}")
         return self._backend().list_jobs(
             JobFilter(parse_states(state), name, queue, search, page, per_page)
         )

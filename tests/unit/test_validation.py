@@ -178,3 +178,12 @@ def test_unknown_store_url_options_are_named(url: str, message: str) -> None:
 
     with pytest.raises(ConfigurationError, match=message):
         open_backend(url, Settings())
+
+
+@pytest.mark.parametrize("text", ["a\x00", "\ud800"])
+@pytest.mark.parametrize("field", ["name", "queue", "search"])
+def test_list_filters_a_store_cannot_hold_are_refused(app: App, field: str, text: str) -> None:
+    from conveyor.errors import InvalidFilter
+
+    with pytest.raises(InvalidFilter, match=f"the {field} filter"):
+        app.jobs.list(**{field: text})
