@@ -1,12 +1,16 @@
-"""The REST API under /api: jobs, recurring jobs, queues, workers and stats."""
+"""The REST API under /api: jobs, recurring jobs, queues, workers and stats, one function per
+route group."""
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
+from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.dashboard import Dashboard, states_or_422
 from conveyor.web.errors import Refused
@@ -30,6 +34,7 @@ from conveyor.web.schemas import (
     WorkerOut,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
 MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 200
 
@@ -48,19 +53,55 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Routes:
+    """Registers one route group's API routes: tagged, and behind the permission they need."""
+
+    router: APIRouter
+    dash: Dashboard
+    viewer: list[params.Depends]
+    manager: list[params.Depends]
+    tag: str = ""
+
+    def tagged(self, tag: str) -> _Routes:
+        """The same registrar for the group listed under `tag`."""
+        return replace(self, tag=tag)
+
+    def view(self, path: str, **options: Any) -> Callable[[F], F]:
+        """A GET route for holders of the view permission."""
+        return self.router.get(path, tags=[self.tag], dependencies=self.viewer, **options)
+
+    def manage(self, method: str, path: str, **options: Any) -> Callable[[F], F]:
+        """A route that changes something, for holders of the manage permission."""
+        return self.router.api_route(
+            path, methods=[method], tags=[self.tag], dependencies=self.manager, **options
+        )
+
+    def detail(self, job: Job) -> JobDetail:
+        """`job` as the API shows it, at the app's time."""
+        return JobDetail.of(job, self.dash.app.clock())
+
+
 def api_router(dash: Dashboard) -> APIRouter:
     """The /api routes, bound to one dashboard."""
-    jobs = dash.app.jobs
-    recurring = dash.app.recurring_jobs
+    router = APIRouter(prefix="/api", responses=_REFUSALS)
     viewer = [Depends(dash.requires(VIEW))]
     manager = [Depends(dash.requires(MANAGE))]
-    router = APIRouter(prefix="/api", responses=_REFUSALS)
+    routes = _Routes(router, dash, viewer, manager)
+    _job_list_routes(routes.tagged("jobs"))
+    _one_job_routes(routes.tagged("jobs"))
+    _recurring_routes(routes.tagged("recurring"))
+    _queue_routes(routes.tagged("queues"))
+    _worker_routes(routes.tagged("workers"))
+    _stats_routes(routes.tagged("stats"))
+    return router
 
-    def detail(job_id: str) -> JobDetail:
-        return JobDetail.of(jobs.require(job_id), dash.app.clock())
 
-    # jobs ----------------------------------------------------------------------------------
-    @router.get("/jobs", response_model=JobPage, tags=["jobs"], dependencies=viewer)
+def _job_list_routes(routes: _Routes) -> None:
+    """Jobs as a collection: list, enqueue, and retry or cancel a filter's jobs."""
+    dash = routes.dash
+
+    @routes.view("/jobs", response_model=JobPage)
     def list_jobs(
         state: Annotated[
             str | None,
@@ -77,7 +118,7 @@ def api_router(dash: Dashboard) -> APIRouter:
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> JobPage:
         """Jobs, newest first, filtered by state, name, queue and text; large values cut."""
-        found = jobs.list(
+        found = dash.app.jobs.list(
             state=states_or_422(state),
             name=name or None,
             queue=queue or None,
@@ -94,14 +135,7 @@ def api_router(dash: Dashboard) -> APIRouter:
             pages=max(1, math.ceil(found.total / found.per_page)),
         )
 
-    @router.post(
-        "/jobs",
-        response_model=EnqueueOut,
-        status_code=201,
-        tags=["jobs"],
-        responses=_CONFLICT,
-        dependencies=manager,
-    )
+    @routes.manage("POST", "/jobs", response_model=EnqueueOut, status_code=201, responses=_CONFLICT)
     def enqueue(body: EnqueueIn) -> EnqueueOut:
         """Enqueue a job by its registered or declared name."""
         options: dict[str, Any] = {}
@@ -110,110 +144,91 @@ def api_router(dash: Dashboard) -> APIRouter:
             if value is not None:
                 options[key] = value
         handle = dash.app.enqueue(body.name, body.args, metadata=body.metadata, **options)
-        return EnqueueOut(created=handle.created, job=JobDetail.of(handle.job, dash.app.clock()))
+        return EnqueueOut(created=handle.created, job=routes.detail(handle.job))
 
-    @router.post("/jobs/bulk/retry", response_model=BulkOut, tags=["jobs"], dependencies=manager)
+    @routes.manage("POST", "/jobs/bulk/retry", response_model=BulkOut)
     def bulk_retry(body: Annotated[BulkIn, Body()]) -> BulkOut:
         """Retry every failed or cancelled job the filter selects (up to 10,000)."""
         return _bulk(dash, "retry", body)
 
-    @router.post("/jobs/bulk/cancel", response_model=BulkOut, tags=["jobs"], dependencies=manager)
+    @routes.manage("POST", "/jobs/bulk/cancel", response_model=BulkOut)
     def bulk_cancel(body: Annotated[BulkIn, Body()]) -> BulkOut:
         """Cancel every scheduled, pending or running job the filter selects (up to 10,000)."""
         return _bulk(dash, "cancel", body)
 
-    @router.get(
-        "/jobs/{job_id}",
-        response_model=JobDetail,
-        tags=["jobs"],
-        responses=_MISSING,
-        dependencies=viewer,
-    )
+
+def _one_job_routes(routes: _Routes) -> None:
+    """One job: everything about it; cancel, retry or delete it."""
+    jobs = routes.dash.app.jobs
+
+    @routes.view("/jobs/{job_id}", response_model=JobDetail, responses=_MISSING)
     def get_job(job_id: JobId) -> JobDetail:
         """Everything about one job: args, metadata, result, progress, logs, attempts."""
-        return detail(job_id)
+        return routes.detail(jobs.require(job_id))
 
-    @router.post(
-        "/jobs/{job_id}/cancel",
-        response_model=ActionOut,
-        tags=["jobs"],
-        responses=_MISSING | _CONFLICT,
-        dependencies=manager,
+    @routes.manage(
+        "POST", "/jobs/{job_id}/cancel", response_model=ActionOut, responses=_MISSING | _CONFLICT
     )
     def cancel_job(job_id: JobId) -> ActionOut:
         """Cancel a job: a waiting one never runs, a running one is asked to stop."""
-        return ActionOut(job=JobDetail.of(dash.app.jobs.cancel(job_id), dash.app.clock()))
+        return ActionOut(job=routes.detail(jobs.cancel(job_id)))
 
-    @router.post(
-        "/jobs/{job_id}/retry",
-        response_model=ActionOut,
-        tags=["jobs"],
-        responses=_MISSING | _CONFLICT,
-        dependencies=manager,
+    @routes.manage(
+        "POST", "/jobs/{job_id}/retry", response_model=ActionOut, responses=_MISSING | _CONFLICT
     )
     def retry_job(job_id: JobId) -> ActionOut:
         """Run a failed or cancelled job again."""
-        return ActionOut(job=JobDetail.of(jobs.retry(job_id), dash.app.clock()))
+        return ActionOut(job=routes.detail(jobs.retry(job_id)))
 
-    @router.delete(
-        "/jobs/{job_id}",
-        status_code=204,
-        tags=["jobs"],
-        responses=_MISSING | _CONFLICT,
-        dependencies=manager,
-    )
+    @routes.manage("DELETE", "/jobs/{job_id}", status_code=204, responses=_MISSING | _CONFLICT)
     def delete_job(job_id: JobId) -> Response:
         """Delete a job that is not running."""
         jobs.delete(job_id)
         return Response(status_code=204)
 
-    # recurring jobs ------------------------------------------------------------------------
-    @router.get(
-        "/recurring", response_model=list[RecurringOut], tags=["recurring"], dependencies=viewer
-    )
+
+def _recurring_routes(routes: _Routes) -> None:
+    """Recurring jobs: list; toggle, run now or delete one."""
+    recurring = routes.dash.app.recurring_jobs
+
+    @routes.view("/recurring", response_model=list[RecurringOut])
     def list_recurring() -> list[RecurringOut]:
         """Every recurring job with its schedule, next and last run."""
         return [RecurringOut.of(r, recurring.describe(r)) for r in recurring.list()]
 
-    @router.post(
-        "/recurring/{name}/toggle",
-        response_model=RecurringOut,
-        tags=["recurring"],
-        responses=_MISSING,
-        dependencies=manager,
+    @routes.manage(
+        "POST", "/recurring/{name}/toggle", response_model=RecurringOut, responses=_MISSING
     )
     def toggle_recurring(name: Name) -> RecurringOut:
         """Enable a disabled recurring job, or disable an enabled one."""
         changed = recurring.toggle(name)
         return RecurringOut.of(changed, recurring.describe(changed))
 
-    @router.post(
+    @routes.manage(
+        "POST",
         "/recurring/{name}/run",
         response_model=RunNowOut,
         status_code=201,
-        tags=["recurring"],
         responses=_MISSING,
-        dependencies=manager,
     )
     def run_recurring(name: Name) -> RunNowOut:
         """Enqueue one run now, outside the schedule."""
         result = recurring.run_now(name)
-        return RunNowOut(created=result.created, job=JobDetail.of(result.job, dash.app.clock()))
+        return RunNowOut(created=result.created, job=routes.detail(result.job))
 
-    @router.delete(
-        "/recurring/{name}",
-        status_code=204,
-        tags=["recurring"],
-        responses=_MISSING,
-        dependencies=manager,
-    )
+    @routes.manage("DELETE", "/recurring/{name}", status_code=204, responses=_MISSING)
     def delete_recurring(name: Name) -> Response:
         """Delete a recurring job's definition (its past runs stay)."""
         recurring.remove(name)
         return Response(status_code=204)
 
-    # queues, workers, stats ----------------------------------------------------------------
-    @router.get("/queues", response_model=list[QueueOut], tags=["queues"], dependencies=viewer)
+
+def _queue_routes(routes: _Routes) -> None:
+    """Queues: list; pause or resume one."""
+    dash = routes.dash
+    jobs = dash.app.jobs
+
+    @routes.view("/queues", response_model=list[QueueOut])
     def list_queues() -> list[QueueOut]:
         """Every queue: depth, running jobs, limit, paused."""
         return [QueueOut.of(q) for q in jobs.queues()]
@@ -229,21 +244,13 @@ def api_router(dash: Dashboard) -> APIRouter:
             oldest_due_at=None,
         )  # fmt: skip
 
-    @router.post(
-        "/queues/{name}/pause", response_model=QueueOut, tags=["queues"], dependencies=manager
-    )
+    @routes.manage("POST", "/queues/{name}/pause", response_model=QueueOut)
     def pause_queue(name: Name) -> QueueOut:
         """Stop workers claiming this queue's jobs (running ones finish)."""
         jobs.pause_queue(name)
         return queue_out(name)
 
-    @router.post(
-        "/queues/{name}/resume",
-        response_model=QueueOut,
-        tags=["queues"],
-        responses=_MISSING,
-        dependencies=manager,
-    )
+    @routes.manage("POST", "/queues/{name}/resume", response_model=QueueOut, responses=_MISSING)
     def resume_queue(name: Name) -> QueueOut:
         """Let workers claim this queue's jobs again."""
         if not any(q.name == name for q in jobs.queues()):
@@ -251,18 +258,26 @@ def api_router(dash: Dashboard) -> APIRouter:
         jobs.resume_queue(name)
         return queue_out(name)
 
-    @router.get("/workers", response_model=list[WorkerOut], tags=["workers"], dependencies=viewer)
+
+def _worker_routes(routes: _Routes) -> None:
+    """Live workers."""
+    dash = routes.dash
+
+    @routes.view("/workers", response_model=list[WorkerOut])
     def list_workers() -> list[WorkerOut]:
         """Live workers: host, pid, queues, heartbeat, and the jobs they run."""
         running = dash.running_by_worker()
-        return [WorkerOut.of(w, running.get(w.id, [])) for w in jobs.workers()]
+        return [WorkerOut.of(w, running.get(w.id, [])) for w in dash.app.jobs.workers()]
 
-    @router.get("/stats", response_model=StatsOut, tags=["stats"], dependencies=viewer)
+
+def _stats_routes(routes: _Routes) -> None:
+    """Counts and throughput."""
+    app = routes.dash.app
+
+    @routes.view("/stats", response_model=StatsOut)
     def stats() -> StatsOut:
         """Counts by state and queue; completed and failed per minute, last hour."""
-        return StatsOut.of(jobs.counts(), jobs.throughput(60), dash.app.clock())
-
-    return router
+        return StatsOut.of(app.jobs.counts(), app.jobs.throughput(60), app.clock())
 
 
 def _bulk(dash: Dashboard, action: str, body: BulkIn) -> BulkOut:

@@ -1,0 +1,195 @@
+"""What every dashboard page and form shares: the templates, one request's renderer, and how a
+page, a form action and the login form are registered and checked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.errors import ConveyorError, NotFound
+from conveyor.web.auth import (
+    CSRF_FIELD,
+    MANAGE,
+    OPEN_REMOTE_REFUSED,
+    VIEW,
+    Identity,
+    Session,
+    new_session,
+    set_session_cookie,
+)
+from conveyor.web.dashboard import Dashboard
+from conveyor.web.errors import Refused
+from conveyor.web.schemas import preview
+
+#: Builds a page's template values from the request (runs in a thread: it may query the store).
+View = Callable[[Dashboard, Request], dict[str, Any]]
+#: Does what a form asks and returns the notice shown on the page it returns to.
+Action = Callable[[Dashboard, Request, Any], str]
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def _percent(value: float) -> str:
+    return f"{max(0.0, min(100.0, value)):.0f}"
+
+
+_templates.filters["when"] = _when
+_templates.filters["percent"] = _percent
+_templates.filters["preview"] = preview
+_templates.filters["pretty"] = _pretty
+
+
+class Page:
+    """Renders one request's page: identity, session cookie and CSRF token in place."""
+
+    def __init__(self, dash: Dashboard, request: Request, identity: Identity) -> None:
+        self.dash = dash
+        self.request = request
+        self.identity = identity
+        self.fresh = identity.session is None
+        self.session: Session = identity.session or new_session()
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        """`template` with `values` and what every page shows (user, CSRF token, notice)."""
+        base = self.dash.base(self.request)
+        html = _templates.get_template(template).render(
+            base=base,
+            csrf=self.dash.auth.signer.csrf_token(self.session),
+            can_manage=self.identity.can(MANAGE),
+            can_view=self.identity.can(VIEW),
+            logged_in=self.session.token_hash is not None,
+            open_access=self.dash.auth.open,
+            path=self.request.url.path,
+            here=_here(self.request),
+            notice=self.request.query_params.get("notice", ""),
+            **values,
+        )
+        response = HTMLResponse(html, status_code=status)
+        if self.fresh:
+            set_session_cookie(response, self.dash.auth.signer, self.session, base or "/")
+        return response
+
+
+class PageRoutes:
+    """Registers the dashboard's pages and forms on `api`, each behind the checks it needs."""
+
+    def __init__(self, api: FastAPI, dash: Dashboard) -> None:
+        self.api = api
+        self.dash = dash
+
+    async def page(self, request: Request) -> Page:
+        """The renderer for `request`, with the identity it authenticates as."""
+        return Page(self.dash, request, await self.dash.auth.identify(request))
+
+    def login_form(self, p: Page, message: str = "", status: int = 401) -> HTMLResponse:
+        """The login form, returning to this page; it says why open access refused a caller."""
+        if self.dash.auth.open and not message:
+            message = OPEN_REMOTE_REFUSED[0].upper() + OPEN_REMOTE_REFUSED[1:] + "."
+        return p.render("login.html", status=status, message=message, next=p.request.url.path)
+
+    def csrf_ok(self, p: Page, form: Any) -> bool:
+        """Whether the form carries the CSRF token of the caller's session."""
+        return self.dash.auth.signer.check_csrf(p.identity.session, field(form, CSRF_FIELD))
+
+    def safe_next(self, request: Request, target: str | None) -> str:
+        """`target` if it is a page of this dashboard, else the overview: no open redirect."""
+        base = self.dash.base(request)
+        if target and target.startswith(base + "/") and not target.startswith("//"):
+            return target
+        return base + "/"
+
+    def view(self, path: str, build: View, template: str) -> None:
+        """GET `path` (under the prefix): `template` with `build`'s values, for viewers.
+
+        Without the view permission it is the login form; a NotFound is a 404 page, another
+        refusal a 422 page.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            p = await self.page(request)
+            if not p.identity.can(VIEW):
+                return self.login_form(p)
+            try:
+                values = await run_in_threadpool(build, self.dash, request)
+            except NotFound as exc:
+                return p.render("missing.html", status=404, message=str(exc))
+            except (Refused, ConveyorError) as exc:
+                return p.render("missing.html", status=422, message=str(exc))
+            return p.render(template, **values)
+
+        self.api.add_api_route(
+            f"{self.dash.prefix}{path}" or "/",
+            endpoint,
+            methods=["GET"],
+            response_class=HTMLResponse,
+            include_in_schema=False,
+        )
+
+    def action(self, path: str, run: Action) -> None:
+        """POST `path` (under the prefix): a form that changes something, for managers.
+
+        Checks the view permission (else the login form), the CSRF token and the manage
+        permission (else a 403 page), then redirects back to the form's `next` page with
+        `run`'s notice, or the refusal's message.
+        """
+
+        async def endpoint(request: Request) -> Response:
+            p = await self.page(request)
+            if not p.identity.can(VIEW):
+                return self.login_form(p)
+            form = await request.form()
+            if not self.csrf_ok(p, form):
+                return p.render("missing.html", status=403, message="Missing or wrong CSRF token.")
+            if not p.identity.can(MANAGE):
+                return p.render("missing.html", status=403, message="You may only view.")
+            try:
+                notice = await run_in_threadpool(run, self.dash, request, form)
+            except (Refused, ConveyorError) as exc:
+                notice = str(exc)
+            target = self.safe_next(request, field(form, "next"))
+            back, _, query = target.partition("?")
+            kept = [(k, v) for k, v in parse_qsl(query) if k != "notice"]
+            query = urlencode([*kept, ("notice", notice)])
+            return RedirectResponse(f"{back}?{query}", status_code=303)
+
+        self.form(path, endpoint)
+
+    def form(self, path: str, endpoint: Callable[[Request], Any]) -> None:
+        """POST `path` (under the prefix) answered by `endpoint`, which does its own checks."""
+        self.api.add_api_route(
+            f"{self.dash.prefix}{path}", endpoint, methods=["POST"], include_in_schema=False
+        )
+
+
+def field(form: Any, name: str) -> str | None:
+    """A form's text field, or None when it is missing or a file."""
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _here(request: Request) -> str:
+    """This page's path and query, without a notice: where an action returns to."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "notice"]
+    return request.url.path + ("?" + urlencode(kept) if kept else "")
