@@ -239,3 +239,43 @@ def test_a_thousand_schedules_cost_two_store_calls_per_tick(url: str) -> None:
     fired, _ = scheduler.tick()
     assert len(fired) == 1000
     assert counting.calls == {"due_recurring": 1, "fire_recurring": 1}
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
+@pytest.mark.parametrize("catch_up", [1, 3])
+@pytest.mark.parametrize("first_pass", [0, 35], ids=["prompt-pass", "late-pass"])
+def test_after_downtime_the_latest_missed_ticks_run_then_the_schedule_continues(
+    url: str, overlap: str, catch_up: int, first_pass: int
+) -> None:
+    clock = Clock(T0 + timedelta(seconds=30))
+    app = make_app(url, clock)
+    app.recurring("r", "* * * * *", "report", overlap=overlap, catch_up=catch_up)
+
+    def fire_times(fired: list[conveyor.Enqueued]) -> list[tuple[str, str]]:
+        return [(f.job.metadata["conveyor.fire_at"][11:16], f.job.state.value) for f in fired]
+
+    try:
+        first = scheduler_of(app)
+        first.sync()
+        clock.advance(minutes=1)  # 12:01:30
+        assert fire_times(first.tick()[0]) == [("12:01", "pending")]
+        app.testing.drain()
+        # downtime: nobody fires 12:02 .. 12:10; a new worker's scheduler starts at 12:10:30
+        clock.advance(minutes=9)
+        restarted = scheduler_of(app)
+        restarted.sync()
+        clock.advance(seconds=first_pass)  # its first pass: at once, or after 12:11 was due
+        fired = fire_times(restarted.tick()[0])
+
+        missed = [f"12:{minute:02d}" for minute in range(11 - catch_up, 11)]
+        regular = ["12:11"] if first_pass else []
+        assert [tick for tick, _ in fired] == missed + regular
+        assert {state for _, state in fired} == {"pending"}
+        app.testing.drain()
+        assert {j.state for j in app.jobs.list(per_page=100).jobs} == {JobState.COMPLETED}
+        clock.advance(minutes=1)  # the schedule continues, nothing skipped
+        next_regular = "12:12" if first_pass else "12:11"
+        assert fire_times(restarted.tick()[0]) == [(next_regular, "pending")]
+        assert restarted.tick()[0] == []
+    finally:
+        app.close()

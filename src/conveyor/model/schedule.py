@@ -99,6 +99,29 @@ class Schedule:
         found = [t for t in islice(latest, limit) if t >= since]
         return sorted(found)
 
+    def due(
+        self, next_fire_at: datetime, last_look: datetime | None, now: datetime, catch_up: int
+    ) -> list[datetime]:
+        """The ticks to fire at `now`, oldest first, for a definition next due at
+        `next_fire_at`, by a scheduler that last looked at `last_look` (None: never, as
+        after a start).
+
+        Ticks due before the scheduler's last look were missed while nobody fired them (the
+        workers were down): the `catch_up` latest of them run. Ticks due since then came
+        while it was up, only its pass is late (a slow start, a pause): up to `catch_up` of
+        them run too. So a pass that comes after the next regular tick runs the catch-up
+        and that tick, and the schedule continues; never more than twice catch_up at once.
+        Always at least `next_fire_at` itself, when it is due."""
+        if next_fire_at > now:
+            return []
+        if last_look is None or last_look < next_fire_at:
+            ticks = self.missed(next_fire_at, now, catch_up)
+        else:
+            downtime = self.missed(next_fire_at, min(last_look, now), catch_up)
+            live = self.missed(last_look + timedelta(microseconds=1), now, catch_up)
+            ticks = downtime + live
+        return ticks or [next_fire_at]
+
     def describe(self) -> str:
         """The schedule in words, e.g. 'At 00:00 on the last day of every month'."""
         text = CronSim(self.expression, datetime.now(UTC)).explain()

@@ -57,6 +57,9 @@ class Scheduler:
         self._clock = clock
         self._definitions = tuple(definitions)
         self._schedules: dict[tuple[str, str], Schedule] = {}
+        # When this scheduler last looked for due ticks (sync counts): ticks due before it
+        # were missed while no scheduler ran; later ones only found a late pass.
+        self._last_look: datetime | None = None
 
     def sync(self) -> None:
         """Store the definitions made in code, keeping operators' run-time toggles."""
@@ -65,6 +68,7 @@ class Scheduler:
         now = self._clock()
         timed = [_with_next(d, self.schedule(d).next_after(now)) for d in self._definitions]
         self._backend.save_recurring(timed, now, from_code=True)
+        self._last_look = now
 
     def schedule(self, recurring: RecurringJob) -> Schedule:
         """The parsed schedule of a definition (cached)."""
@@ -82,6 +86,7 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> tuple[list[Enqueued], datetime | None]:
         """Fire every due tick; returns the jobs enqueued and when to look again."""
         now = now or self._clock()
+        last_look, self._last_look = self._last_look, now
         due = self._backend.due_recurring(now)
         fires: list[Fire] = []
         upcoming = due.next_fire_at
@@ -92,9 +97,7 @@ class Scheduler:
                 log.error("recurring job %r has a bad schedule (%s)", recurring.name, exc)
                 continue
             assert recurring.next_fire_at is not None
-            ticks = schedule.missed(recurring.next_fire_at, now, recurring.catch_up)
-            if len(ticks) < 1:
-                ticks = [recurring.next_fire_at]
+            ticks = schedule.due(recurring.next_fire_at, last_look, now, recurring.catch_up)
             following = schedule.next_after(now)
             options = self.options(recurring.job_name)
             for fire_at in ticks:
