@@ -6,19 +6,14 @@ import json
 from datetime import datetime
 
 import click
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli.base import (
-    ago,
-    common,
-    console,
-    load,
-    print_json,
-    print_listing,
-    styled_state,
-    when,
-)
+from conveyor.app import App
+from conveyor.backends.records import Counts
+from conveyor.cli.base import Output, ago, listing, styled_state, verb, when
+from conveyor.cli.jobs import enqueued
 from conveyor.model.recurring import RecurringJob
 from conveyor.recurring import RecurringService
 
@@ -37,19 +32,17 @@ def recurring() -> None:
 
 
 @recurring.command("ls")
-@common
-def recurring_ls(app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_ls(app: App) -> Output:
     """List recurring jobs: schedule, enabled, next and last fire, last run's state.
 
     \b
     Example:
       conveyor recurring ls --json
     """
-    app = load(app_ref)
     now = app.clock()
-    print_listing(
+    return listing(
         app.recurring_jobs.list(),
-        as_json,
         empty="no recurring jobs (they are stored when a worker starts)",
         columns=("name", "schedule", "job", "enabled", "next fire", "last fire", "last run"),
         row=lambda item: (
@@ -66,23 +59,21 @@ def recurring_ls(app_ref: str | None, as_json: bool) -> None:
 
 @recurring.command("show")
 @click.argument("name")
-@common
-def recurring_show(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_show(app: App, name: str) -> Output:
     """Show one recurring job.
 
     \b
     Example:
       conveyor recurring show nightly-report
     """
-    app = load(app_ref)
     item = app.recurring_jobs.get(name)
-    if as_json:
-        print_json(item)
-        return
-    _print_recurring(item, app.clock(), app.recurring_jobs)
+    return Output(item, lambda out: _print_recurring(out, item, app.clock(), app.recurring_jobs))
 
 
-def _print_recurring(item: RecurringJob, now: datetime, service: RecurringService) -> None:
+def _print_recurring(
+    out: Console, item: RecurringJob, now: datetime, service: RecurringService
+) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -101,49 +92,45 @@ def _print_recurring(item: RecurringJob, now: datetime, service: RecurringServic
     ]  # fmt: skip
     for label, value in rows:
         grid.add_row(label, value)
-    console().print(grid)
+    out.print(grid)
 
 
 @recurring.command("enable")
 @click.argument("name")
-@common
-def recurring_enable(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_enable(app: App, name: str) -> Output:
     """Let a recurring job fire again, from its next tick on.
 
     \b
     Example:
       conveyor recurring enable nightly-report
     """
-    app = load(app_ref)
     item = app.recurring_jobs.enable(name)
-    if as_json:
-        print_json(item)
-    else:
-        console().print(f"enabled {escape(name)}; next fire {when(item.next_fire_at, app.clock())}")
+    return Output(
+        item,
+        lambda out: out.print(
+            f"enabled {escape(name)}; next fire {when(item.next_fire_at, app.clock())}"
+        ),
+    )
 
 
 @recurring.command("disable")
 @click.argument("name")
-@common
-def recurring_disable(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_disable(app: App, name: str) -> Output:
     """Stop a recurring job firing (it stays defined; code syncs keep this choice).
 
     \b
     Example:
       conveyor recurring disable nightly-report
     """
-    app = load(app_ref)
-    item = app.recurring_jobs.disable(name)
-    if as_json:
-        print_json(item)
-    else:
-        console().print(f"disabled {escape(name)}")
+    return Output(app.recurring_jobs.disable(name), f"disabled {escape(name)}")
 
 
 @recurring.command("rm")
 @click.argument("name")
-@common
-def recurring_rm(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_rm(app: App, name: str) -> Output:
     """Delete a recurring job's definition (its past runs stay as jobs).
 
     A definition that is still in the app's code comes back when a worker starts:
@@ -153,31 +140,22 @@ def recurring_rm(name: str, app_ref: str | None, as_json: bool) -> None:
     Example:
       conveyor recurring rm nightly-report
     """
-    app = load(app_ref)
     app.recurring_jobs.remove(name)
-    if as_json:
-        print_json({"removed": name})
-    else:
-        console().print(f"removed {escape(name)}")
+    return Output({"removed": name}, f"removed {escape(name)}")
 
 
 @recurring.command("run")
 @click.argument("name")
-@common
-def recurring_run(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def recurring_run(app: App, name: str) -> Output:
     """Enqueue one run of a recurring job now, outside its schedule.
 
     \b
     Example:
       conveyor recurring run nightly-report
     """
-    app = load(app_ref)
     result = app.recurring_jobs.run_now(name)
-    job = result.job
-    if as_json:
-        print_json({"id": job.id, "created": result.created, "state": job.state.value})
-    else:
-        console().print(f"enqueued {escape(job.name)} {job.id} ({styled_state(job.state)})")
+    return enqueued(result.job, created=result.created)
 
 
 # queues --------------------------------------------------------------------------------------
@@ -193,19 +171,17 @@ def queues() -> None:
 
 
 @queues.command("ls")
-@common
-def queues_ls(app_ref: str | None, as_json: bool) -> None:
+@verb
+def queues_ls(app: App) -> Output:
     """List queues: waiting, due and running jobs, the oldest due job's age, paused or not.
 
     \b
     Example:
       conveyor queues ls --json
     """
-    app = load(app_ref)
     now = app.clock()
-    print_listing(
+    return listing(
         app.jobs.queues(),
-        as_json,
         empty="no queues yet",
         columns=("queue", "waiting", "due", "running", "limit", "oldest due", "status"),
         right=("waiting", "due", "running", "limit"),
@@ -219,38 +195,30 @@ def queues_ls(app_ref: str | None, as_json: bool) -> None:
 
 @queues.command("pause")
 @click.argument("name")
-@common
-def queues_pause(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def queues_pause(app: App, name: str) -> Output:
     """Stop every worker claiming a queue's jobs (running ones finish).
 
     \b
     Example:
       conveyor queues pause emails
     """
-    app = load(app_ref)
     app.jobs.pause_queue(name)
-    if as_json:
-        print_json({"queue": name, "paused": True})
-    else:
-        console().print(f"paused queue {escape(name)}")
+    return Output({"queue": name, "paused": True}, f"paused queue {escape(name)}")
 
 
 @queues.command("resume")
 @click.argument("name")
-@common
-def queues_resume(name: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def queues_resume(app: App, name: str) -> Output:
     """Let workers claim a paused queue's jobs again.
 
     \b
     Example:
       conveyor queues resume emails
     """
-    app = load(app_ref)
     app.jobs.resume_queue(name)
-    if as_json:
-        print_json({"queue": name, "paused": False})
-    else:
-        console().print(f"resumed queue {escape(name)}")
+    return Output({"queue": name, "paused": False}, f"resumed queue {escape(name)}")
 
 
 # workers and stats ---------------------------------------------------------------------------
@@ -265,19 +233,17 @@ def workers() -> None:
 
 
 @workers.command("ls")
-@common
-def workers_ls(app_ref: str | None, as_json: bool) -> None:
+@verb
+def workers_ls(app: App) -> Output:
     """List live workers: host, pid, queues, concurrency, uptime, last heartbeat.
 
     \b
     Example:
       conveyor workers ls --json
     """
-    app = load(app_ref)
     now = app.clock()
-    print_listing(
+    return listing(
         app.jobs.workers(),
-        as_json,
         empty="no live workers",
         columns=("id", "host", "pid", "queues", "slots", "started", "last seen"),
         row=lambda w: (
@@ -291,28 +257,31 @@ def workers_ls(app_ref: str | None, as_json: bool) -> None:
 @click.command(short_help="Jobs by state and queue, throughput, workers.")
 @click.option("--minutes", type=click.IntRange(1, 24 * 60), default=60, show_default=True,
               help="Throughput over this many minutes.")  # fmt: skip
-@common
-def stats(minutes: int, app_ref: str | None, as_json: bool) -> None:
+@verb
+def stats(app: App, minutes: int) -> Output:
     """Jobs by state (overall and per queue), throughput and live workers.
 
     \b
     Example:
       conveyor stats --minutes 15
     """
-    app = load(app_ref)
     counts = app.jobs.counts()
     per_minute = app.jobs.throughput(minutes)
     completed = sum(t.completed for t in per_minute)
     failed = sum(t.failed for t in per_minute)
     alive = len(app.jobs.workers())
-    if as_json:
-        print_json({
-            "by_state": counts.by_state,
-            "by_queue": counts.by_queue,
-            "throughput": {"minutes": minutes, "completed": completed, "failed": failed},
-            "workers": alive,
-        })  # fmt: skip
-        return
+    data = {
+        "by_state": counts.by_state,
+        "by_queue": counts.by_queue,
+        "throughput": {"minutes": minutes, "completed": completed, "failed": failed},
+        "workers": alive,
+    }
+    return Output(data, lambda out: _print_stats(out, counts, minutes, completed, failed, alive))
+
+
+def _print_stats(
+    out: Console, counts: Counts, minutes: int, completed: int, failed: int, alive: int
+) -> None:
     states = [s for s in ("scheduled", "pending", "running", "completed", "failed",
                           "cancelled", "skipped")]  # fmt: skip
     table = Table(header_style="bold", title="jobs by state", title_justify="left")
@@ -322,7 +291,6 @@ def stats(minutes: int, app_ref: str | None, as_json: bool) -> None:
     for queue, by_state in sorted(counts.by_queue.items()):
         table.add_row(escape(queue), *(str(by_state.get(s, 0)) for s in states))
     table.add_row("[bold]all[/]", *(f"[bold]{counts.by_state.get(s, 0)}[/]" for s in states))
-    out = console()
     out.print(table)
     rate = completed / minutes
     out.print(

@@ -1,9 +1,12 @@
-"""What every verb shares: finding the App, `--app`/`--json`, one-line errors, output helpers."""
+"""What every verb shares: finding the App, `--app`/`--json`, one-line errors, and printing what
+a verb did as JSON or for people (`verb`, `Output`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+import inspect
 import json
 import os
 import re
@@ -185,29 +188,71 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(jsonable(value), indent=2, default=str))
 
 
-def print_listing(
+@dataclasses.dataclass(frozen=True, slots=True)
+class Output:
+    """What a verb prints: `data` as JSON with --json, else `human` for people.
+
+    `human` is a line of rich markup, or a function that prints on the console it is given
+    (it runs only then, so it may look things up). The command exits with `exit_code` after.
+    """
+
+    data: Any
+    human: str | Callable[[Console], object]
+    exit_code: int = 0
+
+
+def emit(output: Output, as_json: bool) -> None:
+    """Print `output` as JSON (`as_json`) or for people; exit with its code unless that is 0."""
+    if as_json:
+        print_json(output.data)
+    elif isinstance(output.human, str):
+        console().print(output.human)
+    else:
+        output.human(console())
+    if output.exit_code:
+        sys.exit(output.exit_code)
+
+
+def verb(func: Callable[..., Output]) -> Callable[..., None]:
+    """Make `func(app, **options) -> Output` a verb's callback: `--app` and `--json` added,
+    the App loaded and passed first, what it returns printed by `emit`.
+
+    A `func` with an `as_json` parameter is given --json too (to keep progress bars quiet).
+    """
+    wants_json = "as_json" in inspect.signature(func).parameters
+
+    @functools.wraps(func)
+    def run(app_ref: str | None, as_json: bool, **options: Any) -> None:
+        if wants_json:
+            options["as_json"] = as_json
+        emit(func(load(app_ref), **options), as_json)
+
+    return common(run)
+
+
+def listing(
     items: Sequence[Any],
-    as_json: bool,
     *,
     empty: str,
     columns: Sequence[str],
     row: Callable[[Any], Sequence[str]],
     right: Sequence[str] = (),
-) -> None:
-    """Print `items` as JSON, or as a table (one `row(item)` each, the `right` columns
+) -> Output:
+    """`items` as JSON, or as a table (one `row(item)` each, the `right` columns
     right-aligned), or the `empty` line when there are none."""
-    if as_json:
-        print_json(items)
-        return
-    if not items:
-        console().print(empty)
-        return
-    table = Table(header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left")
-    for item in items:
-        table.add_row(*row(item))
-    console().print(table)
+
+    def table(out: Console) -> None:
+        if not items:
+            out.print(empty)
+            return
+        shown = Table(header_style="bold")
+        for column in columns:
+            shown.add_column(column, justify="right" if column in right else "left")
+        for item in items:
+            shown.add_row(*row(item))
+        out.print(shown)
+
+    return Output(items, table)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
@@ -308,18 +353,22 @@ __all__ = [
     "ConveyorGroup",
     "Duration",
     "JsonObject",
+    "Output",
     "RootOptions",
     "ago",
     "common",
     "console",
+    "emit",
     "err_console",
     "fail",
     "jsonable",
+    "listing",
     "load",
     "parse_duration",
     "print_json",
     "root_options",
     "short_duration",
     "styled_state",
+    "verb",
     "when",
 ]

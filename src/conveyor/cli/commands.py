@@ -20,14 +20,14 @@ from conveyor.backends.protocol import Backend, Migrating
 from conveyor.cli.admin import queues, recurring, stats, workers
 from conveyor.cli.base import (
     ConveyorGroup,
+    Output,
     RootOptions,
     common,
-    console,
     err_console,
     fail,
     load,
-    print_json,
     root_options,
+    verb,
 )
 from conveyor.cli.config import LOG_FORMATS, LOG_LEVELS
 from conveyor.cli.jobs import jobs
@@ -151,8 +151,8 @@ def start_metrics(app: App, port: int, addr: str) -> None:
 
 
 @cli.command(short_help="Create or upgrade the store's schema.")
-@common
-def migrate(app_ref: str | None, as_json: bool) -> None:
+@verb
+def migrate(app: App) -> Output:
     """Apply the App's pending schema migrations and print the schema version.
 
     Workers and producers migrate on first use too; run this in a deploy step to do it once,
@@ -162,7 +162,6 @@ def migrate(app_ref: str | None, as_json: bool) -> None:
     Example:
       conveyor migrate --app myjobs:app
     """
-    app = load(app_ref)
     backend: Backend = open_backend(app.url, app.settings)
     applied: list[int] | None = None
     version: int | None = None
@@ -172,14 +171,13 @@ def migrate(app_ref: str | None, as_json: bool) -> None:
         applied = backend.migrate()
         version = backend.schema_version()
     store, where = type(backend).__name__, _safe_url(app.url)
-    if as_json:
-        print_json({"url": where, "store": store, "schema_version": version,
-                    "applied": applied})  # fmt: skip
-        return
     shown = "n/a (nothing is stored)" if version is None else str(version)
     if applied is not None:
         shown += f" (applied now: {', '.join(map(str, applied))})" if applied else " (up to date)"
-    console().print(f"{store} at {where}: schema version {shown}")
+    return Output(
+        {"url": where, "store": store, "schema_version": version, "applied": applied},
+        f"{store} at {where}: schema version {shown}",
+    )
 
 
 def _safe_url(url: str) -> str:

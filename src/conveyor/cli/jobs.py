@@ -6,7 +6,7 @@ import json
 import math
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -24,17 +24,19 @@ from rich.progress import (
 from rich.table import Table
 
 from conveyor.app import App
+from conveyor.backends.records import Page
 from conveyor.cli.base import (
     Duration,
     JsonObject,
+    Output,
     ago,
     common,
-    console,
+    emit,
     err_console,
     fail,
     load,
-    print_json,
     styled_state,
+    verb,
     when,
 )
 from conveyor.cli.loading import USAGE
@@ -78,17 +80,16 @@ def _states(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--search", help="Substring of the id or name.")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--per-page", type=click.IntRange(1, 1000), default=50, show_default=True)
-@common
+@verb
 def list_jobs(
+    app: App,
     state: list[str] | None,
     name: str | None,
     queue: str | None,
     search: str | None,
     page: int,
     per_page: int,
-    app_ref: str | None,
-    as_json: bool,
-) -> None:
+) -> Output:
     """List jobs, newest first, with filters and paging.
 
     \b
@@ -96,22 +97,20 @@ def list_jobs(
       conveyor jobs ls --state failed,cancelled --queue emails
       conveyor jobs ls --name send_email --page 2 --per-page 20 --json
     """
-    app = load(app_ref)
     found = app.jobs.list(
         state=state, name=name, queue=queue, search=search, page=page, per_page=per_page
     )
-    if as_json:
-        print_json(
-            {
-                "jobs": [job_summary(job) for job in found.jobs],
-                "total": found.total,
-                "total_exact": found.total_exact,
-                "page": found.page,
-                "per_page": found.per_page,
-            }
-        )
-        return
-    now = app.clock()
+    data = {
+        "jobs": [job_summary(job) for job in found.jobs],
+        "total": found.total,
+        "total_exact": found.total_exact,
+        "page": found.page,
+        "per_page": found.per_page,
+    }
+    return Output(data, lambda out: _print_page(out, found, app.clock()))
+
+
+def _print_page(out: Console, found: Page, now: datetime) -> None:
     table = Table(title=None, header_style="bold", expand=False)
     table.add_column("id", no_wrap=True, min_width=36)
     table.add_column("name", overflow="fold")
@@ -130,7 +129,6 @@ def list_jobs(
             f"{job.progress:.0f}%" if job.progress else "",
             ago(job.created_at, now),
         )
-    out = console()
     pages = max(1, math.ceil(found.total / found.per_page))
     more = "" if found.total_exact else "+"  # the store counts up to LIST_COUNT_CAP
     if found.jobs:
@@ -165,15 +163,15 @@ def job_summary(job: Job) -> dict[str, Any]:
 @click.option("--logs", "log_count", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many of the latest log lines to show.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0), help="Stop following after this many s.")
-@common
+@verb
 def show(
+    app: App,
     job_id: str,
     follow: bool,
     log_count: int,
     timeout: float | None,
-    app_ref: str | None,
     as_json: bool,
-) -> None:
+) -> Output:
     """Show a job: arguments, progress, logs, attempts and errors.
 
     With --follow, a running (or waiting) job's progress bar and new log lines are streamed
@@ -184,16 +182,11 @@ def show(
       conveyor jobs show 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
       conveyor jobs show 0190c3e2-7a1b-7c3d-8e4f-0123456789ab --follow
     """
-    app = load(app_ref)
     job = app.jobs.require(job_id)
     if follow:
         job = follow_job(app, job, timeout, None if as_json else err_console())
-    if as_json:
-        print_json(job)
-    else:
-        render_job(console(), job, app, log_count)
-    if follow and job.state is not JobState.COMPLETED:
-        raise SystemExit(1)
+    failed = follow and job.state is not JobState.COMPLETED
+    return Output(job, lambda out: render_job(out, job, app, log_count), 1 if failed else 0)
 
 
 def render_job(out: Console, job: Job, app: App, log_count: int) -> None:
@@ -330,8 +323,9 @@ def follow_job(app: App, job: Job, timeout: float | None, out: Console | None) -
 @click.option("--delay", type=Duration(), help="Run after this long, e.g. 30s, 5m, 1h.")
 @click.option("--unique-key", help="Do nothing if an active job has this key.")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before failing.")
-@common
+@verb
 def enqueue(
+    app: App,
     name: str,
     args: dict[str, Any],
     queue: str | None,
@@ -339,9 +333,7 @@ def enqueue(
     delay: timedelta | None,
     unique_key: str | None,
     max_attempts: int | None,
-    app_ref: str | None,
-    as_json: bool,
-) -> None:
+) -> Output:
     """Enqueue a registered or declared job by NAME with JSON arguments.
 
     \b
@@ -349,7 +341,6 @@ def enqueue(
       conveyor jobs enqueue send_email --args '{"to": "ada@example.com"}'
       conveyor jobs enqueue nightly_report --queue reports --delay 10m --unique-key nightly
     """
-    app = load(app_ref)
     options: dict[str, Any] = {
         "queue": queue,
         "priority": priority,
@@ -359,21 +350,29 @@ def enqueue(
     }
     handle = app.enqueue(name, args, **{k: v for k, v in options.items() if v is not None})
     job = handle.job
-    if as_json:
-        print_json({"id": job.id, "created": handle.created, "state": job.state.value})
-    elif handle.created:
-        console().print(f"enqueued {escape(job.name)} {job.id} ({styled_state(job.state)})")
-    else:
-        console().print(
-            f"an active job with unique key {escape(str(job.unique_key))!r} exists: "
-            f"{job.id} ({styled_state(job.state)}); nothing new was enqueued"
-        )
+    if handle.created:
+        return enqueued(job, created=True)
+    return enqueued(
+        job,
+        created=False,
+        human=f"an active job with unique key {escape(str(job.unique_key))!r} exists: "
+        f"{job.id} ({styled_state(job.state)}); nothing new was enqueued",
+    )
+
+
+def enqueued(job: Job, *, created: bool, human: str | None = None) -> Output:
+    """What enqueueing printed: the job's id, whether it is new and its state, or `human`
+    (default: "enqueued NAME ID (STATE)")."""
+    return Output(
+        {"id": job.id, "created": created, "state": job.state.value},
+        human or f"enqueued {escape(job.name)} {job.id} ({styled_state(job.state)})",
+    )
 
 
 @jobs.command("cancel")
 @click.argument("job_id")
-@common
-def cancel(job_id: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def cancel(app: App, job_id: str) -> Output:
     """Cancel a job: a waiting one never runs; a running one is asked to stop.
 
     Exits 1 if the job is already finished.
@@ -382,14 +381,12 @@ def cancel(job_id: str, app_ref: str | None, as_json: bool) -> None:
     Example:
       conveyor jobs cancel 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
     """
-    app = load(app_ref)
     job = app.jobs.cancel(job_id)
-    if as_json:
-        print_json(job_summary(job) | {"cancel_requested": job.cancel_requested})
-    elif job.state is JobState.RUNNING:
-        console().print(f"job {job.id} is running: asked it to stop")
+    if job.state is JobState.RUNNING:
+        human = f"job {job.id} is running: asked it to stop"
     else:
-        console().print(f"job {job.id} {styled_state(job.state)}")
+        human = f"job {job.id} {styled_state(job.state)}"
+    return Output(job_summary(job) | {"cancel_requested": job.cancel_requested}, human)
 
 
 @jobs.command("retry")
@@ -417,22 +414,29 @@ def retry(
         fail("give either a JOB_ID or --failed (not both)", USAGE)
     if job_id and (name or queue):
         fail("--name and --queue only go with --failed", USAGE)
+    # not @verb: these usage errors come before any error loading the App
     app = load(app_ref)
     if job_id:
-        job = app.jobs.retry(job_id)
-        if as_json:
-            print_json(job_summary(job))
-        else:
-            console().print(f"job {job.id} {styled_state(job.state)} again")
-        return
-    ids = _all_ids(app, "failed", name, queue)
-    retried, refused = _bulk(ids, "retrying", as_json, app.jobs.retry)
-    if as_json:
-        print_json({"retried": retried, "refused": refused})
+        emit(_retry_one(app, job_id), as_json)
     else:
-        console().print(f"retried {len(retried)} failed job(s)")
-        for job_id_, reason in refused.items():
-            console().print(f"[yellow]skipped {job_id_}[/]: {escape(reason)}")
+        emit(_retry_failed(app, name, queue, quiet=as_json), as_json)
+
+
+def _retry_one(app: App, job_id: str) -> Output:
+    job = app.jobs.retry(job_id)
+    return Output(job_summary(job), f"job {job.id} {styled_state(job.state)} again")
+
+
+def _retry_failed(app: App, name: str | None, queue: str | None, *, quiet: bool) -> Output:
+    ids = _all_ids(app, "failed", name, queue)
+    retried, refused = _bulk(ids, "retrying", quiet, app.jobs.retry)
+
+    def report(out: Console) -> None:
+        out.print(f"retried {len(retried)} failed job(s)")
+        for job_id, reason in refused.items():
+            out.print(f"[yellow]skipped {job_id}[/]: {escape(reason)}")
+
+    return Output({"retried": retried, "refused": refused}, report)
 
 
 def _all_ids(app: App, state: str, name: str | None, queue: str | None) -> list[str]:
@@ -446,16 +450,16 @@ def _all_ids(app: App, state: str, name: str | None, queue: str | None) -> list[
         page += 1
 
 
-def _bulk(ids: list[str], verb: str, quiet: bool, action: Any) -> tuple[list[str], dict[str, str]]:
+def _bulk(ids: list[str], label: str, quiet: bool, action: Any) -> tuple[list[str], dict[str, str]]:
     """Apply `action` to every id with a progress bar on stderr; collect refusals."""
     done: list[str] = []
     refused: dict[str, str] = {}
     out = err_console()
     with Progress(
-        TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=out, disable=quiet or not out.is_terminal, transient=False,
     ) as progress:  # fmt: skip
-        task = progress.add_task(verb, total=len(ids))
+        task = progress.add_task(label, total=len(ids))
         for job_id in ids:
             try:
                 action(job_id)
@@ -468,28 +472,24 @@ def _bulk(ids: list[str], verb: str, quiet: bool, action: Any) -> tuple[list[str
 
 @jobs.command("rm")
 @click.argument("job_id")
-@common
-def remove(job_id: str, app_ref: str | None, as_json: bool) -> None:
+@verb
+def remove(app: App, job_id: str) -> Output:
     """Delete a job that is not running (cancel a running one first).
 
     \b
     Example:
       conveyor jobs rm 0190c3e2-7a1b-7c3d-8e4f-0123456789ab
     """
-    app = load(app_ref)
     app.jobs.delete(job_id)
-    if as_json:
-        print_json({"deleted": job_id})
-    else:
-        console().print(f"deleted job {job_id}")
+    return Output({"deleted": job_id}, f"deleted job {job_id}")
 
 
 @jobs.command("purge")
 @click.option("--older-than", type=Duration(), required=True,
               help="Delete jobs that finished longer ago than this, e.g. 7d, 12h.")  # fmt: skip
 @click.option("--keep-failed", is_flag=True, help="Keep failed jobs (delete the others).")
-@common
-def purge(older_than: timedelta, keep_failed: bool, app_ref: str | None, as_json: bool) -> None:
+@verb
+def purge(app: App, older_than: timedelta, keep_failed: bool, as_json: bool) -> Output:
     """Delete finished jobs (completed, cancelled, skipped, failed) older than a duration.
 
     Running and waiting jobs are never deleted.
@@ -499,7 +499,6 @@ def purge(older_than: timedelta, keep_failed: bool, app_ref: str | None, as_json
       conveyor jobs purge --older-than 7d
       conveyor jobs purge --older-than 12h --keep-failed
     """
-    app = load(app_ref)
     cutoff = app.clock() - older_than
     states = ["completed", "cancelled", "skipped"] + ([] if keep_failed else ["failed"])
     total = app.jobs.list(state=states, per_page=1).total
@@ -509,24 +508,24 @@ def purge(older_than: timedelta, keep_failed: bool, app_ref: str | None, as_json
     # first slice then deletes the older ones too, and the bar is only less even.
     start = oldest[0].created_at if oldest else cutoff
     steps = PURGE_STEPS if start < cutoff else 1
-    out = err_console()
+    stderr = err_console()
     deleted = 0
     with Progress(
         TextColumn("purging"), BarColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[deleted]} deleted"), TimeElapsedColumn(),
-        console=out, disable=as_json or not out.is_terminal,
+        console=stderr, disable=as_json or not stderr.is_terminal,
     ) as progress:  # fmt: skip
         task = progress.add_task("purge", total=steps, deleted=0)
         for step in range(1, steps + 1):
             before = cutoff if step == steps else start + (cutoff - start) * step / steps
             deleted += app.jobs.purge(before, failed=not keep_failed)
             progress.update(task, advance=1, deleted=deleted)
-    if as_json:
-        print_json({"deleted": deleted, "finished_before": cutoff})
-    else:
-        console().print(
+    return Output(
+        {"deleted": deleted, "finished_before": cutoff},
+        lambda out: out.print(
             f"deleted {deleted} job(s) that finished before {when(cutoff, app.clock())}"
-        )
+        ),
+    )
 
 
-__all__ = ["follow_job", "jobs", "render_job"]
+__all__ = ["enqueued", "follow_job", "jobs", "render_job"]
