@@ -14,8 +14,8 @@ class Settings:
 
     # worker
     concurrency: int = 10
-    lease_seconds: float = 30.0
-    heartbeat_interval: float = 5.0
+    lease_seconds: float = 10.0  # a dead worker's jobs run again this soon (docs/guide.md, Leases)
+    heartbeat_interval: float = 2.0  # one store call per worker process, whatever its concurrency
     poll_interval: float = 1.0  # fallback wake-up when no notification arrives
     # claimed jobs a worker may hold waiting for a free slot, so that its next claim overlaps
     # with running jobs: None = adapt (up to `concurrency`, fewer the longer jobs take), 0 = none
