@@ -34,10 +34,15 @@ class RunningJob:
     ctx: Context
     task: asyncio.Task[Any] | None = None
     stop_reason: StopReason | None = None
+    #: what ended the attempt, when the executor keeps exceptions (app.testing's fail_fast)
+    exception: BaseException | None = None
 
 
 class JobExecutor:
-    """Turns a claimed job into an Outcome by running its handler."""
+    """Turns a claimed job into an Outcome by running its handler.
+
+    With `keep_exceptions`, the exception that ended an attempt is kept on its RunningJob.
+    """
 
     def __init__(
         self,
@@ -46,12 +51,14 @@ class JobExecutor:
         thread_pool: Any,
         clock: Callable[[], datetime],
         middleware: Sequence[Middleware] = (),
+        keep_exceptions: bool = False,
     ) -> None:
         self._worker_id = worker_id
         self._registry = registry
         self._threads = thread_pool
         self._clock = clock
         self._middleware = tuple(middleware)
+        self._keep_exceptions = keep_exceptions
 
     async def run(self, running: RunningJob) -> Outcome:
         """Run the job to an outcome. Raises CancelledError only if the worker task itself was
@@ -98,6 +105,8 @@ class JobExecutor:
             task.uncancel()
             return self.stopped(job, reason)
         except TimeoutError as exc:
+            if self._keep_exceptions:
+                running.exception = exc
             if scope is None or not scope.expired():
                 return self._from_exception(job, definition, exc)
             running.ctx.cancel_requested = True
@@ -114,6 +123,8 @@ class JobExecutor:
         except Exception as exc:
             if running.stop_reason is not None:
                 return self.stopped(job, running.stop_reason)
+            if self._keep_exceptions:
+                running.exception = exc
             return self._from_exception(job, definition, exc)
         if running.stop_reason is not None:
             # a cancelled sync job that returned anyway: its result is discarded

@@ -18,12 +18,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, WorkerInfo
-from conveyor.context import Context, ReportSink
 from conveyor.errors import UsageError
 from conveyor.model.job import Job, JobState
+from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
-from conveyor.runtime.executor import JobExecutor, RunningJob, StopReason
-from conveyor.runtime.hooks import EventKind, JobEvent
+from conveyor.runtime.executor import RunningJob, StopReason
 from conveyor.runtime.maintenance import Sweeper
 from conveyor.runtime.prefetch import RELEASE_AFTER, PrefetchPlan, ReadyJobs
 from conveyor.runtime.reporting import ReportBuffer
@@ -33,14 +32,6 @@ from conveyor.runtime.threads import DaemonThreadPool
 log = logging.getLogger("conveyor.worker")
 SCHEDULER_MAX_SLEEP = 1.0
 T = TypeVar("T")
-
-_EVENT_OF_STATE: dict[JobState, EventKind] = {
-    JobState.COMPLETED: "succeeded",
-    JobState.FAILED: "failed",
-    JobState.SCHEDULED: "retrying",
-    JobState.PENDING: "retrying",
-    JobState.CANCELLED: "cancelled",
-}
 
 
 @dataclass(slots=True)
@@ -108,9 +99,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._flush_needed = asyncio.Event()
         self._reports = ReportBuffer(self.env.settings.progress_flush_count, self._request_flush)
-        self._executor = JobExecutor(
-            self.id, self.env.registry, self._job_threads, self.env.clock, self.env.middleware
-        )
+        self._attempts = Attempts(self.env, self.id, self._job_threads, self._reports)
         if self.env.backend.blocking:
             # Claims get a thread of their own so that they overlap with the writes of
             # outcomes, reports and heartbeats instead of queueing behind them.
@@ -238,7 +227,7 @@ class Worker:
             return
         waiting = self._ready.remove(job_id)
         if waiting is not None:
-            self._record(waiting, self._executor.stopped(waiting, "cancelled"))
+            self._record(waiting, self._attempts.executor.stopped(waiting, "cancelled"))
 
     def _stop_job(self, running: RunningJob, reason: str) -> None:
         if running.stop_reason is None and running.task is not None:
@@ -273,8 +262,7 @@ class Worker:
                 await self._sleep_or_wake(delay)
                 continue
             self._prefetch.claimed(time.monotonic() - began)
-            if claimed.jobs:
-                self.env.hooks.emit_claim(len(claimed.jobs), room)
+            self._attempts.claimed(claimed.jobs, room)
             for job in claimed.jobs:
                 if len(self._running) < self.concurrency:
                     self._start_job(job)
@@ -325,7 +313,7 @@ class Worker:
 
     def _release_ready(self, reason: StopReason) -> None:
         for job in self._ready.take_all():
-            self._record(job, self._executor.stopped(job, reason))
+            self._record(job, self._attempts.executor.stopped(job, reason))
 
     async def _sleep_or_wake(self, timeout: float) -> None:
         try:
@@ -336,20 +324,15 @@ class Worker:
 
     def _start_job(self, job: Job) -> None:
         self.stats.claimed += 1
-        sink = self._progress_hook_sink(job) if self.env.hooks.wants("progress") else None
-        context = Context(job, sink or self._reports.add, self.env.resource_overrides)
-        running = RunningJob(job, context)
+        running = self._attempts.prepare(job)
         self._running[job.id] = running
         running.task = asyncio.get_running_loop().create_task(self._run_job(running))
 
     async def _run_job(self, running: RunningJob) -> None:
         job = running.job
-        hooks = self.env.hooks
-        if hooks.wants("started"):
-            hooks.emit(JobEvent("started", job))
         began = time.monotonic()
         try:
-            outcome = await self._executor.run(running)
+            outcome = await self._attempts.run(running)
         finally:
             del self._running[job.id]
             if self._ready and not self._stopping:
@@ -366,16 +349,6 @@ class Worker:
         self._outcomes.append(outcome)
         if not self._flush_needed.is_set():
             self._flush_needed.set()
-
-    def _progress_hook_sink(self, job: Job) -> ReportSink:
-        hooks, add = self.env.hooks, self._reports.add
-
-        def sink(job_id: str, pct: float | None, message: str | None, line: str | None) -> None:
-            add(job_id, pct, message, line)
-            if pct is not None:
-                hooks.emit(JobEvent("progress", job, progress=pct, message=message))
-
-        return sink
 
     # writing outcomes and reports ------------------------------------------------------------
     def _request_flush(self) -> None:
@@ -431,7 +404,7 @@ class Worker:
                 await asyncio.sleep(delay)
 
     def _acknowledged(self, outcomes: list[Outcome], dropped: set[str]) -> None:
-        hooks, stats = self.env.hooks, self.stats
+        stats = self.stats
         for outcome in outcomes:
             job = self._unacked.pop((outcome.job_id, outcome.attempt), None)
             if outcome.job_id in dropped:
@@ -454,11 +427,8 @@ class Worker:
                 stats.cancelled += 1
             else:
                 stats.retried += 1
-            kind = _EVENT_OF_STATE[state]
-            if job is not None and outcome.error is not None:
-                _log_failure(job, outcome)
-            if job is not None and hooks.wants(kind):
-                hooks.emit(JobEvent(kind, job, error=outcome.error, result=outcome.result))
+            if job is not None:
+                self._attempts.acknowledged(job, outcome)
 
     # liveness and housekeeping ---------------------------------------------------------------
     async def _heartbeat(self) -> None:
@@ -553,20 +523,3 @@ class Worker:
     def running_jobs(self) -> list[Job]:
         """The jobs executing now."""
         return [r.job for r in self._running.values()]
-
-
-def _log_failure(job: Job, outcome: Outcome) -> None:
-    """One log record per failed attempt, carrying the job's identity for structured logs."""
-    error = outcome.error
-    assert error is not None
-    extra = {"job_id": job.id, "job_name": job.name, "queue": job.queue, "attempt": job.attempt}
-    if outcome.state is JobState.FAILED:
-        log.error(
-            "job %s %s failed after attempt %d/%d: %s",
-            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
-        )  # fmt: skip
-    else:
-        log.warning(
-            "job %s %s attempt %d/%d failed (%s); it will be retried",
-            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
-        )  # fmt: skip

@@ -1,0 +1,115 @@
+"""One claimed job's attempt, as the worker makes it; app.testing.drain() makes it the same way.
+
+    prepare(job)       its Context (progress to the report buffer, and to `progress` hooks)
+    await run(...)     the `started` hooks, then the executor: middleware, timeout, resources,
+                       the Outcome (retry with backoff, failure, result checks)
+    acknowledged(...)  once the store recorded the outcome: the failed attempt's log line and
+                       the `succeeded` / `failed` / `retrying` / `cancelled` hooks
+
+Only claiming and writing differ: a worker claims into free slots and writes outcomes in batches;
+drain claims and writes one job at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.backends.records import Outcome
+from conveyor.context import Context, ReportSink
+from conveyor.model.job import Job, JobState
+from conveyor.runtime.environment import Environment
+from conveyor.runtime.executor import JobExecutor, RunningJob
+from conveyor.runtime.hooks import EventKind, JobEvent
+from conveyor.runtime.reporting import ReportBuffer
+
+log = logging.getLogger("conveyor.worker")
+
+_EVENT_OF_STATE: dict[JobState, EventKind] = {
+    JobState.COMPLETED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.SCHEDULED: "retrying",
+    JobState.PENDING: "retrying",
+    JobState.CANCELLED: "cancelled",
+}
+
+
+class Attempts:
+    """Runs claimed jobs with the app's hooks, middleware and resource overrides.
+
+    `keep_exceptions` keeps on each RunningJob the exception that ended its attempt (for
+    app.testing's fail_fast); a worker does not, as the exception's frames would hold the job.
+    """
+
+    __slots__ = ("_env", "_reports", "executor")
+
+    def __init__(
+        self,
+        env: Environment,
+        worker_id: str,
+        threads: Any,
+        reports: ReportBuffer,
+        *,
+        keep_exceptions: bool = False,
+    ) -> None:
+        self._env = env
+        self._reports = reports
+        self.executor = JobExecutor(
+            worker_id, env.registry, threads, env.clock, env.middleware, keep_exceptions
+        )
+
+    def claimed(self, jobs: Sequence[Job], requested: int) -> None:
+        """A claim took `jobs` of the `requested`: run the claim hooks (metrics' batch sizes)."""
+        if jobs:
+            self._env.hooks.emit_claim(len(jobs), requested)
+
+    def prepare(self, job: Job) -> RunningJob:
+        """A claimed job with its Context, ready to run."""
+        env = self._env
+        sink = self._progress_hook_sink(job) if env.hooks.wants("progress") else self._reports.add
+        return RunningJob(job, Context(job, sink, env.resource_overrides))
+
+    async def run(self, running: RunningJob) -> Outcome:
+        """Run the job to its outcome, after its `started` hooks."""
+        hooks = self._env.hooks
+        if hooks.wants("started"):
+            hooks.emit(JobEvent("started", running.job))
+        return await self.executor.run(running)
+
+    def acknowledged(self, job: Job, outcome: Outcome) -> None:
+        """The store recorded `outcome`, of an attempt that counts (not dropped, not released):
+        log a failed attempt and run the hooks of its outcome."""
+        if outcome.error is not None:
+            _log_failure(job, outcome)
+        kind = _EVENT_OF_STATE[outcome.state]
+        hooks = self._env.hooks
+        if hooks.wants(kind):
+            hooks.emit(JobEvent(kind, job, error=outcome.error, result=outcome.result))
+
+    def _progress_hook_sink(self, job: Job) -> ReportSink:
+        hooks, add = self._env.hooks, self._reports.add
+
+        def sink(job_id: str, pct: float | None, message: str | None, line: str | None) -> None:
+            add(job_id, pct, message, line)
+            if pct is not None:
+                hooks.emit(JobEvent("progress", job, progress=pct, message=message))
+
+        return sink
+
+
+def _log_failure(job: Job, outcome: Outcome) -> None:
+    """One log record per failed attempt, carrying the job's identity for structured logs."""
+    error = outcome.error
+    assert error is not None
+    extra = {"job_id": job.id, "job_name": job.name, "queue": job.queue, "attempt": job.attempt}
+    if outcome.state is JobState.FAILED:
+        log.error(
+            "job %s %s failed after attempt %d/%d: %s",
+            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "job %s %s attempt %d/%d failed (%s); it will be retried",
+            job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
+        )  # fmt: skip
