@@ -70,7 +70,7 @@ class App:
             lambda: self.backend, clock, self._cancel_locally, lambda: dict(self._queue_limits)
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
-        self.testing = Testing(self.environment)
+        self.testing = Testing(self.environment, lambda: self._definitions, clock)
 
     # the store -------------------------------------------------------------------------------
     @property

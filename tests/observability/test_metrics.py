@@ -172,3 +172,23 @@ async def test_the_asgi_app_serves_the_registry() -> None:
     assert sent[0]["status"] == 200
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
     assert "conveyor_workers_alive 0.0" in body
+
+
+def test_jobs_run_by_app_testing_drain_are_counted_as_in_a_worker() -> None:
+    app = App("memory://")
+    registry = CollectorRegistry()
+    metrics.install(app, registry)
+
+    @app.job(max_attempts=2, backoff=Backoff(base=0, jitter=0))
+    def flaky(ctx: Any) -> None:
+        raise ValueError("no")
+
+    flaky.enqueue()
+    app.testing.drain()
+    values = scrape(registry)
+    for kind, value in {"enqueued": 1, "started": 2, "retried": 1, "failed": 1}.items():
+        assert at(values, f"conveyor_jobs_{kind}_total", name="flaky", queue="default") == value
+    labels = {"name": "flaky", "queue": "default"}
+    assert at(values, "conveyor_job_duration_seconds_count", **labels, outcome="retried") == 1
+    assert at(values, "conveyor_job_duration_seconds_count", **labels, outcome="failed") == 1
+    assert at(values, "conveyor_claim_batch_size_sum") == 2  # one claim per attempt
