@@ -11,6 +11,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import positive_data_acceptance  # noqa: E402
 
 from conveyor.web import create_app  # noqa: E402
 
@@ -36,4 +37,13 @@ schema = schemathesis.openapi.from_asgi(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {MANAGE_TOKEN}"})
+    excluded = []
+    if case.operation.path == "/api/jobs" and case.method == "POST":
+        # The schema says what it can of a job's arguments, but JSON Schema cannot say "no NUL
+        # in any nested text", "nested at most 32 deep", nor tell an integer beyond 64 bits from
+        # a float: the API refuses those with 422 (one validator for every entry point), which
+        # this check would report as valid data refused. Every other check still applies.
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}, excluded_checks=excluded
+    )

@@ -17,6 +17,7 @@ from conveyor.web.errors import Refused
 from conveyor.web.schemas import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
+    NO_NUL,
     STATES_PATTERN,
     ActionOut,
     BulkIn,
@@ -40,7 +41,7 @@ MAX_PER_PAGE = 200
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a job id (UUID)")]
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="a name, 1-200 characters")]
-Filter = Annotated[str | None, Query(max_length=200)]
+Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "no credential granted a permission"},
@@ -113,7 +114,9 @@ def _job_list_routes(routes: _Routes) -> None:
         ] = None,
         name: Filter = None,
         queue: Filter = None,
-        q: Annotated[str | None, Query(max_length=200, description="text in id or name")] = None,
+        q: Annotated[
+            str | None, Query(max_length=200, pattern=NO_NUL, description="text in id or name")
+        ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> JobPage:

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
 from conveyor.model.job import AttemptError, Job, LogLine
 from conveyor.model.recurring import RecurringJob
+from conveyor.model.validation import (
+    MAX_HORIZON,
+    MAX_NESTING,
+    NAME_MAX,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    QUEUE_NAME_PATTERN,
+    UNIQUE_KEY_MAX,
+)
 from conveyor.services import QueueStatus
 
 PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
 JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _STATE = "(scheduled|pending|running|completed|failed|cancelled|skipped)"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
-NAME_PATTERN = r"^[^\x00-\x1f/]{1,200}$"  # queue and recurring names in paths
+NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
+NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
+StoredText = Annotated[str, Field(pattern=NO_NUL)]
 
 
 def truncate(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -202,13 +213,25 @@ class EnqueueIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    args: dict[str, Any] = Field(default_factory=dict)
-    queue: str | None = Field(default=None, min_length=1, max_length=200)
-    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
-    delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600, allow_inf_nan=False)
-    unique_key: str | None = Field(default=None, min_length=1, max_length=500)
-    metadata: dict[str, str] | None = None
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=NO_NUL)
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "the job's arguments: JSON values, integers within 64 bits, nested at most "
+            f"{MAX_NESTING} deep, no NUL character in any text (docs/guide.md)"
+        ),
+    )
+    queue: str | None = Field(default=None, pattern=QUEUE_NAME_PATTERN)
+    priority: int | None = Field(default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    delay: float | None = Field(
+        default=None, ge=0, le=MAX_HORIZON.total_seconds(), allow_inf_nan=False
+    )
+    unique_key: str | None = Field(
+        default=None, min_length=1, max_length=UNIQUE_KEY_MAX, pattern=NO_NUL
+    )
+    metadata: (
+        dict[Annotated[str, Field(pattern=NO_NUL)], Annotated[str, Field(pattern=NO_NUL)]] | None
+    ) = None
 
     @field_validator("priority", "delay", mode="before")
     @classmethod
@@ -233,9 +256,11 @@ class BulkIn(BaseModel):
     state: str | None = Field(
         default=None, max_length=200, pattern=STATES_PATTERN, description="e.g. failed,cancelled"
     )
-    name: str | None = Field(default=None, max_length=200)
-    queue: str | None = Field(default=None, max_length=200)
-    q: str | None = Field(default=None, max_length=200, description="text in id or name")
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    queue: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
+    q: str | None = Field(
+        default=None, max_length=200, pattern=NO_NUL, description="text in id or name"
+    )
 
 
 class BulkOut(BaseModel):
