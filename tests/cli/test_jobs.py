@@ -135,6 +135,12 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
         (["greet", "--args", "[1, 2]"], 2, "must be a JSON object"),
         (["greet", "--args", "{}", "--delay", "soon"], 2, "is not a duration"),
         (["greet", "--args", "{}", "--max-attempts", "0"], 2, "--max-attempts"),
+        # the one validator, as for the Python API and the REST API
+        (["greet", "--args", "{}", "--queue", "a/b"], 2, "queue 'a/b' is not a valid queue name"),
+        (["greet", "--args", "{}", "--priority", "10000000"], 2, "priority must be from"),
+        (["greet", "--args", '{"n": 99999999999999999999}'], 2, "beyond 64-bit integers"),
+        (["greet", "--args", '{"s": "a\\u0000"}'], 2, "NUL character"),
+        (["greet", "--args", "{}", "--unique-key", "k\x00"], 2, "NUL character"),
     ],
 )
 def test_enqueue_refuses_bad_input(

@@ -25,7 +25,7 @@ from rich.table import Table
 from conveyor.app import App
 from conveyor.cli.config import Config, find_config
 from conveyor.cli.loading import ENV_VAR, NOT_FOUND, USAGE, LoadError, load_app
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, InvalidArguments, InvalidFilter, InvalidJobOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 URL_VAR = "CONVEYOR_URL"
@@ -73,9 +73,13 @@ class ConveyorGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the verb; ConveyorError (and any unexpected error) → `Error: …`, exit 1."""
+        """Run the verb; ConveyorError (and any unexpected error) → `Error: …`, exit 1; a
+        refused option or argument (InvalidJobOptions, InvalidArguments, InvalidFilter), as a
+        usage error, exit 2."""
         try:
             return super().invoke(ctx)
+        except (InvalidJobOptions, InvalidArguments, InvalidFilter) as exc:
+            fail(str(exc), USAGE)
         except ConveyorError as exc:
             fail(str(exc), NOT_FOUND)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
