@@ -168,6 +168,11 @@ def test_enqueue_by_name(manager: TestClient, app: conveyor.App) -> None:
     assert again["created"] is False and again["job"]["id"] == job.id
 
 
+NESTED_TOO_DEEP: Any = 1
+for _ in range(33):
+    NESTED_TOO_DEEP = [NESTED_TOO_DEEP]
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -183,12 +188,27 @@ def test_enqueue_by_name(manager: TestClient, app: conveyor.App) -> None:
         {"name": "hello", "metadata": {"a": 1}},
         {"name": "hello", "surprise": True},
         "not an object",
+        # refused by the one validator the Python API and the CLI use too
+        {"name": "hello", "args": {"n": 2**64}},
+        {"name": "hello", "args": {"s": "a\u0000"}},
+        {"name": "hello", "args": {"deep": NESTED_TOO_DEEP}},
+        {"name": "hello", "queue": "a/b"},
+        {"name": "hello", "unique_key": "k\u0000"},
     ],
 )
-def test_bad_enqueue_bodies_are_422_with_a_message(manager: TestClient, body: Any) -> None:
+def test_bad_enqueue_bodies_are_422_with_a_message(
+    manager: TestClient, app: conveyor.App, body: Any
+) -> None:
     response = manager.post("/api/jobs", json=body)
     assert response.status_code == 422
     assert response.json()["error"]
+    assert app.jobs.counts().by_state.get("pending", 0) == 0
+
+
+@pytest.mark.parametrize("param", ["q", "name", "queue"])
+def test_list_filters_a_store_cannot_hold_are_422(manager: TestClient, param: str) -> None:
+    response = manager.get("/api/jobs", params={param: "a\x00"})
+    assert response.status_code == 422 and response.json()["error"]
 
 
 def test_malformed_json_is_422(manager: TestClient) -> None:
