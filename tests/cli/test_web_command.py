@@ -61,3 +61,51 @@ def test_web_refuses_a_bad_token_option() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--token" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_web_without_a_token_makes_one_and_prints_the_link(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "conveyor.cli", "web", "--url", f"sqlite:///{tmp_path}/w.db",
+               "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith(f"Dashboard: http://127.0.0.1:{port}/login?token=")
+        token = first.strip().rsplit("=", 1)[1]
+        stats = f"http://127.0.0.1:{port}/api/stats"
+        wait_until(lambda: status(stats, token) == 200, 30, "the server to answer")
+        assert status(stats) == 401  # from this machine too: no open mode unless asked
+        assert status(f"http://127.0.0.1:{port}/api/openapi.json") == 401
+        assert status(f"http://127.0.0.1:{port}/api/openapi.json", token) == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_open_mode_is_asked_for_warned_and_local_only(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "conveyor.cli", "web", "--url", f"sqlite:///{tmp_path}/w.db"]
+    refused = subprocess.run([*base, "--open", "--host", "0.0.0.0"], capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+    assert refused.returncode == 2 and "--open answers only this machine" in refused.stderr
+    port = free_port()
+    proc = subprocess.Popen([*base, "--open", "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("Warning: open mode")
+        stats = f"http://127.0.0.1:{port}/api/stats"
+        wait_until(lambda: status(stats) == 200, 30, "the server to answer without a token")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "sqlite:///no/such/dir/w.db"])
+def test_web_fails_at_start_when_the_store_cannot_be_opened(url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli", "web", "--url", url, "--token", "t:view"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: ") and "Traceback" not in done.stderr

@@ -51,19 +51,23 @@ def web(app: conveyor.App) -> FastAPI:
 @pytest.fixture
 def client(web: FastAPI) -> Iterator[TestClient]:
     """An unauthenticated client (add headers per call, or use the fixtures below)."""
-    with TestClient(web) as test_client:
+    with TestClient(web, base_url="http://localhost") as test_client:
         yield test_client
 
 
 @pytest.fixture
 def manager(web: FastAPI) -> Iterator[TestClient]:
     """A client sending the manage token."""
-    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as test_client:
+    with TestClient(
+        web, base_url="http://localhost", headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}
+    ) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def viewer(web: FastAPI) -> Iterator[TestClient]:
     """A client sending the view token."""
-    with TestClient(web, headers={"Authorization": f"Bearer {VIEW_TOKEN}"}) as test_client:
+    with TestClient(
+        web, base_url="http://localhost", headers={"Authorization": f"Bearer {VIEW_TOKEN}"}
+    ) as test_client:
         yield test_client

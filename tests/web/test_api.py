@@ -350,7 +350,7 @@ def test_hashed_tokens_and_the_authorize_hook(app: conveyor.App) -> None:
         return {"view"} if request.headers.get("x-user") == "alice" else set()
 
     web = create_app(app, tokens={f"sha256:{digest}": {"manage"}}, authorize=authorize)
-    with TestClient(web) as client:
+    with TestClient(web, base_url="http://localhost") as client:
         assert client.get("/api/stats").status_code == 401
         assert client.get("/api/stats", headers={"X-User": "alice"}).status_code == 200
         refused = client.post("/api/queues/default/pause", headers={"X-User": "alice"})
@@ -365,7 +365,7 @@ def test_an_async_authorize_hook(app: conveyor.App) -> None:
     async def authorize(request: Any) -> set[str]:
         return {"manage"}
 
-    with TestClient(create_app(app, authorize=authorize)) as client:
+    with TestClient(create_app(app, authorize=authorize), base_url="http://localhost") as client:
         assert client.get("/api/jobs").status_code == 200
 
 
@@ -384,8 +384,9 @@ def test_security_headers(viewer: TestClient) -> None:
     assert headers["x-frame-options"] == "DENY"
 
 
-def test_openapi_documents_every_route(client: TestClient) -> None:
-    schema = client.get("/api/openapi.json").json()
+def test_openapi_documents_every_route(client: TestClient, viewer: TestClient) -> None:
+    assert client.get("/api/openapi.json").status_code == 401  # view permission, as every route
+    schema = viewer.get("/api/openapi.json").json()
     paths = schema["paths"]
     for method, path, _ in VIEW_ROUTES + MANAGE_ROUTES:
         templated = path.replace("{id}", "{job_id}").replace("/default/", "/{name}/")
@@ -442,21 +443,73 @@ def test_a_forged_session_cookie_is_ignored(client: TestClient) -> None:
 def test_mounted_under_a_prefix(app: conveyor.App) -> None:
     web = create_app(app, tokens=TOKENS, prefix="/admin/jobs")
     headers = {"Authorization": f"Bearer {VIEW_TOKEN}"}
-    with TestClient(web, headers=headers) as client:
+    with TestClient(web, base_url="http://localhost", headers=headers) as client:
         assert client.get("/admin/jobs/api/stats").status_code == 200
         page = client.get("/admin/jobs/")
         assert page.status_code == 200 and 'href="/admin/jobs/static/app.css"' in page.text
         assert client.get("/admin/jobs/static/app.js").status_code == 200
         assert client.get("/api/stats").status_code == 404
     host = Starlette(routes=[Mount("/ops", app=create_app(app, tokens=TOKENS))])
-    with TestClient(host, headers=headers) as client:
+    with TestClient(host, base_url="http://localhost", headers=headers) as client:
         assert client.get("/ops/api/jobs").status_code == 200
         page = client.get("/ops/jobs")
         assert page.status_code == 200 and 'href="/ops/static/app.css"' in page.text
 
 
+def test_a_dashboard_without_credentials_is_refused_unless_open_mode_is_asked(
+    app: conveyor.App,
+) -> None:
+    with pytest.raises(conveyor.ConfigurationError, match="needs credentials"):
+        create_app(app)
+    with pytest.raises(conveyor.ConfigurationError, match="open_mode is for a dashboard"):
+        create_app(app, tokens=TOKENS, open_mode=True)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "localhost.evil.example", "127.0.0.2"])
+def test_a_host_header_not_allowed_is_refused_in_every_mode(app: conveyor.App, host: str) -> None:
+    for web in (create_app(app, open_mode=True), create_app(app, tokens=TOKENS)):
+        with TestClient(web, base_url=f"http://{host}", client=("127.0.0.1", 5)) as client:
+            listed = client.get("/api/jobs", headers={"Authorization": f"Bearer {MANAGE_TOKEN}"})
+            paused = client.post(
+                "/api/queues/default/pause", headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}
+            )
+            page = client.get("/")
+        assert listed.status_code == paused.status_code == page.status_code == 400
+        assert "--allowed-host" in listed.json()["error"]
+    assert all(not queue.paused for queue in app.jobs.queues())
+
+
+def test_allowed_hosts_name_the_host_names_answered(app: conveyor.App) -> None:
+    web = create_app(app, tokens=TOKENS, allowed_hosts=["jobs.example.com", "*.ops.example"])
+    headers = {"Authorization": f"Bearer {VIEW_TOKEN}"}
+    for base, status in [
+        ("http://jobs.example.com:8443", 200),
+        ("http://a.ops.example", 200),
+        ("http://ops.example", 400),
+        ("http://localhost", 400),  # the default names are replaced, not extended
+    ]:
+        with TestClient(web, base_url=base, headers=headers) as client:
+            assert client.get("/api/stats").status_code == status, base
+
+
+def test_the_login_link_signs_in_and_leaves_the_address_bar(app: conveyor.App) -> None:
+    web = create_app(app, tokens=TOKENS)
+    with TestClient(web, base_url="http://localhost", follow_redirects=False) as browser:
+        assert browser.get("/api/stats").status_code == 401  # no credential, even locally
+        wrong = browser.get("/login", params={"token": "nope"})
+        assert wrong.status_code == 401 and "not valid" in wrong.text
+        assert browser.get("/login").status_code == 200  # the form, not 405
+        signed = browser.get("/login", params={"token": MANAGE_TOKEN})
+        assert signed.status_code == 303 and signed.headers["location"] == "/"
+        assert "token" not in signed.headers["location"]
+        assert browser.get("/jobs").status_code == 200  # the session cookie carries it
+        assert browser.get("/login").status_code == 303  # signed in already
+
+
 def test_open_mode_without_tokens_or_hook(app: conveyor.App) -> None:
-    with TestClient(create_app(app), client=("127.0.0.1", 50000)) as client:
+    with TestClient(
+        create_app(app, open_mode=True), base_url="http://localhost", client=("127.0.0.1", 50000)
+    ) as client:
         assert client.get("/api/jobs").status_code == 200
         # a browser form from another site sends no Authorization header: refused
         assert client.post("/api/queues/default/pause").status_code == 403
@@ -465,8 +518,8 @@ def test_open_mode_without_tokens_or_hook(app: conveyor.App) -> None:
 
 
 def test_open_mode_refuses_every_request_from_another_machine(app: conveyor.App) -> None:
-    web = create_app(app)
-    with TestClient(web, client=("192.0.2.7", 50000)) as remote:
+    web = create_app(app, open_mode=True)
+    with TestClient(web, base_url="http://localhost", client=("192.0.2.7", 50000)) as remote:
         listed = remote.get("/api/jobs")
         paused = remote.post("/api/queues/default/pause", headers={"Authorization": "Bearer x"})
         page = remote.get("/jobs")
@@ -474,13 +527,15 @@ def test_open_mode_refuses_every_request_from_another_machine(app: conveyor.App)
     assert paused.status_code == 401
     assert page.status_code == 401 and "only requests from this machine" in page.text
     assert all(not queue.paused for queue in app.jobs.queues())
-    with TestClient(web, client=("::1", 50000)) as local:
+    with TestClient(web, base_url="http://localhost", client=("::1", 50000)) as local:
         assert local.get("/api/jobs").status_code == 200
 
 
 def test_list_jobs_caps_the_total_past_the_count_cap(crowded: conveyor.App) -> None:
     web = create_app(crowded, tokens=TOKENS)
-    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as manager:
+    with TestClient(
+        web, base_url="http://localhost", headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}
+    ) as manager:
         every = manager.get("/api/jobs").json()
         hello = manager.get("/api/jobs", params={"q": "HELL", "per_page": 200}).json()
         past = manager.get("/api/jobs", params={"name": "hello", "page": 201}).json()
@@ -499,7 +554,9 @@ def test_bulk_action_past_the_count_cap_is_truncated() -> None:
     app = build_app(max_queue_size=0)
     app.enqueue_many([app.request("hello") for _ in range(LIST_COUNT_CAP + 1)])
     web = create_app(app, tokens=TOKENS)
-    with TestClient(web, headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}) as manager:
+    with TestClient(
+        web, base_url="http://localhost", headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}
+    ) as manager:
         first = manager.post("/api/jobs/bulk/cancel", json={"name": "hello"}).json()
         rest = manager.post("/api/jobs/bulk/cancel", json={"name": "hello"}).json()
     app.close()

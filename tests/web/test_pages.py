@@ -197,7 +197,9 @@ def test_static_assets_are_shipped(client: TestClient) -> None:
 
 def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
     web = create_app(crowded, tokens=TOKENS)
-    with TestClient(web, headers={"Authorization": f"Bearer {VIEW_TOKEN}"}) as viewer:
+    with TestClient(
+        web, base_url="http://localhost", headers={"Authorization": f"Bearer {VIEW_TOKEN}"}
+    ) as viewer:
         first = viewer.get("/jobs").text
         later = viewer.get("/jobs?page=201").text
         slow = viewer.get("/jobs?q=slow").text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 
 from conveyor.app import App
@@ -23,6 +25,21 @@ from conveyor.errors import ConfigurationError
     "TOKEN may be sha256:<hex> of the token.",
 )
 @click.option("--url", help="Serve a store without importing job code, e.g. sqlite:///demo.db")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name the dashboard answers to besides localhost and the bound address "
+    "(e.g. jobs.example.com, *.example.com); repeat for more.",
+)
+@click.option(
+    "--open",
+    "open_mode",
+    is_flag=True,
+    help="No credentials: every request from this machine may manage jobs (bound to "
+    "loopback only). Without it and without --token, a manage token is made at start.",
+)
 @common
 def web(
     app_arg: str | None,
@@ -30,12 +47,16 @@ def web(
     port: int,
     tokens: tuple[str, ...],
     url: str | None,
+    allowed_hosts: tuple[str, ...],
+    open_mode: bool,
     app_ref: str | None,
     as_json: bool,
 ) -> None:
     """Serve the dashboard and REST API of the App at MODULE:APP (or of the store at --url).
 
-    Without --token the dashboard answers only requests from this machine (open to them).
+    Without --token, a manage token is made at start and the link that signs in with it is
+    printed (the page keeps it in its session cookie); every request without a credential is
+    refused, from this machine too. --open serves without credentials, to this machine only.
 
     \b
     Examples:
@@ -44,6 +65,7 @@ def web(
     """
     try:
         from conveyor.web import parse_token_option, serve
+        from conveyor.web.auth import is_loopback
     except ImportError:
         fail("the dashboard needs the web extra: pip install 'conveyor[web]'")
     granted: dict[str, set[str]] = {}
@@ -53,8 +75,29 @@ def web(
         except ConfigurationError as exc:
             fail(f"--token: {exc}", USAGE)
         granted[token] = permissions
+    if open_mode and granted:
+        fail("--open serves without credentials: drop it, or drop --token", USAGE)
+    if open_mode and not is_loopback(host):
+        fail(f"--open answers only this machine: bind it to 127.0.0.1, not {host}", USAGE)
     app = App(url) if url else load(app_arg or app_ref)
+    app.backend.open()  # a store that cannot be opened fails here, not on every page
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    if open_mode:
+        click.echo(
+            "Warning: open mode: anyone on this machine (any user, any local program) may "
+            "manage jobs; use --token for anything else.",
+            err=True,
+        )
+    elif not granted:
+        made = secrets.token_urlsafe(24)
+        granted[made] = {"manage"}
+        click.echo(
+            f"Dashboard: http://{shown}:{port}/login?token={made}\n"
+            f"API: Authorization: Bearer {made}  (a manage token made for this run; "
+            "give --token to choose your own)",
+            err=True,
+        )
     try:
-        serve(app, host, port, granted or None)
+        serve(app, host, port, granted or None, open_mode=open_mode, allowed_hosts=allowed_hosts)
     except ConfigurationError as exc:  # an unknown permission
         fail(f"--token: {exc}", USAGE)

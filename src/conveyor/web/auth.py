@@ -27,9 +27,14 @@ VIEW = "view"
 MANAGE = "manage"
 PERMISSIONS = frozenset({VIEW, MANAGE})
 OPEN_REMOTE_REFUSED = (
-    "this dashboard has no tokens configured, so it answers only requests from this machine: "
+    "this dashboard runs in open mode, so it answers only requests from this machine: "
     "configure tokens (conveyor web --token TOKEN:manage, or create_app(app, tokens=...)) "
     "or an authorize hook to use it from elsewhere"
+)
+NO_CREDENTIALS = (
+    "the dashboard needs credentials: give tokens (create_app(app, tokens={TOKEN: {'manage'}})), "
+    "an authorize hook, or open_mode=True for this machine only (local use); `conveyor web` "
+    "makes a token for you"
 )
 HASH_PREFIX = "sha256:"
 SESSION_COOKIE = "conveyor_session"
@@ -164,16 +169,26 @@ class Auth:
         tokens: Mapping[str, Iterable[str]] | None,
         authorize: Authorize | None,
         secret: str | bytes | None,
+        *,
+        open_mode: bool = False,
     ) -> None:
         self.tokens = TokenStore(tokens)
         self.authorize = authorize
         self.signer = Signer(secret)
-        self.open = not self.tokens and authorize is None  # nothing configured: local use
+        credentials = bool(self.tokens) or authorize is not None
+        if open_mode and credentials:
+            raise ConfigurationError(
+                "open_mode is for a dashboard without credentials: drop it, or drop the "
+                "tokens and the authorize hook"
+            )
+        if not open_mode and not credentials:
+            raise ConfigurationError(NO_CREDENTIALS)
+        self.open = open_mode  # asked for explicitly: this machine may do everything
 
     async def identify(self, request: Request) -> Identity:
-        """Everything the request may do. With nothing configured (open mode) a request from
+        """Everything the request may do. In open mode (asked for explicitly) a request from
         this machine may do everything and one from elsewhere nothing: a dashboard bound to
-        0.0.0.0 by mistake exposes no job."""
+        0.0.0.0 by mistake exposes no job. Otherwise only credentials grant anything."""
         session = self.signer.load(request.cookies.get(SESSION_COOKIE))
         if self.open:
             if request.client is not None and is_loopback(request.client.host):
@@ -224,3 +239,23 @@ def set_session_cookie(response: Response, signer: Signer, session: Session, pat
         path=path or "/",
         secure=False,  # served over plain HTTP on localhost too; a TLS proxy may add Secure
     )
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def host_allowed(host_header: str, allowed: Iterable[str]) -> bool:
+    """Whether a Host header names one of `allowed` (names or addresses, the port ignored;
+    `*.example.com` matches its subdomains, `*` anything)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    for pattern in allowed:
+        pattern = pattern.lower().strip("[]")
+        if pattern == "*" or host == pattern:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False

@@ -13,7 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from conveyor.model.job import JobState
-from conveyor.web.auth import SESSION_COOKIE, hash_token, new_session, set_session_cookie
+from conveyor.web.auth import (
+    SESSION_COOKIE,
+    VIEW,
+    hash_token,
+    new_session,
+    set_session_cookie,
+)
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import Refused
 from conveyor.web.page_routes import PageRoutes, field
@@ -243,5 +249,30 @@ def _login_routes(routes: PageRoutes) -> None:
         response.delete_cookie(SESSION_COOKIE, path=dash.base(request) or "/")
         return response
 
+    async def login_page(request: Request) -> Response:
+        """GET /login: the login form; with ?token= (the link `conveyor web` prints) a valid
+        token logs in at once and the redirect takes it out of the address bar."""
+        p = await routes.page(request)
+        target = routes.safe_next(request, request.query_params.get("next"))
+        if target == dash.base(request) + "/login":
+            target = dash.base(request) + "/"
+        token = request.query_params.get("token")
+        if token is None:
+            if p.identity.can(VIEW):
+                return RedirectResponse(target, status_code=303)
+            return p.render("login.html", status=200, message="", next=target)
+        if not dash.auth.tokens.permissions_for(token):
+            return p.render(
+                "login.html", status=401, message="That token is not valid.", next=target
+            )
+        response = RedirectResponse(target, status_code=303)
+        set_session_cookie(response, dash.auth.signer, new_session(hash_token(token)),
+                           dash.base(request) or "/")  # fmt: skip
+        response.headers["Referrer-Policy"] = "no-referrer"  # the token is in this URL
+        return response
+
     routes.form("/login", login)
+    routes.api.add_api_route(
+        f"{dash.prefix}/login", login_page, methods=["GET"], include_in_schema=False
+    )
     routes.form("/logout", logout)
