@@ -248,7 +248,8 @@ class App:
     # enqueueing ------------------------------------------------------------------------------
     def request(self, name: str, args: dict[str, Any] | None = None, **options: Any) -> NewJob:
         """Build (not store) a job by name, for `enqueue_many`."""
-        return self._build(name, self.options_for(name).merged(**options), args or {})
+        arguments = {} if args is None else args  # an empty list is refused, not taken as {}
+        return self._build(name, self.options_for(name).merged(**options), arguments)
 
     def enqueue(
         self,

@@ -36,12 +36,12 @@ def define(
     if catch_up < 1:
         raise ConfigurationError("catch_up must be at least 1 (the latest missed tick)")
     schedule = Schedule(cron, timezone)
-    check_arguments(args or {})
+    arguments = check_arguments({} if args is None else args)
     return RecurringJob(
         name=name,
         cron=schedule.expression,
         job_name=job_name,
-        args=dict(args or {}),
+        args=dict(arguments),
         timezone=timezone,
         overlap=check_overlap(overlap),
         catch_up=catch_up,
