@@ -23,8 +23,7 @@ from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
 from conveyor.context import Context, ReportSink
 from conveyor.errors import Retry, UnknownJobError, UsageError
 from conveyor.model.job import WAITING_STATES, Job, JobState, new_job_id
-from conveyor.model.serialization import find_unencodable
-from conveyor.model.validation import check_arguments
+from conveyor.model.validation import check_arguments, result_problem
 from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import RunningJob
@@ -292,12 +291,9 @@ def _body(definition: JobDefinition) -> Callable[..., Any]:
 
 
 def _checked_result(definition: JobDefinition, value: Any) -> Any:
-    bad = find_unencodable(value, "result")
+    bad = result_problem(value)
     if bad:
-        raise AssertionError(
-            f"job {definition.name!r} returned a value that cannot be stored as JSON: {bad} is "
-            "not encodable; a worker would fail the attempt"
-        )
+        raise AssertionError(f"job {definition.name!r}: {bad}; a worker would fail the attempt")
     return value
 
 

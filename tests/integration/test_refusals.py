@@ -38,3 +38,22 @@ def test_text_no_store_can_hold_is_refused_everywhere(app: conveyor.App, text: s
     # and the same text escaped the JSON way is plain text, stored and read back
     handle = app.enqueue("echo", {"s": text.encode("unicode_escape").decode()})
     assert handle.refresh().args == {"s": text.encode("unicode_escape").decode()}
+
+
+async def test_a_result_no_store_can_hold_fails_that_attempt_alone(app: conveyor.App) -> None:
+    @app.job(max_attempts=1)
+    def answer(ctx: Context, n: int) -> Any:
+        return {"text": "nul\x00"} if n == 3 else {"big": 2**64} if n == 5 else n
+
+    handles = [app.enqueue("answer", {"n": n}) for n in range(8)]
+    async with app.worker(concurrency=4):
+        for handle in handles:
+            await handle.wait_async(30)
+    results = {n: handle.refresh() for n, handle in enumerate(handles)}
+    for n, job in results.items():
+        if n in (3, 5):
+            assert job.state is conveyor.JobState.FAILED
+            assert job.errors[-1].kind == "result"
+            assert "cannot be stored" in job.errors[-1].message
+        else:
+            assert (job.state, job.result) == (conveyor.JobState.COMPLETED, n)

@@ -168,8 +168,11 @@ def migrate(app: App) -> Output:
     if isinstance(backend, Migrating):
         # On a connection of its own, even when the app's URL says ?migrate=false (PostgreSQL),
         # which would make opening the store refuse a stale schema.
-        applied = backend.migrate()
-        version = backend.schema_version()
+        try:
+            applied = backend.migrate()
+            version = backend.schema_version()
+        finally:
+            backend.close()
     store, where = type(backend).__name__, _safe_url(app.url)
     shown = "n/a (nothing is stored)" if version is None else str(version)
     if applied is not None:

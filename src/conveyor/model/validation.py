@@ -245,6 +245,24 @@ def check_arguments(args: object) -> dict[str, Any]:
     return args
 
 
+def result_problem(value: Any) -> str | None:
+    """Why a job's return value cannot be stored (the same rules as arguments), or None. Cheap
+    for the usual results (None, a number, short ASCII text)."""
+    kind = type(value)
+    if value is None or kind is bool or (kind is str and value.isascii() and "\x00" not in value):
+        return None
+    problem = find_problem(value, "result", 0)
+    if problem is None:
+        return None
+    text, unencodable = problem
+    if unencodable:
+        return (
+            f"the return value cannot be stored as JSON: {text} is not encodable; "
+            "return plain values (str, int, float, bool, None, lists, dicts)"
+        )
+    return f"the return value cannot be stored: {text}"
+
+
 def find_problem(value: Any, path: str, depth: int) -> tuple[str, bool] | None:
     """The first value under `path` a store cannot hold, described, and whether it is one JSON
     cannot encode at all (True) or a JSON value out of the stores' range (False); None if all

@@ -17,7 +17,7 @@ from conveyor.errors import Fail, Retry
 from conveyor.model.job import AttemptError, Job, JobState
 from conveyor.model.lifecycle import waiting_state
 from conveyor.model.options import Backoff
-from conveyor.model.serialization import find_unencodable
+from conveyor.model.validation import result_problem
 from conveyor.runtime.middleware import Middleware, compose
 from conveyor.runtime.registry import JobDefinition, Registry
 from conveyor.runtime.threads import DaemonThreadPool
@@ -129,18 +129,10 @@ class JobExecutor:
         if running.stop_reason is not None:
             # a cancelled sync job that returned anyway: its result is discarded
             return self.stopped(job, running.stop_reason)
-        bad = find_unencodable(value, "result")
+        bad = result_problem(value)
         if bad:
             return self._failure(
-                job,
-                definition,
-                AttemptError(
-                    job.attempt,
-                    f"the return value cannot be stored as JSON: {bad} is not encodable; "
-                    "return plain values (str, int, float, bool, None, lists, dicts)",
-                    kind="result",
-                    at=self._clock(),
-                ),
+                job, definition, AttemptError(job.attempt, bad, kind="result", at=self._clock())
             )
         return Outcome(
             job.id, self._worker_id, job.attempt, JobState.COMPLETED, self._clock(), result=value
