@@ -11,16 +11,32 @@ once, alone, with error kind `malformed`, and the rest of the batch runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from conveyor.backends.records import ClaimRequest, Outcome
+from conveyor.backends.records import Claimed, ClaimRequest, Outcome
 from conveyor.model.job import AttemptError, Job, JobState
 from conveyor.model.validation import stored_job_problem
 
 log = logging.getLogger(__name__)
 
 Row = TypeVar("Row")
+
+
+def claim_runnable(
+    claim_once: Callable[[], tuple[Claimed, list[Outcome]]],
+    finish: Callable[[Sequence[Outcome]], object],
+) -> Claimed:
+    """Claim until the claim holds a runnable job or none is left: each pass's malformed rows
+    are failed at once (`finish`), and a pass that took only malformed rows claims again (each
+    fails at least one row, so this ends)."""
+    while True:
+        claimed, rejected = claim_once()
+        if not rejected:
+            return claimed
+        finish(rejected)
+        if claimed.jobs:
+            return claimed
 
 
 def decode_claimed(

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from conveyor.backends.decoding import decode_claimed
+from conveyor.backends.decoding import claim_runnable, decode_claimed
 from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
 from conveyor.backends.postgres.enqueue import EnqueueVerbs
 from conveyor.backends.postgres.recurring import RecurringVerbs
@@ -115,14 +115,7 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
     # workers ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> Claimed:
         """Atomically take due jobs for a worker, respecting queue limits across processes."""
-        while True:
-            claimed, rejected = self._claim_rows_decoded(request)
-            if not rejected:
-                return claimed
-            self.finish(rejected)  # failed alone (backends/decoding.py)
-            if claimed.jobs:
-                return claimed
-            # each pass fails at least one malformed row, so this loop ends
+        return claim_runnable(lambda: self._claim_rows_decoded(request), self.finish)
 
     def _claim_rows_decoded(self, request: ClaimRequest) -> tuple[Claimed, list[Outcome]]:
         """One claim: the runnable jobs, and a failed outcome for each malformed row."""

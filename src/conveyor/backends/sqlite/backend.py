@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from conveyor.backends.decoding import decode_claimed
+from conveyor.backends.decoding import claim_runnable, decode_claimed
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Claimed,
@@ -133,14 +133,7 @@ class SQLiteBackend(RecurringVerbs):
     # workers ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> Claimed:
         """Atomically take due jobs for a worker, respecting queue limits."""
-        while True:
-            claimed, rejected = self._claim_rows_decoded(request)
-            if not rejected:
-                return claimed
-            self.finish(rejected)  # failed alone (backends/decoding.py)
-            if claimed.jobs:
-                return claimed
-            # each pass fails at least one malformed row, so this loop ends
+        return claim_runnable(lambda: self._claim_rows_decoded(request), self.finish)
 
     def _claim_rows_decoded(self, request: ClaimRequest) -> tuple[Claimed, list[Outcome]]:
         """One claim: the runnable jobs, and a failed outcome for each malformed row."""
