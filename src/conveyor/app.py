@@ -67,10 +67,19 @@ class App:
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._recurring: dict[str, RecurringJob] = {}
         self.jobs = JobService(
-            lambda: self.backend, clock, self._cancel_locally, lambda: dict(self._queue_limits)
+            lambda: self.backend,
+            clock,
+            self._cancel_locally,
+            lambda: dict(self._queue_limits),
+            self._job_queues,
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment, lambda: self._definitions, clock)
+
+    def _job_queues(self) -> set[str]:
+        """The queues this app's registered and declared jobs are enqueued on by default."""
+        definitions = [d.options for d in self._definitions.values()]
+        return {o.queue for o in [*definitions, *self._declared.values()]}
 
     # the store -------------------------------------------------------------------------------
     @property

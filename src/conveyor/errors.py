@@ -17,6 +17,7 @@
     │   └── ScopeClosed           a resource asked of a scope that has closed
     └── NotFound                  what was asked for does not exist
         ├── JobNotFound           no job has the given id
+        ├── QueueNotFound         no queue has the given name
         └── RecurringJobNotFound  no recurring job has the given name
 
 Retry and Fail are not errors of Conveyor: a job raises them to steer its own retries.
@@ -95,6 +96,10 @@ class NotFound(ConveyorError):
 
 class JobNotFound(NotFound):
     """No job has this id: it may have been deleted or pruned after its retention period."""
+
+
+class QueueNotFound(NotFound):
+    """No queue has this name: see `conveyor queues ls` for the queues there are."""
 
 
 class RecurringJobNotFound(NotFound):

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from conveyor.backends.protocol import Backend
 from conveyor.backends.records import Counts, JobFilter, Page, QueueInfo, Throughput, WorkerInfo
-from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict
+from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict, QueueNotFound
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
-from conveyor.model.validation import text_problem
+from conveyor.model.validation import check_queue, text_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,13 @@ class JobService:
         clock: Callable[[], datetime],
         on_cancel_requested: Callable[[str], None],
         queue_limits: Callable[[], dict[str, int]] = dict,
+        job_queues: Callable[[], set[str]] = set,
     ) -> None:
         self._backend = backend
         self._clock = clock
         self._on_cancel_requested = on_cancel_requested
         self._queue_limits = queue_limits
+        self._job_queues = job_queues  # the queues the app's jobs are declared on
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -81,13 +83,29 @@ class JobService:
             )
         return statuses
 
-    def pause_queue(self, name: str) -> None:
-        """Stop every worker claiming this queue's jobs (running ones finish)."""
+    def pause_queue(self, name: str, *, create: bool = False) -> None:
+        """Stop every worker claiming this queue's jobs (running ones finish). A queue nobody
+        knows (no jobs, not declared, no job of the app on it) is refused with QueueNotFound,
+        so a typo does not pause a phantom queue, unless `create` (pause it before its first
+        job arrives)."""
+        check_queue(name)
+        if not create:
+            self._require_queue(name)
         self._backend().set_queue_paused(name, True, self._clock())
 
     def resume_queue(self, name: str) -> None:
-        """Let workers claim this queue's jobs again."""
+        """Let workers claim this queue's jobs again (QueueNotFound for an unknown queue)."""
+        self._require_queue(name)
         self._backend().set_queue_paused(name, False, self._clock())
+
+    def _require_queue(self, name: str) -> None:
+        known = {q.name for q in self.queues()} | self._job_queues()
+        if name not in known:
+            shown = ", ".join(sorted(known)) or "none yet"
+            raise QueueNotFound(
+                f"no queue is named {name!r} (known queues: {shown}); to pause a queue before "
+                "its first job, ask for it to be created (conveyor queues pause NAME --create)"
+            )
 
     def throughput(self, minutes: int = 60) -> list[Throughput]:
         """Completed and failed jobs per minute over the last `minutes` (empty ones left out)."""

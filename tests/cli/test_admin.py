@@ -54,6 +54,16 @@ def test_queues_ls_pause_resume(project: Project) -> None:
     assert not {q["name"]: q for q in project.json("queues", "ls")}["emails"]["paused"]
 
 
+def test_pausing_an_unknown_queue_is_refused_unless_created(project: Project) -> None:
+    assert_one_line_error(project.invoke("queues", "pause", "emials"), 1, "no queue is named")
+    assert "emials" not in {q["name"] for q in project.json("queues", "ls")}
+    assert_one_line_error(project.invoke("queues", "resume", "emials"), 1, "no queue is named")
+    created = project.json("queues", "pause", "later", "--create")
+    assert created == {"queue": "later", "paused": True}
+    assert {q["name"]: q for q in project.json("queues", "ls")}["later"]["paused"] is True
+    assert_one_line_error(project.invoke("queues", "pause", "a/b", "--create"), 2, "queue name")
+
+
 def test_workers_ls_and_stats(project: Project) -> None:
     assert "no live workers" in project.invoke("workers", "ls").stdout
     done = project.enqueue("greet", name="ada")

@@ -322,6 +322,11 @@ def test_queues_pause_and_resume(manager: TestClient, app: conveyor.App) -> None
     assert next(q for q in app.jobs.queues() if q.name == "default").paused
     assert manager.post("/api/queues/default/resume").json()["paused"] is False
     assert manager.post("/api/queues/never-seen/resume").status_code == 404
+    missing = manager.post("/api/queues/never-seen/pause")
+    assert missing.status_code == 404 and "no queue is named" in missing.json()["error"]
+    assert "never-seen" not in {q.name for q in app.jobs.queues()}
+    created = manager.post("/api/queues/never-seen/pause", params={"create": "true"})
+    assert created.status_code == 200 and created.json()["paused"] is True
 
 
 def test_stats_count_by_state_and_queue_with_an_hour_of_minutes(

@@ -195,15 +195,17 @@ def queues_ls(app: App) -> Output:
 
 @queues.command("pause")
 @click.argument("name")
+@click.option("--create", is_flag=True, help="Pause a queue that has no jobs yet.")
 @verb
-def queues_pause(app: App, name: str) -> Output:
-    """Stop every worker claiming a queue's jobs (running ones finish).
+def queues_pause(app: App, name: str, create: bool) -> Output:
+    """Stop every worker claiming a queue's jobs (running ones finish). A queue with no jobs
+    and no job declared on it is refused (a typo), unless --create.
 
     \b
     Example:
       conveyor queues pause emails
     """
-    app.jobs.pause_queue(name)
+    app.jobs.pause_queue(name, create=create)
     return Output({"queue": name, "paused": True}, f"paused queue {escape(name)}")
 
 

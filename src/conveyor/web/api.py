@@ -13,7 +13,6 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.dashboard import Dashboard, states_or_422
-from conveyor.web.errors import Refused
 from conveyor.web.schemas import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
@@ -247,17 +246,19 @@ def _queue_routes(routes: _Routes) -> None:
             oldest_due_at=None,
         )  # fmt: skip
 
-    @routes.manage("POST", "/queues/{name}/pause", response_model=QueueOut)
-    def pause_queue(name: Name) -> QueueOut:
-        """Stop workers claiming this queue's jobs (running ones finish)."""
-        jobs.pause_queue(name)
+    @routes.manage("POST", "/queues/{name}/pause", response_model=QueueOut, responses=_MISSING)
+    def pause_queue(
+        name: Name,
+        create: Annotated[bool, Query(description="pause a queue that has no jobs yet")] = False,
+    ) -> QueueOut:
+        """Stop workers claiming this queue's jobs (running ones finish); an unknown queue is
+        404 unless `create`."""
+        jobs.pause_queue(name, create=create)
         return queue_out(name)
 
     @routes.manage("POST", "/queues/{name}/resume", response_model=QueueOut, responses=_MISSING)
     def resume_queue(name: Name) -> QueueOut:
         """Let workers claim this queue's jobs again."""
-        if not any(q.name == name for q in jobs.queues()):
-            raise Refused(404, f"no queue is named {name!r}")
         jobs.resume_queue(name)
         return queue_out(name)
 
