@@ -170,3 +170,17 @@ def test_workers_and_producers_ride_out_a_real_server_restart(schema: str, versi
         producer.stop()
         workers.stop_all()
         app.close()
+
+
+def test_the_first_call_after_a_restart_works(schema: str, version: str) -> None:
+    app = conveyor.App(url_for(schema, pool_min="2"))
+    app.declare("record")
+    try:
+        first = app.enqueue("record", {"n": 1})
+        pg_ctl(version, "restart")
+        wait_until(server_ready, 60, "the server to accept connections again")
+        # every pooled connection was closed by the restart: the pool must not hand one out
+        second = app.enqueue("record", {"n": 2})
+        assert {j.id for j in app.jobs.list().jobs} == {first.id, second.id}
+    finally:
+        app.close()

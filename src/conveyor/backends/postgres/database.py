@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,19 @@ WAIT_SLICE = 0.25  # seconds a LISTEN wait blocks before checking whether the st
 # SQLSTATE classes that mean the connection, not the statement, failed: connection exceptions
 # (08), the server shutting down or starting (57P01-57P03), too many connections (53300).
 _CONNECTION_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _closed_by_the_server(conn: Conn) -> None:
+    """The pool's check of a connection it hands out: raise (so the pool replaces it) when the
+    server has closed it, as a restart or failover does to every idle connection. Costs no
+    round trip: an idle connection has nothing to read unless the server said goodbye (its
+    FATAL message, then end of file) — otherwise the first call after a restart would fail."""
+    if conn.closed:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        conn.close()  # a connection that still looks fine would be put back in the pool
+        raise psycopg.OperationalError("the server closed the pooled connection")
 
 
 #: The URL options Conveyor reads itself; every other one goes to libpq.
@@ -214,6 +228,7 @@ class Database:
                 timeout=self.config.pool_timeout,
                 name=f"conveyor-{self.config.schema}",
                 open=False,
+                check=_closed_by_the_server,
             )
             try:
                 with self.errors("cannot open"):
