@@ -20,7 +20,7 @@ from conveyor.model.job import Enqueued, Job, NewJob, utcnow
 from conveyor.model.options import Backoff, JobOptions
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
-from conveyor.model.validation import check_arguments, check_new_job, check_queue
+from conveyor.model.validation import check_new_job, check_queue
 from conveyor.recurring import RecurringService, define
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
@@ -339,7 +339,7 @@ class App:
         return backend
 
     def _build(self, name: str, options: JobOptions, args: dict[str, Any]) -> NewJob:
-        check_arguments(args)
+        # the arguments are checked with the rest of the job when it is enqueued
         metadata = options.metadata
         if self._propagation is not None:
             metadata = {**self._propagation.capture(), **metadata}  # explicit metadata wins

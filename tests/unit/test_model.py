@@ -11,7 +11,15 @@ import pytest
 
 from conveyor.errors import ArgumentsNotSerializable, ConfigurationError
 from conveyor.model import job as job_module
-from conveyor.model.job import JobState, LogLine, can_transition, new_job_id
+from conveyor.model.job import (
+    JOB_FIELDS,
+    Job,
+    JobState,
+    LogLine,
+    NewJob,
+    can_transition,
+    new_job_id,
+)
 from conveyor.model.logs import append_logs
 from conveyor.model.options import Backoff, JobOptions
 from conveyor.model.settings import Settings
@@ -109,3 +117,41 @@ def test_check_arguments_names_the_first_bad_path() -> None:
         check_arguments({"a": {1: "x"}})
     with pytest.raises(ArgumentsNotSerializable, match=r"args\.big \(inf\)"):
         check_arguments({"big": float("inf")})
+
+
+def test_to_job_sets_every_field_as_the_dataclass_would() -> None:
+    # to_job fills the slots directly (model.job.job_from_values): a field added or moved in
+    # Job must not shift the values into the wrong fields
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    log = LogLine(now, "skipped")
+    for request in (
+        NewJob(
+            "a",
+            queue="q",
+            args={"n": 1},
+            metadata={"m": "v"},
+            priority=5,
+            max_attempts=2,
+            timeout=1.5,
+            unique_key="u",
+            recurring_name="r",
+            concurrency_key="k",
+        ),
+        NewJob("b", run_at=datetime(2031, 1, 1, tzinfo=UTC)),
+        NewJob("c", state=JobState.SKIPPED, logs=(log,)),
+    ):
+        job = request.to_job(now)
+        run_at = request.run_at or now
+        state = request.state or (JobState.SCHEDULED if run_at > now else JobState.PENDING)
+        expected = Job(
+            id=request.id, name=request.name, queue=request.queue, args=request.args,
+            metadata=request.metadata, priority=request.priority, state=state,
+            max_attempts=request.max_attempts, timeout=request.timeout, run_at=run_at,
+            created_at=now, unique_key=request.unique_key, recurring_name=request.recurring_name,
+            concurrency_key=request.concurrency_key, logs=request.logs,
+            finished_at=now if state is JobState.SKIPPED else None,
+        )  # fmt: skip
+        assert job == expected
+        assert [getattr(job, name) for name in JOB_FIELDS] == [
+            getattr(expected, name) for name in JOB_FIELDS
+        ]

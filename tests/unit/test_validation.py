@@ -187,3 +187,9 @@ def test_list_filters_a_store_cannot_hold_are_refused(app: App, field: str, text
 
     with pytest.raises(InvalidFilter, match=f"the {field} filter"):
         app.jobs.list(**{field: text})
+
+
+def test_a_bulk_request_of_unhashable_names_or_queues_is_refused_clearly(app: App) -> None:
+    for request in (NewJob(["echo"]), NewJob("echo", queue=["q"])):  # type: ignore[arg-type]
+        with pytest.raises(InvalidJobOptions, match="must be a string"):
+            app.enqueue_many([request])

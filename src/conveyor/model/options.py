@@ -79,6 +79,8 @@ class JobOptions:
 
     def merged(self, **changes: Any) -> JobOptions:
         """These options with `changes` applied (unknown names are refused)."""
+        if not changes:
+            return self  # frozen: no copy (and no second validation) needed
         unknown = set(changes) - set(self.__dataclass_fields__)
         if unknown:
             raise InvalidJobOptions(

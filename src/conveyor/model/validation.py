@@ -174,20 +174,44 @@ def check_metadata(value: object) -> dict[str, str]:
 
 def check_new_job(job: NewJob, now: datetime) -> None:
     """Refuse a request no store should keep (InvalidJobOptions or InvalidArguments), before
-    anything is stored: every enqueue path calls this for every job of a batch."""
-    check_text(job.name, "the job name", NAME_MAX)
-    check_queue(job.queue)
-    check_priority(job.priority)
-    check_max_attempts(job.max_attempts)
-    check_timeout(job.timeout)
-    check_run_at(job.run_at, now)
-    check_unique_key(job.unique_key)
-    check_metadata(job.metadata)
+    anything is stored: every enqueue path calls this for every job of a batch. On the
+    enqueue hot path, so the usual job (a known name and queue, default options) takes the
+    short way: plain type and range tests, and the names already seen."""
+    if type(job.name) is not str or job.name not in _SEEN_NAMES:
+        check_text(job.name, "the job name", NAME_MAX)
+        _remember(_SEEN_NAMES, job.name)
+    if type(job.queue) is not str or job.queue not in _SEEN_QUEUES:
+        check_queue(job.queue)
+        _remember(_SEEN_QUEUES, job.queue)
+    priority, attempts = job.priority, job.max_attempts
+    if type(priority) is not int or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        check_priority(priority)
+    if type(attempts) is not int or not 1 <= attempts <= MAX_ATTEMPTS:
+        check_max_attempts(attempts)
+    if job.timeout is not None:
+        check_timeout(job.timeout)
+    if job.run_at is not None:
+        check_run_at(job.run_at, now)
+    if job.unique_key is not None:
+        check_unique_key(job.unique_key)
+    if job.metadata or type(job.metadata) is not dict:
+        check_metadata(job.metadata)
     if job.concurrency_key is not None:
         check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
     if job.recurring_name is not None:
         check_text(job.recurring_name, "recurring_name", NAME_MAX)
     check_arguments(job.args)
+
+
+#: Names and queues that passed their check (bounded: a flood of distinct ones is still checked).
+_SEEN_NAMES: set[str] = set()
+_SEEN_QUEUES: set[str] = set()
+_SEEN_MAX = 10_000
+
+
+def _remember(seen: set[str], value: str) -> None:
+    if len(seen) < _SEEN_MAX:
+        seen.add(value)
 
 
 def stored_job_problem(job: Job) -> str | None:

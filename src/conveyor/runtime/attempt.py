@@ -13,7 +13,7 @@ drain claims and writes one job at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from conveyor.backends.records import Outcome
@@ -70,12 +70,13 @@ class Attempts:
         sink = self._progress_hook_sink(job) if env.hooks.wants("progress") else self._reports.add
         return RunningJob(job, Context(job, sink, env.resource_overrides))
 
-    async def run(self, running: RunningJob) -> Outcome:
-        """Run the job to its outcome, after its `started` hooks."""
+    def run(self, running: RunningJob) -> Coroutine[Any, Any, Outcome]:
+        """Fire the job's `started` hooks and return the run to await for its outcome (the
+        executor's own coroutine: no frame of ours stays on the per-job path)."""
         hooks = self._env.hooks
         if hooks.wants("started"):
             hooks.emit(JobEvent("started", running.job))
-        return await self.executor.run(running)
+        return self.executor.run(running)
 
     def acknowledged(self, job: Job, outcome: Outcome) -> None:
         """The store recorded `outcome`, of an attempt that counts (not dropped, not released):

@@ -17,7 +17,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -26,17 +26,16 @@ from conveyor.backends.memory.index import DueEntry, QueueIndex
 from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.operators import OperatorVerbs
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
-from conveyor.model.job import Enqueued, Job, JobState
+from conveyor.model.job import JOB_FIELDS, Enqueued, Job, JobState, job_from_values
+from conveyor.model.lifecycle import ATTEMPT_ENDINGS
 from conveyor.model.logs import append_logs
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
 
 # dataclasses.replace re-runs Job.__init__ through fields() and costs most of a claim, so the
 # worker's per-job verbs (claim, finish, report, heartbeat) copy through `_evolve`, which fills
-# a new instance's slots directly. Job has no __post_init__ whose checks this would skip.
-_JOB_FIELDS = tuple(f.name for f in fields(Job))
-_read_fields = attrgetter(*_JOB_FIELDS)
-_slot_setters = tuple(getattr(Job, name).__set__ for name in _JOB_FIELDS)
-_field_index = {name: i for i, name in enumerate(_JOB_FIELDS)}
+# a new instance's slots directly (model.job.job_from_values).
+_read_fields = attrgetter(*JOB_FIELDS)
+_field_index = {name: i for i, name in enumerate(JOB_FIELDS)}
 
 
 def _evolve(job: Job, **changes: Any) -> Job:
@@ -44,10 +43,7 @@ def _evolve(job: Job, **changes: Any) -> Job:
     values = list(_read_fields(job))
     for name, value in changes.items():
         values[_field_index[name]] = value
-    copy = object.__new__(Job)
-    for set_slot, value in zip(_slot_setters, values, strict=True):
-        set_slot(copy, value)
-    return copy
+    return job_from_values(values)
 
 
 class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
@@ -141,7 +137,8 @@ class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply outcomes of jobs still owned by their worker and attempt; return the others."""
         for outcome in outcomes:
-            outcome.landing()  # JobStateConflict for a bad state, before any outcome applies
+            if outcome.state not in ATTEMPT_ENDINGS:
+                outcome.landing()  # raises JobStateConflict, before any outcome applies
         dropped: list[str] = []
         applied = False
         with self._lock:
