@@ -232,13 +232,13 @@ class NewJob:
 # a Job cost twice as much as setting its slots directly; once per enqueued job (and twice per
 # run, in the memory store), that matters. Job has no __post_init__ whose checks this skips.
 JOB_FIELDS = tuple(f.name for f in fields(Job))
-_SLOT_SETTERS = tuple(getattr(Job, name).__set__ for name in JOB_FIELDS)
+SLOT_SETTERS = tuple(getattr(Job, name).__set__ for name in JOB_FIELDS)
 
 
 def job_from_values(values: Iterable[Any]) -> Job:
     """A Job from the values of all its fields, in JOB_FIELDS order (strict: all of them)."""
     job = object.__new__(Job)
-    for set_slot, value in zip(_SLOT_SETTERS, values, strict=True):
+    for set_slot, value in zip(SLOT_SETTERS, values, strict=True):
         set_slot(job, value)
     return job
 

@@ -58,15 +58,19 @@ def after_attempt(state: JobState, now: datetime, run_at: datetime | None = None
     worker said scheduled or pending) is due at `run_at` (default now) and is scheduled or
     pending by that time, whatever the worker said. Raises JobStateConflict for a state an
     attempt cannot end in."""
+    if state in _FINAL_ENDINGS:  # the usual case first; built as a plain tuple, once per job
+        return _landing(Landing, (state, None, now))
     if state not in ATTEMPT_ENDINGS:
         raise JobStateConflict(
             f"an attempt cannot end in state {state!r}: use one of "
             f"{', '.join(sorted(ATTEMPT_ENDINGS))}"
         )
-    if state in (JobState.SCHEDULED, JobState.PENDING):
-        due = run_at or now
-        return Landing(waiting_state(due, now), run_at=due)
-    return Landing(state, finished_at=now)
+    due = run_at or now
+    return Landing(waiting_state(due, now), run_at=due)
+
+
+_FINAL_ENDINGS = ATTEMPT_ENDINGS - {JobState.SCHEDULED, JobState.PENDING}
+_landing = tuple.__new__  # Landing's fields in order, without its Python-level __new__
 
 
 class Columns(Protocol):
