@@ -13,14 +13,15 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from conveyor.backends.postgres.database import Database, PostgresConfig
+from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
-from conveyor.errors import DuplicateJobId
+from conveyor.errors import DuplicateJobId, StoreUnavailable
 from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
 COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
 _PRIMARY_KEY = "jobs_pkey"
+_ROLLBACK_RETRIES = 5  # attempts of an enqueue the server rolled back (deadlock, race)
 
 
 class EnqueueVerbs:
@@ -39,20 +40,28 @@ class EnqueueVerbs:
         Small batches take one statement; large ones are written with a COPY."""
         if not jobs:
             return []
-        try:
-            with self._db.connection() as conn:
-                if _uses_copy(jobs):
-                    with conn.transaction():
-                        results = self._insert(conn, jobs, now)
-                else:
-                    # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
-                    # round trips; the unique_key look-up after it only reads.
-                    results = self._insert(conn, jobs, now)
-        except psycopg.errors.UniqueViolation as exc:
-            raise self._taken_id_error(jobs, exc) from exc
+        for attempt in range(1, _ROLLBACK_RETRIES + 1):
+            try:
+                results = self._store(jobs, now)
+                break
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._taken_id_error(jobs, exc) from exc
+            except psycopg.errors.TransactionRollback as exc:
+                # Only a large batch's own transaction gets here, rolled back whole.
+                if attempt == _ROLLBACK_RETRIES:
+                    raise _rolled_back(exc) from exc
         if any(result.created for result in results):
             self._notify()
         return results
+
+    def _store(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        with self._db.connection() as conn:
+            if _uses_copy(jobs):
+                with conn.transaction():
+                    return self._insert(conn, jobs, now)
+            # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT round
+            # trips; the unique_key look-up after it only reads.
+            return self._insert(conn, jobs, now)
 
     def enqueue_in(
         self, connection: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
@@ -131,14 +140,24 @@ class EnqueueVerbs:
             to_insert = batch.to_insert
             if copied:
                 to_insert = [job for job in to_insert if job.unique_key is not None]
+            alone = conn.info.transaction_status == pq.TransactionStatus.IDLE
             created: set[str] = set()
-            if to_insert:
-                cur.execute(self._q["insert_jobs"], {**job_arrays(to_insert), "channel": channel})
-                created = {row["id"] for row in cur.fetchall() if row["id"] is not None}
             existing: dict[str, Job] = {}
-            if held := batch.held(created):
-                cur.execute(self._q["active_by_unique_keys"], {"keys": held})
-                existing = {row["unique_key"]: job_from_row(row) for row in cur.fetchall()}
+            for _ in range(_ROLLBACK_RETRIES):
+                if to_insert:
+                    params = {**job_arrays(to_insert), "channel": channel}
+                    rows = _execute(cur, self._q["insert_jobs"], params, retry=alone)
+                    created |= {row["id"] for row in rows if row["id"] is not None}
+                held = [key for key in batch.held(created) if key not in existing]
+                if not held:
+                    break
+                rows = _execute(cur, self._q["active_by_unique_keys"], {"keys": held})
+                existing |= {row["unique_key"]: job_from_row(row) for row in rows}
+                # A key's holder may have finished between the two statements: insert
+                # that key's job again (an active job may hold it again by then).
+                to_insert = batch.first_jobs([key for key in held if key not in existing])
+                if not to_insert:
+                    break
         return batch.resolve(created, existing)
 
     def _copy_plain(
@@ -195,6 +214,34 @@ def _uses_copy(jobs: Sequence[NewJob]) -> bool:
     return len(jobs) >= COPY_THRESHOLD
 
 
+def _execute(
+    cur: psycopg.Cursor[Any], query: str, params: Mapping[str, Any], retry: bool = False
+) -> list[Any]:
+    """Run one statement and fetch its rows; with `retry` (the statement is its own
+    transaction), run it again when the server rolled it back."""
+    for attempt in range(1, _ROLLBACK_RETRIES + 1):
+        try:
+            cur.execute(query, params)
+            return cur.fetchall()
+        except psycopg.errors.TransactionRollback as exc:
+            if not retry:
+                raise  # the transaction is aborted: whoever began it decides
+            if attempt == _ROLLBACK_RETRIES:
+                raise _rolled_back(exc) from exc
+    raise AssertionError("unreachable")
+
+
+def _rolled_back(exc: psycopg.Error) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the PostgreSQL server rolled this enqueue back {_ROLLBACK_RETRIES} times "
+        f"({first_line(exc)}); the call can be retried"
+    )
+
+
+def _key_order(job: Job) -> str:
+    return job.unique_key or ""
+
+
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """Jobs to enqueue: the first of each unique_key is inserted, later ones in the batch
@@ -216,6 +263,10 @@ class _Batch:
                     continue
                 first_of_key[key] = index
             to_insert.append(job)
+        if len(first_of_key) > 1:
+            # Every batch takes its unique keys' index entries in one order (rows are
+            # inserted in list order), so concurrent batches sharing keys cannot deadlock.
+            to_insert.sort(key=_key_order)
         return cls(stamped, first_of_key, to_insert, [Enqueued(job, True) for job in stamped])
 
     def held(self, created: set[str]) -> list[str]:
@@ -225,6 +276,10 @@ class _Batch:
             for index in self.first_of_key.values()
             if self.stamped[index].id not in created
         ]
+
+    def first_jobs(self, keys: list[str]) -> list[Job]:
+        """The batch's first job of each of `keys`, in the batch's key order."""
+        return sorted((self.stamped[self.first_of_key[key]] for key in keys), key=_key_order)
 
     def resolve(self, created: set[str], existing: dict[str, Job]) -> list[Enqueued]:
         """The answer to the enqueue, in order (call once: it completes `answers`)."""
@@ -242,8 +297,9 @@ class _Batch:
             elif key in existing:
                 results[index] = Enqueued(existing[key], False)
             else:
-                # The holder finished between the two statements: rare; the caller retries.
-                raise psycopg.errors.SerializationFailure(
-                    f"the active job holding unique_key {key!r} finished during this enqueue"
+                raise StoreUnavailable(
+                    f"the unique_key {key!r} was taken and released {_ROLLBACK_RETRIES} "
+                    "times during this enqueue: jobs holding it finish as fast as they are "
+                    "stored; the call can be retried"
                 )
         return results
