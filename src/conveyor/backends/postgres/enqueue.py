@@ -219,7 +219,8 @@ def _execute(
 ) -> list[Any]:
     """Run one statement and fetch its rows; with `retry` (the statement is its own
     transaction), run it again when the server rolled it back."""
-    for attempt in range(1, _ROLLBACK_RETRIES + 1):
+    attempt = 1
+    while True:
         try:
             cur.execute(query, params)
             return cur.fetchall()
@@ -228,7 +229,7 @@ def _execute(
                 raise  # the transaction is aborted: whoever began it decides
             if attempt == _ROLLBACK_RETRIES:
                 raise _rolled_back(exc) from exc
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _rolled_back(exc: psycopg.Error) -> StoreUnavailable:
