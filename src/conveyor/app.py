@@ -8,18 +8,38 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from conveyor.backends import open_backend
 from conveyor.backends.protocol import Backend, TransactionalEnqueue
-from conveyor.errors import ConfigurationError, UnknownJobError, WaitTimeout
-from conveyor.model.job import Enqueued, Job, NewJob, utcnow
-from conveyor.model.options import Backoff, JobOptions
+from conveyor.context import Context
+from conveyor.errors import (
+    ConfigurationError,
+    InvalidArguments,
+    InvalidResult,
+    UnknownJobError,
+    WaitTimeout,
+)
+from conveyor.model.job import Enqueued, Job, JobState, NewJob, utcnow
+from conveyor.model.options import Backoff, EnqueueOptions, JobOptions, OptionOverrides
 from conveyor.model.recurring import RecurringJob
-from conveyor.model.settings import Settings
+from conveyor.model.schedule import Overlap
+from conveyor.model.settings import Settings, SettingsOverrides
+from conveyor.model.signature import ArgumentSpec, spec_of_schema
 from conveyor.model.validation import check_new_job, check_queue
 from conveyor.recurring import RecurringService, define
 from conveyor.runtime.environment import Environment
@@ -31,9 +51,18 @@ from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
 from conveyor.testing import Testing
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    #: a handle's result type; a bare `JobHandle` is `JobHandle[Any]`
+    ResultT = DefaultedTypeVar("ResultT", default=Any)
+else:
+    ResultT = TypeVar("ResultT")
+
 log = logging.getLogger("conveyor")
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 DEFAULT_URL = "sqlite:///conveyor.db"
 
 
@@ -50,7 +79,7 @@ class App:
         url: str | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
-        **settings: Any,
+        **settings: Unpack[SettingsOverrides],
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.settings = Settings().merged(**settings)
@@ -61,6 +90,7 @@ class App:
         self._metadata_providers: list[Callable[[], dict[str, str]]] = []
         self._definitions: dict[str, JobDefinition] = {}
         self._declared: dict[str, JobOptions] = {}
+        self._schemas: dict[str, ArgumentSpec] = {}  # declared argument schemas, by job name
         self._queue_limits: dict[str, int] = {}
         self._backend: Backend | None = None
         self._lock = threading.Lock()
@@ -127,7 +157,15 @@ class App:
         return dict(self._queue_limits)
 
     @overload
-    def job(self, func: Callable[P, R], /) -> JobFunction[P, R]: ...
+    def job(self, func: type[T], /) -> JobFunction[..., Any]: ...
+
+    @overload
+    def job(
+        self, func: Callable[Concatenate[Context, P], Awaitable[R]], /
+    ) -> JobFunction[P, R]: ...
+
+    @overload
+    def job(self, func: Callable[Concatenate[Context, P], R], /) -> JobFunction[P, R]: ...
 
     @overload
     def job(
@@ -141,11 +179,12 @@ class App:
         max_attempts: int = 3,
         timeout: float | None = None,
         backoff: Backoff | None = None,
-    ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+        validate: bool = True,
+    ) -> JobDecorator: ...
 
     def job(
         self,
-        func: Callable[P, R] | None = None,
+        func: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -154,22 +193,25 @@ class App:
         max_attempts: int = 3,
         timeout: float | None = None,
         backoff: Backoff | None = None,
-    ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
+        validate: bool = True,
+    ) -> JobFunction[Any, Any] | JobDecorator:
         """Register a job: `@app.job` or `@app.job(queue=..., max_attempts=..., ...)`.
 
         Works on async functions, plain functions (run on a thread pool) and classes with a
-        `run(self, ctx, **args)` method. The function's first argument is the Context.
+        `run(self, ctx, **args)` method. The function's first argument is the Context. Its
+        other arguments are checked against their type hints at enqueue and rebuilt from
+        JSON before it runs (docs/typed-jobs.md); `validate=False` passes them unchecked.
         """
         options = JobOptions(
             queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
             backoff=backoff or Backoff(),
         )  # fmt: skip
 
-        def register(target: Callable[P, R]) -> JobFunction[P, R]:
+        def register(target: Callable[..., Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)
             if job_name in self._definitions:
                 raise ConfigurationError(f"a job named {job_name!r} is already registered")
-            definition = JobDefinition.build(job_name, target, options)
+            definition = JobDefinition.build(job_name, target, options, validate)
             self._definitions[job_name] = definition
             return JobFunction(self, definition, options)
 
@@ -182,7 +224,7 @@ class App:
         job: JobFunction[Any, Any] | str,
         *,
         kwargs: dict[str, Any] | None = None,
-        overlap: str = "skip",
+        overlap: Overlap = "skip",
         timezone: str = "UTC",
         enabled: bool = True,
         catch_up: int = 1,
@@ -196,6 +238,9 @@ class App:
         """
         job_name = job if isinstance(job, str) else job.name
         self.options_for(job_name)
+        spec = self.spec_for(job_name)
+        if spec is not None:
+            kwargs = spec.bind((), kwargs or {})
         if name in self._recurring:
             raise ConfigurationError(f"a recurring job named {name!r} is already defined")
         definition = define(
@@ -205,10 +250,25 @@ class App:
         self._recurring[name] = definition
         return definition
 
-    def declare(self, name: str, **options: Any) -> None:
+    def declare(self, name: str, *, args: Any = None, **options: Unpack[EnqueueOptions]) -> None:
         """Make a job name known to a producer that does not import its code, with the
-        options (queue, priority, max_attempts, timeout) its enqueues should use."""
-        self._declared[name] = JobOptions().merged(**options)
+        options (queue, priority, max_attempts, timeout) its enqueues should use. `args`, a
+        TypedDict, dataclass or Pydantic model, is the schema its arguments are checked
+        against at enqueue (without one, the worker checks them when it runs the job)."""
+        declared = JobOptions().merged(**options)
+        if args is not None:
+            self._schemas[name] = spec_of_schema(name, args)
+        else:
+            self._schemas.pop(name, None)
+        self._declared[name] = declared
+
+    def spec_for(self, name: str) -> ArgumentSpec | None:
+        """What a job's arguments are checked against at enqueue: its signature when it is
+        registered here, else its declared schema; None when neither is known."""
+        definition = self._definitions.get(name)
+        if definition is not None:
+            return definition.spec
+        return self._schemas.get(name)
 
     def options_for(self, name: str) -> JobOptions:
         """The options of a registered or declared job; raises UnknownJobError."""
@@ -255,10 +315,20 @@ class App:
         self._metadata_providers.append(provider)
 
     # enqueueing ------------------------------------------------------------------------------
-    def request(self, name: str, args: dict[str, Any] | None = None, **options: Any) -> NewJob:
-        """Build (not store) a job by name, for `enqueue_many`."""
+    def request(
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        **options: Unpack[OptionOverrides],
+    ) -> NewJob:
+        """Build (not store) a job by name, for `enqueue_many`; its arguments are checked
+        now when the job is registered here or declared with a schema."""
         arguments = {} if args is None else args  # an empty list is refused, not taken as {}
-        return self._build(name, self.options_for(name).merged(**options), arguments)
+        job_options = self.options_for(name).merged(**options)
+        spec = self.spec_for(name)
+        if spec is not None:
+            arguments = spec.bind((), arguments)
+        return self._build(name, job_options, arguments)
 
     def enqueue(
         self,
@@ -267,7 +337,7 @@ class App:
         *,
         metadata: dict[str, str] | None = None,
         connection: Any = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
         """Store a job by name with JSON `args`; options: queue, priority, delay, run_at,
         unique_key, max_attempts, timeout. Returns a handle (`.created` False when an active
@@ -276,8 +346,10 @@ class App:
         `connection` (PostgreSQL): a psycopg connection whose open transaction the job joins,
         so it exists only if that transaction commits."""
         if metadata is not None:
-            options["metadata"] = metadata
-        return self.enqueue_many([self.request(name, args, **options)], connection=connection)[0]
+            job = self.request(name, args, metadata=metadata, **options)
+        else:
+            job = self.request(name, args, **options)
+        return self.enqueue_many([job], connection=connection)[0]
 
     async def enqueue_async(
         self,
@@ -286,18 +358,19 @@ class App:
         *,
         metadata: dict[str, str] | None = None,
         connection: Any = None,
-        **options: Any,
+        **options: Unpack[EnqueueOptions],
     ) -> JobHandle:
         """`enqueue` for async code: never blocks the event loop. `connection`: a
         psycopg.AsyncConnection whose transaction the job joins (PostgreSQL)."""
         if metadata is not None:
-            options["metadata"] = metadata
-        jobs = [self.request(name, args, **options)]
+            jobs = [self.request(name, args, metadata=metadata, **options)]
+        else:
+            jobs = [self.request(name, args, **options)]
         return (await self.enqueue_many_async(jobs, connection=connection))[0]
 
     def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[JobHandle]:
         """Store many jobs in one transaction (all or nothing); with `connection`, in the
-        caller's own PostgreSQL transaction."""
+        caller's own PostgreSQL transaction. Each request was checked when it was built."""
         if not jobs:
             return []
         now = self.clock()
@@ -371,7 +444,9 @@ class App:
                 )  # fmt: skip
             elif emit:
                 self.hooks.emit(JobEvent("enqueued", result.job))
-            handles.append(JobHandle(self, result.job, result.created))
+            definition = self._definitions.get(result.job.name)
+            spec = definition.spec if definition is not None else None
+            handles.append(JobHandle(self, result.job, result.created, spec))
         return handles
 
     # running ---------------------------------------------------------------------------------
@@ -388,15 +463,19 @@ class App:
             worker.request_cancel(job_id)
 
 
-class JobHandle:
-    """What enqueue returns: the job's id, its stored record, and whether it was created."""
+class JobHandle(Generic[ResultT]):
+    """What enqueue returns: the job's id, its stored record, and whether it was created.
 
-    __slots__ = ("_app", "created", "job")
+    `JobHandle[R]` for a job function returning R: `wait().result` is an R, rebuilt from the
+    stored JSON by the function's return hint (None until the job completed)."""
 
-    def __init__(self, app: App, job: Job, created: bool) -> None:
+    __slots__ = ("_app", "_spec", "created", "job")
+
+    def __init__(self, app: App, job: Job, created: bool, spec: ArgumentSpec | None = None) -> None:
         self._app = app
         self.job = job
         self.created = created
+        self._spec = spec
 
     @property
     def id(self) -> str:
@@ -408,7 +487,16 @@ class JobHandle:
         self.job = self._app.jobs.require(self.job.id)
         return self.job
 
-    def wait(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
+    def _typed(self) -> Job[ResultT]:
+        job = self.job
+        if self._spec is None or job.result is None or job.state is not JobState.COMPLETED:
+            return job
+        try:
+            return replace(job, result=self._spec.decode_result(job.result))
+        except InvalidResult:
+            return job  # a middleware replaced what the job returned: shown as stored
+
+    def wait(self, timeout: float = 30.0, interval: float = 0.05) -> Job[ResultT]:
         """Block until the job is finished (completed, failed, cancelled, skipped); raises
         WaitTimeout (a TimeoutError) after `timeout` seconds."""
         deadline = time.monotonic() + timeout
@@ -416,9 +504,9 @@ class JobHandle:
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"job {self.id} is still {self.job.state} after {timeout} s")
             threading.Event().wait(interval)
-        return self.job
+        return self._typed()
 
-    async def wait_async(self, timeout: float = 30.0, interval: float = 0.05) -> Job:
+    async def wait_async(self, timeout: float = 30.0, interval: float = 0.05) -> Job[ResultT]:
         """`wait` for async code."""
         try:
             async with asyncio.timeout(timeout):
@@ -429,15 +517,16 @@ class JobHandle:
             raise WaitTimeout(
                 f"job {self.id} is still {self.job.state} after {timeout} s"
             ) from None
-        return self.job
+        return self._typed()
 
     def __repr__(self) -> str:
         return f"<JobHandle {self.job.name} {self.id} {self.job.state}>"
 
 
 class JobFunction(Generic[P, R]):
-    """A registered job: call `.enqueue(**args)` to run it in the background, or call it
-    directly (with a Context) to run it now."""
+    """A registered job: `.enqueue(...)` takes the function's own arguments (after the
+    Context), checked by type checkers and again at enqueue; calling it runs the body now
+    (for an async job, it returns the coroutine)."""
 
     def __init__(self, app: App, definition: JobDefinition, options: JobOptions) -> None:
         self.app = app
@@ -445,39 +534,64 @@ class JobFunction(Generic[P, R]):
         self.options = options
         self.name = definition.name
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = self.definition.func(*args, **kwargs)
-        return result
+    def __call__(self, ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self.definition.func(ctx, *args, **kwargs)
 
-    def with_options(self, **options: Any) -> JobFunction[P, R]:
+    def with_options(self, **options: Unpack[OptionOverrides]) -> JobFunction[P, R]:
         """A copy that enqueues with other options: delay, run_at, priority, queue,
-        unique_key, max_attempts, timeout, metadata."""
+        unique_key, max_attempts, timeout, backoff, metadata."""
         return JobFunction(self.app, self.definition, self.options.merged(**options))
 
-    def request(self, **args: Any) -> NewJob:
-        """Build (not store) this job with `args`, for `app.enqueue_many`."""
-        return self.app._build(self.name, self.options, args)
+    def request(self, *args: P.args, **kwargs: P.kwargs) -> NewJob:
+        """Build (not store) this job, for `app.enqueue_many`; raises InvalidArguments when
+        the arguments do not fit the function."""
+        spec = self.definition.spec
+        if spec is not None:
+            return self.app._build(self.name, self.options, spec.bind(args, kwargs))
+        if args:
+            raise InvalidArguments(
+                f"job {self.name!r} was registered with validate=False: give its arguments by name"
+            )
+        return self.app._build(self.name, self.options, kwargs)
 
-    def enqueue(self, **args: Any) -> JobHandle:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store this job to run in the background; returns its handle."""
-        return self.app.enqueue_many([self.request(**args)])[0]
+        return self.app.enqueue_many([self.request(*args, **kwargs)])[0]
 
-    async def enqueue_async(self, **args: Any) -> JobHandle:
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """`enqueue` for async code."""
-        return (await self.app.enqueue_many_async([self.request(**args)]))[0]
+        return (await self.app.enqueue_many_async([self.request(*args, **kwargs)]))[0]
 
-    def enqueue_in(self, connection: Any, **args: Any) -> JobHandle:
+    def enqueue_in(self, connection: Any, /, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Enqueue inside the caller's open transaction on a psycopg `connection`
         (PostgreSQL): rolled back means no job; committed means the job is there."""
-        return self.app.enqueue_many([self.request(**args)], connection=connection)[0]
+        jobs = [self.request(*args, **kwargs)]
+        return self.app.enqueue_many(jobs, connection=connection)[0]
 
-    async def enqueue_in_async(self, connection: Any, **args: Any) -> JobHandle:
+    async def enqueue_in_async(
+        self, connection: Any, /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobHandle[R]:
         """`enqueue_in` on a psycopg.AsyncConnection."""
-        jobs = [self.request(**args)]
+        jobs = [self.request(*args, **kwargs)]
         return (await self.app.enqueue_many_async(jobs, connection=connection))[0]
 
     def __repr__(self) -> str:
         return f"<JobFunction {self.name}>"
+
+
+class JobDecorator(Protocol):
+    """What `@app.job(...)` with options returns: the decorator that registers the job."""
+
+    @overload
+    def __call__(self, func: type[T], /) -> JobFunction[..., Any]: ...
+
+    @overload
+    def __call__(
+        self, func: Callable[Concatenate[Context, P], Awaitable[R]], /
+    ) -> JobFunction[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[Concatenate[Context, P], R], /) -> JobFunction[P, R]: ...
 
 
 def _default_name(target: Callable[..., Any]) -> str:

@@ -4,8 +4,9 @@
     ├── ConfigurationError        a setting, URL or job definition is wrong
     │   └── InvalidJobOptions     a job option is of the wrong type or out of range
     ├── UnknownJobError           enqueue by a name no handler is registered under
-    ├── InvalidArguments          job arguments a store cannot hold (not a dict, too deep…)
+    ├── InvalidArguments          job arguments that do not fit the job or a store
     │   └── ArgumentsNotSerializable  job arguments are not JSON-encodable
+    ├── InvalidResult             a job's result does not fit its return hint
     ├── QueueFull                 the memory store is full and is set to refuse
     ├── StoreUnavailable          the store cannot be reached right now
     ├── InvalidFilter             a listing's state, page or page size is out of range
@@ -47,11 +48,16 @@ class InvalidJobOptions(ConfigurationError):
 
 
 class InvalidArguments(ConveyorError):
-    """The job arguments cannot be stored: pass a dict of plain JSON values (docs/guide.md)."""
+    """The job arguments do not fit the job's signature or cannot be stored: the message names
+    the parameter, what it expects and what was given (docs/typed-jobs.md)."""
 
 
 class ArgumentsNotSerializable(InvalidArguments):
     """Job arguments must be JSON-encodable: pass ids and plain values, not objects."""
+
+
+class InvalidResult(ConveyorError):
+    """A job returned a value its return hint does not allow: fix the hint or the value."""
 
 
 class QueueFull(ConveyorError):

@@ -117,7 +117,15 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
     assert made["created"] is True and made["state"] == "pending"
     job = project.app.jobs.require(made["id"])
     assert (job.args, job.priority, job.queue) == ({"to": "ada@example.com"}, 5, "emails")
-    again = project.invoke("jobs", "enqueue", "send", "--args", "{}", "--unique-key", "welcome-ada")
+    again = project.invoke(
+        "jobs",
+        "enqueue",
+        "send",
+        "--args",
+        '{"to": "ada@example.com"}',
+        "--unique-key",
+        "welcome-ada",
+    )
     assert again.exit_code == 0 and "nothing new was enqueued" in again.stdout
     later = project.json("jobs", "enqueue", "greet", "--args", '{"name": "x"}', "--delay", "1h")
     assert later["state"] == "scheduled"
@@ -138,8 +146,8 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
         # the one validator, as for the Python API and the REST API
         (["greet", "--args", "{}", "--queue", "a/b"], 2, "queue 'a/b' is not a valid queue name"),
         (["greet", "--args", "{}", "--priority", "10000000"], 2, "priority must be from"),
-        (["greet", "--args", '{"n": 99999999999999999999}'], 2, "beyond 64-bit integers"),
-        (["greet", "--args", '{"s": "a\\u0000"}'], 2, "NUL character"),
+        (["greet", "--args", '{"name": 99999999999999999999}'], 2, "beyond 64-bit integers"),
+        (["greet", "--args", '{"name": "a\\u0000"}'], 2, "NUL character"),
         (["greet", "--args", "{}", "--unique-key", "k\x00"], 2, "NUL character"),
     ],
 )

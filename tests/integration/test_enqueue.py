@@ -87,10 +87,22 @@ def test_unknown_name_is_refused_and_nothing_is_stored(app: conveyor.App) -> Non
 
 
 def test_unserialisable_arguments_name_the_path(app: conveyor.App) -> None:
-    send = _define(app)
+    @app.job(validate=False)
+    def unchecked(ctx: conveyor.Context, **args: object) -> None:
+        pass
+
     with pytest.raises(conveyor.ArgumentsNotSerializable, match=r"args\.user_id \(a datetime\)"):
-        send.enqueue(user_id=datetime.now(UTC))
+        unchecked.enqueue(user_id=datetime.now(UTC))
     with pytest.raises(conveyor.ArgumentsNotSerializable, match=r"args\.user\.tags\[1\] \(a set\)"):
+        app.enqueue("unchecked", {"user": {"tags": ["a", {1}]}})
+    assert nonzero(app.jobs.counts().by_state) == {}
+
+
+def test_arguments_that_do_not_fit_the_signature_are_refused(app: conveyor.App) -> None:
+    send = _define(app)
+    with pytest.raises(conveyor.InvalidArguments, match="'user_id' expects int, got datetime"):
+        send.enqueue(user_id=datetime.now(UTC))  # type: ignore[arg-type]
+    with pytest.raises(conveyor.InvalidArguments, match="unknown argument 'user'"):
         app.enqueue("send_welcome", {"user": {"tags": ["a", {1}]}})
     assert nonzero(app.jobs.counts().by_state) == {}
 

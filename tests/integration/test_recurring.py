@@ -63,8 +63,10 @@ def test_definition_is_validated_where_it_is_made(url: str) -> None:
         app.recurring("bad", "* * * * *", "no_such_job")
     with pytest.raises(conveyor.ConfigurationError, match="overlap"):
         app.recurring("bad", "* * * * *", "report", overlap="sometimes")
-    with pytest.raises(conveyor.ArgumentsNotSerializable):
-        app.recurring("bad", "* * * * *", "report", kwargs={"when": object()})
+    with pytest.raises(conveyor.InvalidArguments, match="unknown argument 'when'"):
+        app.recurring("bad", "* * * * *", "report", kwargs={"when": "today"})
+    with pytest.raises(conveyor.InvalidArguments, match="'month' expects str, got object"):
+        app.recurring("bad", "* * * * *", "report", kwargs={"month": object()})
 
 
 def test_three_schedulers_fire_each_tick_once(url: str) -> None:

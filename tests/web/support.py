@@ -38,7 +38,7 @@ def build_app(url: str = "memory://", **settings: Any) -> conveyor.App:
         raise RuntimeError("boom: the disk is full")
 
     @app.job
-    def evil(ctx: conveyor.Context) -> None:
+    def evil(ctx: conveyor.Context, note: str = "") -> None:
         ctx.log(EVIL)
         ctx.progress(40, EVIL)
 

@@ -141,6 +141,19 @@ def test_job_detail_has_logs_attempts_tracebacks_and_timings(
     assert "disk is full" in row["last_error"]
 
 
+def test_arguments_that_do_not_fit_the_job_are_422_naming_the_parameter(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    for args, words in [
+        ({"who": 5}, "job 'hello': argument 'who' expects str, got int 5"),
+        ({"whom": "x"}, "unknown argument 'whom' (it takes: who); did you mean 'who'?"),
+    ]:
+        response = manager.post("/api/jobs", json={"name": "hello", "args": args})
+        assert response.status_code == 422, response.text
+        assert words in response.json()["error"]
+    assert sum(app.jobs.counts().by_state.values()) == 0
+
+
 def test_enqueue_by_name(manager: TestClient, app: conveyor.App) -> None:
     response = manager.post(
         "/api/jobs",

@@ -10,9 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from conveyor.errors import JobStateConflict
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    #: a job's result type; a bare `Job` is `Job[Any]` (typed by JobHandle[R].wait())
+    ResultT = DefaultedTypeVar("ResultT", default=Any)
+else:
+    ResultT = TypeVar("ResultT")
 
 
 class JobState(StrEnum):
@@ -130,8 +138,9 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """A job as stored: an immutable snapshot, times always timezone-aware (UTC)."""
+class Job(Generic[ResultT]):
+    """A job as stored: an immutable snapshot, times always timezone-aware (UTC). `result`
+    is what the job returned, once completed (else None)."""
 
     id: str
     name: str
@@ -150,7 +159,7 @@ class Job:
     progress: float = 0.0
     progress_message: str | None = None
     logs: tuple[LogLine, ...] = ()
-    result: Any = None
+    result: ResultT = None  # type: ignore[assignment]
     errors: tuple[AttemptError, ...] = ()
     unique_key: str | None = None
     recurring_name: str | None = None

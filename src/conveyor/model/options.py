@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from conveyor.errors import ConfigurationError, InvalidJobOptions
 from conveyor.model.validation import (
@@ -88,3 +88,22 @@ class JobOptions:
                 f"{', '.join(sorted(self.__dataclass_fields__))}"
             )
         return replace(self, **changes)
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """Options an enqueue may override (for type checkers: a misspelt one is an error)."""
+
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout: float | None
+    backoff: Backoff
+    delay: float | None
+    run_at: datetime | None
+    unique_key: str | None
+
+
+class OptionOverrides(EnqueueOptions, total=False):
+    """What `with_options(...)` and `app.request(...)` take: the enqueue options and metadata."""
+
+    metadata: dict[str, str]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from conveyor.errors import ConfigurationError
 
@@ -62,3 +62,27 @@ class Settings:
                 f"known settings are: {', '.join(sorted(names))}"
             )
         return replace(self, **overrides)
+
+
+class SettingsOverrides(TypedDict, total=False):
+    """The keyword arguments `App(...)` takes: any `Settings` field (for type checkers)."""
+
+    concurrency: int
+    lease_seconds: float
+    heartbeat_interval: float
+    poll_interval: float
+    prefetch: int | None
+    ack_batch_size: int
+    ack_interval: float
+    progress_flush_count: int
+    progress_flush_interval: float
+    max_log_lines: int
+    shutdown_timeout: float
+    sweep_interval: float
+    prune_interval: float
+    retention_completed: float
+    retention_failed: float
+    worker_stale_after: float
+    max_queue_size: int
+    queue_full: Literal["wait", "refuse"]
+    queue_full_timeout: float

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from conveyor.backends.records import Outcome
 from conveyor.context import Context
-from conveyor.errors import Fail, Retry
+from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry
+from conveyor.model.hints import ANY
 from conveyor.model.job import AttemptError, Job, JobState
 from conveyor.model.lifecycle import waiting_state
 from conveyor.model.options import Backoff
@@ -88,15 +89,28 @@ class JobExecutor:
                     kind="unknown_job",
                 ),
             )
+        spec = definition.spec
+        positional: tuple[Any, ...] = ()
+        args = job.args
+        if spec is not None:
+            try:
+                positional, args = spec.decode(args)
+            except InvalidArguments as exc:
+                # these arguments can never fit: no retry would help
+                now = self._clock()
+                error = AttemptError(job.attempt, str(exc), at=now, kind="arguments")
+                return Outcome(
+                    job.id, self._worker_id, job.attempt, JobState.FAILED, now, error=error
+                )
         timeout = job.timeout if job.timeout is not None else definition.options.timeout
         scope: asyncio.Timeout | None = None
         try:
             if timeout is None:
                 # no deadline: skip the timeout scope, which could never expire (hot path)
-                value = await self._invoke(definition, running)
+                value = await self._invoke(definition, running, positional, args)
             else:
                 async with asyncio.timeout(timeout) as scope:
-                    value = await self._invoke(definition, running)
+                    value = await self._invoke(definition, running, positional, args)
         except asyncio.CancelledError:
             reason = running.stop_reason
             task = asyncio.current_task()
@@ -120,6 +134,11 @@ class JobExecutor:
                     at=self._clock(),
                 ),
             )
+        except InvalidResult as exc:
+            at = self._clock()
+            return self._failure(
+                job, definition, AttemptError(job.attempt, str(exc), at=at, kind="result")
+            )
         except Exception as exc:
             if running.stop_reason is not None:
                 return self.stopped(job, running.stop_reason)
@@ -138,16 +157,27 @@ class JobExecutor:
             job.id, self._worker_id, job.attempt, JobState.COMPLETED, self._clock(), result=value
         )
 
-    async def _invoke(self, definition: JobDefinition, running: RunningJob) -> Any:
-        ctx, args = running.ctx, running.job.args
+    async def _invoke(
+        self,
+        definition: JobDefinition,
+        running: RunningJob,
+        positional: tuple[Any, ...],
+        args: dict[str, Any],
+    ) -> Any:
+        ctx = running.ctx
         target = definition.func
         if definition.is_class:
             target = target().run
+        spec = definition.spec
+        # the result is written by the return hint where the job returns it, before any
+        # middleware sees it (as its arguments were rebuilt just before the call)
+        encode = spec.encode_result if spec is not None and spec.result is not ANY else None
 
         if definition.is_async:
 
             async def innermost() -> Any:
-                return await target(ctx, **args)
+                value = await target(ctx, *positional, **args)
+                return value if encode is None else encode(value)
         else:
             loop = asyncio.get_running_loop()
 
@@ -155,10 +185,12 @@ class JobExecutor:
                 # the context is copied here, not earlier, so contextvars set by middleware
                 # (e.g. propagated request ids) are seen by the job's thread
                 run = contextvars.copy_context().run
-                call = functools.partial(run, _run_sync, target, ctx, args)
+                call = functools.partial(run, _run_sync, target, ctx, positional, args)
                 if isinstance(self._threads, DaemonThreadPool):
-                    return await self._threads.run_in_loop(loop, call)
-                return await loop.run_in_executor(self._threads, call)
+                    value = await self._threads.run_in_loop(loop, call)
+                else:
+                    value = await loop.run_in_executor(self._threads, call)
+                return value if encode is None else encode(value)
 
         try:
             if not self._middleware:
@@ -211,11 +243,13 @@ class JobExecutor:
         return Outcome(job.id, self._worker_id, job.attempt, state, now, error=error, run_at=run_at)
 
 
-def _run_sync(target: Callable[..., Any], ctx: Context, args: dict[str, Any]) -> Any:
+def _run_sync(
+    target: Callable[..., Any], ctx: Context, positional: tuple[Any, ...], args: dict[str, Any]
+) -> Any:
     """A sync job on its thread; the resources it opened are closed on that same thread."""
     try:
         try:
-            value = target(ctx, **args)
+            value = target(ctx, *positional, **args)
         except StopIteration as exc:
             # an asyncio future refuses StopIteration, which would leave the job running forever
             raise RuntimeError(f"the job raised StopIteration: {exc!r}") from exc

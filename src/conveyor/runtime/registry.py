@@ -1,4 +1,4 @@
-"""Job definitions: what a name runs, and with which options."""
+"""Job definitions: what a name runs, with which options, and the arguments it accepts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from conveyor.errors import ConfigurationError
 from conveyor.model.options import JobOptions
+from conveyor.model.signature import ArgumentSpec, spec_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +17,8 @@ class JobDefinition:
     """A registered job: its name, the callable and its default options.
 
     `func` is called as `func(ctx, **args)`; for a class-based handler it is the class, and the
-    worker makes one instance per job and calls its `run(ctx, **args)`.
+    worker makes one instance per job and calls its `run(ctx, **args)`. `spec` checks the
+    arguments at enqueue and rebuilds them before a run (None: passed through unchecked).
     """
 
     name: str
@@ -24,9 +26,12 @@ class JobDefinition:
     options: JobOptions
     is_async: bool
     is_class: bool = False
+    spec: ArgumentSpec | None = None
 
     @staticmethod
-    def build(name: str, target: Callable[..., Any], options: JobOptions) -> JobDefinition:
+    def build(
+        name: str, target: Callable[..., Any], options: JobOptions, validate: bool = True
+    ) -> JobDefinition:
         """Inspect `target` (a function or a class with a `run` method) into a definition."""
         if inspect.isclass(target):
             run = getattr(target, "run", None)
@@ -34,10 +39,13 @@ class JobDefinition:
                 raise ConfigurationError(
                     f"class-based job {name!r} needs a method run(self, ctx, **args)"
                 )
-            return JobDefinition(name, target, options, inspect.iscoroutinefunction(run), True)
+            spec = spec_of(name, run, method=True) if validate else None
+            is_async = inspect.iscoroutinefunction(run)
+            return JobDefinition(name, target, options, is_async, True, spec)
         if not callable(target):
             raise ConfigurationError(f"job {name!r} must be a function or a class")
-        return JobDefinition(name, target, options, inspect.iscoroutinefunction(target))
+        spec = spec_of(name, target) if validate else None
+        return JobDefinition(name, target, options, inspect.iscoroutinefunction(target), spec=spec)
 
 
 Registry = dict[str, JobDefinition]
