@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -207,15 +208,21 @@ class App:
             backoff=backoff or Backoff(),
         )  # fmt: skip
 
-        def register(target: Callable[..., Any]) -> JobFunction[Any, Any]:
+        def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)
             if job_name in self._definitions:
                 raise ConfigurationError(f"a job named {job_name!r} is already registered")
-            definition = JobDefinition.build(job_name, target, options, validate)
+            definition = JobDefinition.build(job_name, target, options, validate, scope)
             self._definitions[job_name] = definition
             return JobFunction(self, definition, options)
 
-        return register(func) if func is not None else register
+        if func is not None:
+            return register(func, _caller_names())
+
+        def decorate(target: Callable[..., Any]) -> JobFunction[Any, Any]:
+            return register(target, _caller_names())
+
+        return decorate
 
     def recurring(
         self,
@@ -592,6 +599,13 @@ class JobDecorator(Protocol):
 
     @overload
     def __call__(self, func: Callable[Concatenate[Context, P], R], /) -> JobFunction[P, R]: ...
+
+
+def _caller_names() -> Mapping[str, Any]:
+    """The local names where the job was decorated (two frames up), so that its hints may
+    name classes defined inside a function, as tests often do."""
+    frame = sys._getframe(2)
+    return frame.f_locals if frame.f_code.co_name != "<module>" else {}
 
 
 def _default_name(target: Callable[..., Any]) -> str:

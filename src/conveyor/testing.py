@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
 from conveyor.context import Context, ReportSink
-from conveyor.errors import Retry, UnknownJobError, UsageError
+from conveyor.errors import InvalidResult, Retry, UnknownJobError, UsageError
 from conveyor.model.job import WAITING_STATES, Job, JobState, new_job_id
 from conveyor.model.validation import check_arguments, result_problem
 from conveyor.runtime.attempt import Attempts
@@ -215,10 +215,10 @@ class Testing:
             except RuntimeError:
                 return asyncio.run(self.run_async(job, **args))
             raise UsageError("run() of an async job was called in an event loop: await run_async()")
-        ctx = self._context(definition, args)
+        ctx, positional, named = self._context(definition, args)
         target = _body(definition)
         try:
-            value = target(ctx, **args)
+            value = target(ctx, *positional, **named)
         except BaseException as exc:
             if ctx._scope is not None:
                 ctx._scope.close(exc)
@@ -232,10 +232,10 @@ class Testing:
         definition = self._definition(job)
         if not definition.is_async:
             return await asyncio.to_thread(functools.partial(self.run, job, **args))
-        ctx = self._context(definition, args)
+        ctx, positional, named = self._context(definition, args)
         target = _body(definition)
         try:
-            value = await target(ctx, **args)
+            value = await target(ctx, *positional, **named)
         except BaseException as exc:
             if ctx._scope is not None:
                 await ctx._scope.aclose(exc)
@@ -255,8 +255,15 @@ class Testing:
             )
         return definition
 
-    def _context(self, definition: JobDefinition, args: dict[str, Any]) -> Context:
-        check_arguments(args)  # what enqueue refuses, run refuses too
+    def _context(
+        self, definition: JobDefinition, args: dict[str, Any]
+    ) -> tuple[Context, tuple[Any, ...], dict[str, Any]]:
+        """The Context, and the call's values as a worker rebuilds them from the stored JSON."""
+        spec = definition.spec
+        if spec is not None:
+            args = spec.bind((), args)  # what enqueue refuses, run refuses too
+        check_arguments(args)
+        positional, named = spec.decode(args) if spec is not None else ((), args)
         options, now = definition.options, self._clock()
         job = Job(
             id=new_job_id(), name=definition.name, queue=options.queue, args=dict(args),
@@ -264,7 +271,7 @@ class Testing:
             max_attempts=options.max_attempts, timeout=options.timeout, run_at=now,
             created_at=now, started_at=now, worker_id=TEST_WORKER_ID,
         )  # fmt: skip
-        return Context(job, _log_report(job), self.resource_overrides)
+        return Context(job, _log_report(job), self.resource_overrides), positional, named
 
 
 def _contains(actual: dict[str, Any], expected: dict[str, Any]) -> bool:
@@ -291,7 +298,14 @@ def _body(definition: JobDefinition) -> Callable[..., Any]:
 
 
 def _checked_result(definition: JobDefinition, value: Any) -> Any:
-    bad = result_problem(value)
+    """What the body returned, once it passed what a worker would check."""
+    stored = value
+    if definition.spec is not None:
+        try:
+            stored = definition.spec.encode_result(value)
+        except InvalidResult as exc:
+            raise AssertionError(f"{exc}; a worker would fail the attempt") from None
+    bad = result_problem(stored)
     if bad:
         raise AssertionError(f"job {definition.name!r}: {bad}; a worker would fail the attempt")
     return value

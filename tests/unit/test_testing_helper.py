@@ -396,8 +396,15 @@ def test_run_raises_the_jobs_exception_after_closing_its_resources() -> None:
 
     with pytest.raises(AssertionError, match="cannot be stored as JSON"):
         app.testing.run(unstorable)
+    with pytest.raises(conveyor.InvalidArguments, match="unknown argument 'when'"):
+        app.testing.run(resize, when="now")  # what enqueue would refuse
+
+    @app.job
+    def anything(ctx: conveyor.Context, **values: Any) -> None:
+        pass
+
     with pytest.raises(ArgumentsNotSerializable):  # what enqueue would refuse
-        app.testing.run(resize, when=object())
+        app.testing.run(anything, when=object())
 
 
 async def test_run_async_runs_async_and_sync_bodies() -> None:
@@ -416,3 +423,25 @@ async def test_run_async_runs_async_and_sync_bodies() -> None:
     with pytest.raises(UsageError, match="run_async"):
         app.testing.run(double, n=1)
     assert app.testing.run(where) == threading.current_thread().name  # a sync body: right here
+
+
+def test_run_rebuilds_arguments_as_a_worker_does_and_checks_the_result() -> None:
+    from datetime import date
+
+    app = conveyor.App("memory://")
+
+    @app.job
+    def due(ctx: conveyor.Context, day: date, weeks: int = 1) -> date:
+        return day
+
+    assert app.testing.run(due, day="2026-05-01") == date(2026, 5, 1)  # the JSON form, rebuilt
+    assert app.testing.run(due, day=date(2026, 5, 2)) == date(2026, 5, 2)
+    with pytest.raises(conveyor.InvalidArguments, match="'weeks' expects int"):
+        app.testing.run(due, day=date(2026, 5, 2), weeks="2")
+
+    @app.job
+    def wrong(ctx: conveyor.Context) -> int:
+        return "two"  # type: ignore[return-value]
+
+    with pytest.raises(AssertionError, match="does not fit its return hint"):
+        app.testing.run(wrong)

@@ -260,3 +260,19 @@ def test_a_declared_schema_checks_by_name_producers() -> None:
         spec_of_schema("send", SendArgs).bind((), {"to": "a@b", "retries": "3"})
     with pytest.raises(conveyor.InvalidArguments, match="missing argument 'width'"):
         spec_of_schema("resize", Resize).bind((), {"height": 2})
+
+
+def test_hints_may_name_classes_of_the_scope_the_job_is_defined_in() -> None:
+    app = conveyor.App("memory://")
+
+    @dataclass(frozen=True)
+    class Point:
+        x: int
+        y: int
+
+    @app.job(name="plot")
+    def plot(ctx: conveyor.Context, at: Point) -> Point:
+        return at
+
+    assert plot.request(Point(1, 2)).args == {"at": {"x": 1, "y": 2}}
+    assert app.testing.run(plot, at={"x": 3, "y": 4}) == Point(3, 4)

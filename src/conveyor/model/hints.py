@@ -545,11 +545,11 @@ def _class(kind: type) -> Codec:
     raise Unsupported(f"{kind.__module__}.{kind.__qualname__} is not a type Conveyor can store")
 
 
-def hints_of(target: Any) -> dict[str, Any]:
-    """The resolved type hints of a function or class; Unsupported when one cannot be
-    resolved (a name not importable where the function is defined)."""
+def hints_of(target: Any, local_names: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved type hints of a function or class (names looked up in its module, then
+    in `local_names`); Unsupported when one cannot be resolved."""
     try:
-        return typing.get_type_hints(target, include_extras=True)
+        return typing.get_type_hints(target, localns=dict(local_names or {}), include_extras=True)
     except (NameError, TypeError, AttributeError) as exc:
         raise Unsupported(f"its type hints cannot be resolved ({exc})") from None
 

@@ -180,9 +180,16 @@ class ArgumentSpec:
             ) from None
 
 
-def spec_of(job: str, target: Callable[..., Any], *, method: bool = False) -> ArgumentSpec:
+def spec_of(
+    job: str,
+    target: Callable[..., Any],
+    *,
+    method: bool = False,
+    local_names: Mapping[str, Any] | None = None,
+) -> ArgumentSpec:
     """The spec of a job function (its first parameter is the Context), or of a class's
-    `run(self, ctx, ...)` with `method`; raises ConfigurationError naming what is wrong."""
+    `run(self, ctx, ...)` with `method`; raises ConfigurationError naming what is wrong.
+    `local_names`: the names of the scope it was defined in, for hints of local classes."""
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError) as exc:
@@ -195,7 +202,7 @@ def spec_of(job: str, target: Callable[..., Any], *, method: bool = False) -> Ar
             "def job(ctx: conveyor.Context, ...)"
         )
     try:
-        resolved = hints.hints_of(target)
+        resolved = hints.hints_of(target, local_names)
     except hints.Unsupported as exc:
         raise _unsupported(job, "", exc) from None
     parameters = []

@@ -263,7 +263,9 @@ def check_arguments(args: object) -> dict[str, Any]:
         if unencodable:
             raise ArgumentsNotSerializable(
                 f"job arguments must be JSON-encodable, but {text} is not: "
-                "pass plain values (str, int, float, bool, None, lists, dicts) such as ids"
+                "pass plain values (str, int, float, bool, None, lists, dicts) such as ids, or "
+                "give the parameter a type hint Conveyor stores (dataclasses, Enum, datetime, "
+                "UUID, Decimal, Path...: docs/typed-jobs.md)"
             )
         raise InvalidArguments(f"job arguments cannot be stored: {text}")
     return args

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,21 +30,26 @@ class JobDefinition:
 
     @staticmethod
     def build(
-        name: str, target: Callable[..., Any], options: JobOptions, validate: bool = True
+        name: str,
+        target: Callable[..., Any],
+        options: JobOptions,
+        validate: bool = True,
+        local_names: Mapping[str, Any] | None = None,
     ) -> JobDefinition:
-        """Inspect `target` (a function or a class with a `run` method) into a definition."""
+        """Inspect `target` (a function or a class with a `run` method) into a definition;
+        `local_names` resolve hints that name classes of the scope it was defined in."""
         if inspect.isclass(target):
             run = getattr(target, "run", None)
             if run is None or not callable(run):
                 raise ConfigurationError(
                     f"class-based job {name!r} needs a method run(self, ctx, **args)"
                 )
-            spec = spec_of(name, run, method=True) if validate else None
+            spec = spec_of(name, run, method=True, local_names=local_names) if validate else None
             is_async = inspect.iscoroutinefunction(run)
             return JobDefinition(name, target, options, is_async, True, spec)
         if not callable(target):
             raise ConfigurationError(f"job {name!r} must be a function or a class")
-        spec = spec_of(name, target) if validate else None
+        spec = spec_of(name, target, local_names=local_names) if validate else None
         return JobDefinition(name, target, options, inspect.iscoroutinefunction(target), spec=spec)
 
 
