@@ -38,7 +38,7 @@ class ArgumentSpec:
     result: Codec = ANY
     _codecs: dict[str, Codec] = field(init=False, repr=False)
     _checks: dict[str, Callable[[Any], Any]] = field(init=False, repr=False)
-    _required: frozenset[str] = field(init=False, repr=False)
+    _required: tuple[str, ...] = field(init=False, repr=False)
     _positional: tuple[str, ...] = field(init=False, repr=False)
     _by_position: tuple[str, ...] = field(init=False, repr=False)
     _plain: bool = field(init=False, repr=False)
@@ -47,7 +47,7 @@ class ArgumentSpec:
         setattr_ = object.__setattr__
         setattr_(self, "_codecs", {p.name: p.codec for p in self.parameters})
         setattr_(self, "_checks", {p.name: p.codec.encode for p in self.parameters})
-        setattr_(self, "_required", frozenset(p.name for p in self.parameters if p.required))
+        setattr_(self, "_required", tuple(p.name for p in self.parameters if p.required))
         setattr_(self, "_positional", tuple(p.name for p in self.parameters if p.positional))
         only = tuple(p.name for p in self.parameters if p.positional_only)
         setattr_(self, "_by_position", only)
@@ -84,8 +84,9 @@ class ArgumentSpec:
                     out[name] = codec.encode(value)
                 except Mismatch as exc:
                     raise self._mismatch(name, exc) from None
-        if not self._required <= out.keys():
-            self._refuse_missing(out)
+        for name in self._required:
+            if name not in out:
+                self._refuse_missing(out)
         return out
 
     def _check_each(self, named: Mapping[str, Any]) -> None:
@@ -151,8 +152,9 @@ class ArgumentSpec:
                 out[name] = codec.decode(value)
             except Mismatch as exc:
                 raise self._mismatch(name, exc) from None
-        if not self._required <= out.keys():
-            self._refuse_missing(out)
+        for name in self._required:
+            if name not in out:
+                self._refuse_missing(out)
         if not self._by_position:
             return _EMPTY, out
         positional = tuple(out.pop(name) for name in self._by_position if name in out)
