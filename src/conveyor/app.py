@@ -47,7 +47,7 @@ from conveyor.runtime.environment import Environment
 from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
 from conveyor.runtime.middleware import Middleware
 from conveyor.runtime.propagation import Propagation
-from conveyor.runtime.registry import JobDefinition
+from conveyor.runtime.registry import Executor, JobDefinition
 from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
 from conveyor.testing import Testing
@@ -93,6 +93,7 @@ class App:
         self._declared: dict[str, JobOptions] = {}
         self._schemas: dict[str, ArgumentSpec] = {}  # declared argument schemas, by job name
         self._queue_limits: dict[str, int] = {}
+        self._queue_executors: dict[str, Executor] = {}
         self._backend: Backend | None = None
         self._lock = threading.Lock()
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
@@ -137,14 +138,26 @@ class App:
         return Environment(
             self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
             tuple(self.middleware), self.clock, tuple(self._recurring.values()),
-            self.testing.resource_overrides,
+            self.testing.resource_overrides, dict(self._queue_executors),
         )  # fmt: skip
 
     # definitions -----------------------------------------------------------------------------
-    def queue(self, name: str, *, concurrency: int | None = None) -> None:
+    def queue(
+        self, name: str, *, concurrency: int | None = None, executor: Executor | None = None
+    ) -> None:
         """Declare a queue; `concurrency` caps its running jobs across all workers
-        (1 = strictly serial, in order). None = limited only by the workers' slots."""
+        (1 = strictly serial, in order). None = limited only by the workers' slots.
+        `executor="process"`: its plain-function jobs run in child processes (hard timeouts,
+        crash isolation; docs/executors.md); its async jobs stay on the event loop."""
         check_queue(name)
+        if executor not in (None, "thread", "process"):
+            raise ConfigurationError(
+                f"queue {name!r}: executor must be 'thread' or 'process', not {executor!r}"
+            )
+        if executor is None:
+            self._queue_executors.pop(name, None)
+        else:
+            self._queue_executors[name] = executor
         if concurrency is None:
             self._queue_limits.pop(name, None)
         elif concurrency < 1:
@@ -181,6 +194,7 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         validate: bool = True,
+        executor: Executor | None = None,
     ) -> JobDecorator: ...
 
     def job(
@@ -195,6 +209,7 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         validate: bool = True,
+        executor: Executor | None = None,
     ) -> JobFunction[Any, Any] | JobDecorator:
         """Register a job: `@app.job` or `@app.job(queue=..., max_attempts=..., ...)`.
 
@@ -202,6 +217,8 @@ class App:
         `run(self, ctx, **args)` method. The function's first argument is the Context. Its
         other arguments are checked against their type hints at enqueue and rebuilt from
         JSON before it runs (docs/typed-jobs.md); `validate=False` passes them unchecked.
+        `executor="process"` runs a plain function in a child process, where a timeout stops
+        it for sure and a crash takes only its attempt (docs/executors.md).
         """
         options = JobOptions(
             queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
@@ -212,7 +229,7 @@ class App:
             job_name = name or _default_name(target)
             if job_name in self._definitions:
                 raise ConfigurationError(f"a job named {job_name!r} is already registered")
-            definition = JobDefinition.build(job_name, target, options, validate, scope)
+            definition = JobDefinition.build(job_name, target, options, validate, scope, executor)
             self._definitions[job_name] = definition
             return JobFunction(self, definition, options)
 

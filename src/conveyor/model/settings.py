@@ -26,6 +26,11 @@ class Settings:
     progress_flush_interval: float = 1.0
     max_log_lines: int = 1000
     shutdown_timeout: float = 30.0
+    # process executor (docs/executors.md): child processes for executor="process" jobs
+    processes: int | None = None  # children per worker; None = the CPU count
+    process_grace: float = 5.0  # seconds between SIGTERM and SIGKILL for a stopped job's child
+    max_tasks_per_child: int = 0  # a child is replaced after this many jobs (0 = never)
+    max_memory_per_child: int = 0  # MiB of resident memory above which a child is replaced
     # maintenance
     sweep_interval: float = 1.0
     prune_interval: float = 60.0
@@ -51,6 +56,14 @@ class Settings:
             raise ConfigurationError("max_log_lines must be at least 2")
         if self.queue_full not in ("wait", "refuse"):
             raise ConfigurationError("queue_full must be 'wait' or 'refuse'")
+        if self.processes is not None and self.processes < 1:
+            raise ConfigurationError("processes must be at least 1, or None (the CPU count)")
+        if self.process_grace < 0:
+            raise ConfigurationError("process_grace must be 0 or more seconds")
+        if self.max_tasks_per_child < 0 or self.max_memory_per_child < 0:
+            raise ConfigurationError(
+                "max_tasks_per_child and max_memory_per_child must be 0 (no limit) or more"
+            )
 
     def merged(self, **overrides: Any) -> Settings:
         """These settings with `overrides` applied; unknown names are refused."""
@@ -78,6 +91,10 @@ class SettingsOverrides(TypedDict, total=False):
     progress_flush_interval: float
     max_log_lines: int
     shutdown_timeout: float
+    processes: int | None
+    process_grace: float
+    max_tasks_per_child: int
+    max_memory_per_child: int
     sweep_interval: float
     prune_interval: float
     retention_completed: float

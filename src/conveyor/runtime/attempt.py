@@ -22,6 +22,7 @@ from conveyor.model.job import Job, JobState
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import JobExecutor, RunningJob
 from conveyor.runtime.hooks import EventKind, JobEvent
+from conveyor.runtime.processes import ProcessPool
 from conveyor.runtime.reporting import ReportBuffer
 
 log = logging.getLogger("conveyor.worker")
@@ -52,12 +53,14 @@ class Attempts:
         reports: ReportBuffer,
         *,
         keep_exceptions: bool = False,
+        processes: ProcessPool | None = None,
     ) -> None:
         self._env = env
         self._reports = reports
         self.executor = JobExecutor(
-            worker_id, env.registry, threads, env.clock, env.middleware, keep_exceptions
-        )
+            worker_id, env.registry, threads, env.clock, env.middleware, keep_exceptions,
+            processes, env.queue_executors,
+        )  # fmt: skip
 
     def claimed(self, jobs: Sequence[Job], requested: int) -> None:
         """A claim took `jobs` of the `requested`: run the claim hooks (metrics' batch sizes)."""

@@ -32,3 +32,4 @@ class Environment:
     resource_overrides: Mapping[Callable[..., Any], Callable[..., Any]] = field(
         default_factory=dict
     )
+    queue_executors: Mapping[str, str] = field(default_factory=dict)  # queue -> "process"

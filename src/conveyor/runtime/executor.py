@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from conveyor.model.lifecycle import waiting_state
 from conveyor.model.options import Backoff
 from conveyor.model.validation import result_problem
 from conveyor.runtime.middleware import Middleware, compose
+from conveyor.runtime.processes import ChildCrashed, ProcessPool, RemoteFailure
 from conveyor.runtime.registry import JobDefinition, Registry
 from conveyor.runtime.threads import DaemonThreadPool
 
@@ -53,8 +54,12 @@ class JobExecutor:
         clock: Callable[[], datetime],
         middleware: Sequence[Middleware] = (),
         keep_exceptions: bool = False,
+        processes: ProcessPool | None = None,
+        queue_executors: Mapping[str, str] | None = None,
     ) -> None:
         self._worker_id = worker_id
+        self._processes = processes
+        self._queue_executors = queue_executors or {}
         self._registry = registry
         self._threads = thread_pool
         self._clock = clock
@@ -178,6 +183,12 @@ class JobExecutor:
             async def innermost() -> Any:
                 value = await target(ctx, *positional, **args)
                 return value if encode is None else encode(value)
+        elif self._processes is not None and self._in_process(definition, running.job):
+            pool, job = self._processes, running.job
+
+            async def innermost() -> Any:
+                # the child rebuilds the arguments and writes the result by the hints itself
+                return await pool.run(job, definition, ctx._sink, lambda: running.stop_reason)
         else:
             loop = asyncio.get_running_loop()
 
@@ -201,6 +212,13 @@ class JobExecutor:
                 ctx._scope.failure = exc
             raise
 
+    def _in_process(self, definition: JobDefinition, job: Job) -> bool:
+        """Whether a plain-function job runs in a child process: its own choice, else its
+        queue's."""
+        if definition.executor is not None:
+            return definition.executor == "process"
+        return self._queue_executors.get(job.queue) == "process"
+
     def stopped(self, job: Job, reason: StopReason) -> Outcome:
         """The outcome of a job stopped before it ended: cancelled, or released at shutdown
         (back to pending, the attempt given back)."""
@@ -214,6 +232,11 @@ class JobExecutor:
 
     def _from_exception(self, job: Job, definition: JobDefinition, exc: BaseException) -> Outcome:
         now = self._clock()
+        if isinstance(exc, RemoteFailure):
+            return self._remote_failure(job, definition, exc, now)
+        if isinstance(exc, ChildCrashed):
+            error = AttemptError(job.attempt, str(exc), at=now, kind="crashed")
+            return self._failure(job, definition, error)
         text = "".join(traceback.format_exception(exc))
         if isinstance(exc, Fail):
             error = AttemptError(job.attempt, exc.reason, text, now, kind="fail")
@@ -223,6 +246,17 @@ class JobExecutor:
             return self._failure(job, definition, error, delay=exc.delay)
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return self._failure(job, definition, AttemptError(job.attempt, message, text, now))
+
+    def _remote_failure(
+        self, job: Job, definition: JobDefinition, exc: RemoteFailure, now: datetime
+    ) -> Outcome:
+        """How a job that raised in a child process ended, as its child reported it."""
+        error = AttemptError(job.attempt, exc.message, exc.text, now, kind=exc.kind)
+        if exc.kind in ("fail", "arguments"):
+            return Outcome(job.id, self._worker_id, job.attempt, JobState.FAILED, now, error=error)
+        if exc.kind == "error":
+            error = AttemptError(job.attempt, exc.message, exc.text, now)
+        return self._failure(job, definition, error, delay=exc.delay)
 
     def _failure(
         self,

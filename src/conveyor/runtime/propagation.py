@@ -22,6 +22,9 @@ log = logging.getLogger("conveyor.propagation")
 #: Metadata keys starting with this prefix hold propagated context values.
 PREFIX = "ctx:"
 _MISSING: Any = object()
+#: every propagated variable of this process, by name: a child process of the process executor
+#: restores a job's values from them (its job module registered them on import)
+_KNOWN: dict[str, ContextVar[Any]] = {}
 
 
 class Propagation:
@@ -49,6 +52,7 @@ class Propagation:
                     "the variables across processes, so give each one a distinct name"
                 )
             self._vars[var.name] = var
+            _KNOWN.setdefault(var.name, var)
 
     def capture(self) -> dict[str, str]:
         """The metadata entries for the variables set in the current context."""
@@ -97,4 +101,11 @@ class Propagation:
                 var.reset(token)
 
 
-__all__ = ["PREFIX", "Propagation"]
+def restore_known(metadata: dict[str, str]) -> list[tuple[ContextVar[Any], Token[Any]]]:
+    """Set every variable any app of this process propagates, from a job's metadata."""
+    known = Propagation()
+    known._vars = dict(_KNOWN)
+    return known.restore(metadata)
+
+
+__all__ = ["PREFIX", "Propagation", "restore_known"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from conveyor.errors import ConfigurationError
 from conveyor.model.options import JobOptions
@@ -27,6 +27,8 @@ class JobDefinition:
     is_async: bool
     is_class: bool = False
     spec: ArgumentSpec | None = None
+    #: "process": run in a child process (plain functions only); None: as its queue says
+    executor: Executor | None = None
 
     @staticmethod
     def build(
@@ -35,6 +37,7 @@ class JobDefinition:
         options: JobOptions,
         validate: bool = True,
         local_names: Mapping[str, Any] | None = None,
+        executor: Executor | None = None,
     ) -> JobDefinition:
         """Inspect `target` (a function or a class with a `run` method) into a definition;
         `local_names` resolve hints that name classes of the scope it was defined in."""
@@ -46,11 +49,37 @@ class JobDefinition:
                 )
             spec = spec_of(name, run, method=True, local_names=local_names) if validate else None
             is_async = inspect.iscoroutinefunction(run)
-            return JobDefinition(name, target, options, is_async, True, spec)
+            _check_executor(name, target, executor, is_async)
+            return JobDefinition(name, target, options, is_async, True, spec, executor)
         if not callable(target):
             raise ConfigurationError(f"job {name!r} must be a function or a class")
         spec = spec_of(name, target, local_names=local_names) if validate else None
-        return JobDefinition(name, target, options, inspect.iscoroutinefunction(target), spec=spec)
+        is_async = inspect.iscoroutinefunction(target)
+        _check_executor(name, target, executor, is_async)
+        return JobDefinition(name, target, options, is_async, spec=spec, executor=executor)
 
 
+def _check_executor(
+    name: str, target: Callable[..., Any], executor: Executor | None, is_async: bool
+) -> None:
+    """A process job must be a plain function a child can import by its module and name."""
+    if executor is None or executor == "thread":
+        return
+    if executor != "process":
+        raise ConfigurationError(
+            f"job {name!r}: executor must be 'thread' or 'process', not {executor!r}"
+        )
+    if is_async:
+        raise ConfigurationError(
+            f"job {name!r}: async jobs run on the worker's event loop; executor='process' is "
+            "for plain (def) functions"
+        )
+    if "<locals>" in getattr(target, "__qualname__", "<locals>"):
+        raise ConfigurationError(
+            f"job {name!r}: a process job must be defined at the top level of a module, "
+            "so that its child process can import it"
+        )
+
+
+Executor = Literal["thread", "process"]
 Registry = dict[str, JobDefinition]

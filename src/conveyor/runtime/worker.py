@@ -25,6 +25,7 @@ from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import RunningJob, StopReason
 from conveyor.runtime.maintenance import Sweeper
 from conveyor.runtime.prefetch import RELEASE_AFTER, PrefetchPlan, ReadyJobs
+from conveyor.runtime.processes import ChildLimits, ProcessPool
 from conveyor.runtime.reporting import ReportBuffer
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.threads import DaemonThreadPool
@@ -85,6 +86,7 @@ class Worker:
         self._io_pool: ThreadPoolExecutor | None = None
         self._claim_pool: ThreadPoolExecutor | None = None
         self._job_threads = DaemonThreadPool(self.concurrency + 8)
+        self._processes: ProcessPool | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._waiter: threading.Thread | None = None
         self._started_at = env.clock()
@@ -99,7 +101,12 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._flush_needed = asyncio.Event()
         self._reports = ReportBuffer(self.env.settings.progress_flush_count, self._request_flush)
-        self._attempts = Attempts(self.env, self.id, self._job_threads, self._reports)
+        self._processes = self._process_pool()
+        self._attempts = Attempts(
+            self.env, self.id, self._job_threads, self._reports, processes=self._processes
+        )
+        if self._processes is not None:
+            await self._processes.warm_up()
         if self.env.backend.blocking:
             # Claims get a thread of their own so that they overlap with the writes of
             # outcomes, reports and heartbeats instead of queueing behind them.
@@ -170,6 +177,8 @@ class Worker:
         except Exception:
             log.exception("could not unregister worker %s; it will be pruned as stale", self.id)
         self._job_threads.shutdown(wait=False)
+        if self._processes is not None:
+            await self._processes.close()
         if self._waiter is not None:
             # the app may close the store right after stop(): let the waiter leave it first
             await asyncio.to_thread(self._waiter.join, 2.0)
@@ -178,6 +187,22 @@ class Worker:
                 pool.shutdown(wait=True)
         self._stopped = True
         log.info("worker %s stopped", self.id)
+
+    def _process_pool(self) -> ProcessPool | None:
+        """Child processes, when a job or a queue of this worker asks for them."""
+        env = self.env
+        wanted = any(d.executor == "process" for d in env.registry.values()) or any(
+            executor == "process" for executor in env.queue_executors.values()
+        )
+        if not wanted:
+            return None
+        settings = env.settings
+        limits = ChildLimits(
+            settings.process_grace,
+            settings.max_tasks_per_child,
+            settings.max_memory_per_child * 2**20,
+        )
+        return ProcessPool(settings.processes or os.cpu_count() or 1, limits)
 
     async def __aenter__(self) -> Worker:
         await self.start()

@@ -1,0 +1,160 @@
+"""The loop of one child process of the process executor (runtime/processes.py): it receives
+jobs over its pipe, runs each in its main thread and answers with what became of it.
+
+A job's module is imported once per child, on its first job. Progress and log lines go back to
+the parent as they are written; the parent's worker buffers them as it does for threads.
+Cancellation arrives as a flag in shared memory, so a job's loop sees `ctx.cancel_requested`
+without the child reading its pipe while the job runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from conveyor.context import Context
+from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry
+from conveyor.model.hints import ANY
+from conveyor.model.job import Job
+from conveyor.model.options import JobOptions
+from conveyor.runtime.propagation import restore_known
+from conveyor.runtime.registry import JobDefinition
+
+#: what a child answers for one job: ("ok", result) or (kind, message, traceback, retry delay)
+Answer = tuple[Any, ...]
+
+
+class ChildContext(Context):
+    """The Context of a job in a child process: `cancel_requested` reads the flag the parent
+    sets in shared memory."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self, job: Job, sink: Any, flag: Any) -> None:
+        self._flag = flag
+        super().__init__(job, sink)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the job was cancelled (the parent stops the child after a grace period)."""
+        return bool(self._flag.value)
+
+    @cancel_requested.setter
+    def cancel_requested(self, value: bool) -> None:
+        self._flag.value = 1 if value else 0
+
+
+def serve(conn: Connection, cancel_flag: Any) -> None:
+    """Run jobs sent over `conn` until told to stop or the parent goes away."""
+    # Ctrl-C reaches the whole process group: the parent decides when its children stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    definitions: dict[tuple[str, str], JobDefinition] = {}
+
+    def report(job_id: str, pct: float | None, message: str | None, line: str | None) -> None:
+        conn.send(("report", job_id, pct, message, line))
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if message[0] != "run":
+            return  # "stop"
+        _, job, module, qualname = message
+        cancel_flag.value = 0
+        answer = run_one(job, module, qualname, definitions, report, cancel_flag)
+        try:
+            conn.send(("done", job.id, answer, _rss()))
+        except (TypeError, AttributeError, ValueError) as exc:  # pickling the result failed
+            text = "".join(traceback.format_exception(exc))
+            conn.send(
+                (
+                    "done",
+                    job.id,
+                    ("result", f"the result cannot be sent: {exc}", text, None),
+                    _rss(),
+                )
+            )
+        except (BrokenPipeError, OSError):
+            return
+
+
+def run_one(
+    job: Job,
+    module: str,
+    qualname: str,
+    definitions: dict[tuple[str, str], JobDefinition],
+    report: Callable[[str, float | None, str | None, str | None], None],
+    cancel_flag: Any,
+) -> Answer:
+    """Run one job and say how it ended (never raises, but for BaseExceptions that end the
+    process: SystemExit, KeyboardInterrupt)."""
+    try:
+        definition = definitions.get((module, qualname))
+        if definition is None:
+            definition = definitions[(module, qualname)] = _resolve(job.name, module, qualname)
+        ctx = ChildContext(job, report, cancel_flag)
+        spec = definition.spec
+        positional: tuple[Any, ...] = ()
+        args = job.args
+        if spec is not None:
+            positional, args = spec.decode(args)
+        target = definition.func().run if definition.is_class else definition.func
+        tokens = restore_known(job.metadata)  # trace ids..., as the parent's middleware does
+        try:
+            value = target(ctx, *positional, **args)
+        except BaseException as exc:
+            if ctx._scope is not None:
+                ctx._scope.close(exc)
+            raise
+        finally:
+            for var, token in reversed(tokens):
+                var.reset(token)
+        if ctx._scope is not None:
+            ctx._scope.close()
+        if spec is not None and spec.result is not ANY:
+            value = spec.encode_result(value)
+        return ("ok", value)
+    except Retry as exc:
+        return ("retry", exc.reason, _text(exc), exc.delay)
+    except Fail as exc:
+        return ("fail", exc.reason, _text(exc), None)
+    except InvalidArguments as exc:
+        return ("arguments", str(exc), _text(exc), None)
+    except InvalidResult as exc:
+        return ("result", str(exc), _text(exc), None)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return ("error", message, _text(exc), None)
+
+
+def _resolve(name: str, module: str, qualname: str) -> JobDefinition:
+    """The job's definition, found by importing its module (once per child)."""
+    found: Any = (
+        sys.modules["__main__"] if module == "__main__" else importlib.import_module(module)
+    )
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    definition = getattr(found, "definition", None)
+    if isinstance(definition, JobDefinition):
+        return definition
+    return JobDefinition.build(name, found, JobOptions())  # registered by a call, unbound
+
+
+def _text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _rss() -> int:
+    """This process's resident memory, in bytes (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -1,0 +1,223 @@
+"""The process executor on every store: hung sync jobs are stopped for sure, a dying child
+takes only its own attempt, and everything a job does from a child reaches the store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import conveyor
+from conveyor.model.job import JobState
+from conveyor.observability import metrics
+from helpers import wait_until_async
+from integration import process_jobs as jobs
+
+pytestmark = pytest.mark.slow
+
+PROCESS = {"processes": 2, "process_grace": 0.5}
+
+
+def register(app: conveyor.App, func: Callable[..., Any], **options: Any) -> Any:
+    return app.job(executor="process", **options)(func)
+
+
+def process_app(app: conveyor.App, **settings: Any) -> conveyor.App:
+    """An App on the same store, with the process executor's settings."""
+    from integration_support import FAST
+
+    return conveyor.App(app.url, **{**FAST, **PROCESS, **settings})
+
+
+@pytest.fixture
+def papp(app: conveyor.App) -> Any:
+    other = process_app(app)
+    yield other
+    other.close()
+
+
+async def test_a_job_sleeping_past_its_timeout_is_killed_and_the_others_never_notice(
+    papp: conveyor.App,
+) -> None:
+    sleeper = register(papp, jobs.sleep_past_timeout, max_attempts=2, timeout=0.5)
+    pid = register(papp, jobs.pid)
+    hung = sleeper.enqueue(seconds=60)
+    fine = [pid.enqueue() for _ in range(4)]
+    async with papp.worker(concurrency=4):
+        done = [await handle.wait_async(30) for handle in fine]
+        job = await hung.wait_async(30)
+        after = await pid.enqueue().wait_async(30)
+    assert all(d.state is JobState.COMPLETED and d.result != os.getpid() for d in done)
+    assert job.state is JobState.FAILED and [e.kind for e in job.errors] == ["timeout"] * 2
+    assert "timed out after 0.5 s" in job.errors[0].message
+    assert after.state is JobState.COMPLETED  # the killed child was replaced
+
+
+async def test_a_loop_in_c_past_its_timeout_is_stopped(papp: conveyor.App) -> None:
+    looper = register(papp, jobs.loop_in_c, max_attempts=1, timeout=0.5)
+    async with papp.worker():
+        job = await looper.enqueue().wait_async(30)
+    assert job.state is JobState.FAILED and job.errors[0].kind == "timeout"
+
+
+async def test_a_child_that_dies_is_a_crashed_attempt_and_the_worker_stays_up(
+    papp: conveyor.App,
+) -> None:
+    killed = register(papp, jobs.kill_itself, max_attempts=2)
+    exited = register(papp, jobs.exit_hard, max_attempts=1)
+    pid = register(papp, jobs.pid)
+    async with papp.worker():
+        by_signal = await killed.enqueue().wait_async(30)
+        by_exit = await exited.enqueue().wait_async(30)
+        still = await pid.enqueue().wait_async(30)
+    assert by_signal.state is JobState.FAILED
+    assert [e.kind for e in by_signal.errors] == ["crashed", "crashed"]  # retried by policy
+    assert "killed by signal 9 (SIGKILL)" in by_signal.errors[0].message
+    assert by_exit.errors[0].kind == "crashed" and "exited with code 3" in by_exit.errors[0].message
+    assert still.state is JobState.COMPLETED
+
+
+async def test_progress_logs_results_and_errors_come_back_from_the_child(
+    papp: conveyor.App,
+) -> None:
+    reporter = register(papp, jobs.report)
+    failing = register(papp, jobs.bad_input, max_attempts=1)
+    retried = register(papp, jobs.retry_once)
+    given_up = register(papp, jobs.give_up)
+    typed = register(papp, jobs.next_day)
+    async with papp.worker():
+        reported = await reporter.enqueue(steps=3).wait_async(30)
+        failed = await failing.enqueue().wait_async(30)
+        second = await retried.enqueue().wait_async(30)
+        closed = await given_up.enqueue().wait_async(30)
+        tomorrow = await typed.enqueue(when=datetime(2026, 12, 31, 23, tzinfo=UTC)).wait_async(30)
+    assert reported.result.startswith("3 steps in ")
+    assert reported.result != f"3 steps in {os.getpid()}"
+    assert reported.progress == 100 and reported.progress_message == "step 3"
+    assert [line.message for line in reported.logs] == [f"did step {n}" for n in (1, 2, 3)]
+    error = failed.errors[0]
+    assert error.message == "ValueError: the input file is empty"
+    assert "in bad_input" in error.traceback and "process_jobs.py" in error.traceback
+    assert second.state is JobState.COMPLETED and second.result == 2
+    assert second.errors[0].kind == "retry"
+    assert closed.state is JobState.FAILED and closed.attempt == 1
+    assert closed.errors[0].message == "the account is closed"
+    assert tomorrow.result == date(2027, 1, 1)  # typed result, rebuilt in the parent
+
+
+async def test_cancelling_stops_the_job_in_its_child(papp: conveyor.App, tmp_path: Path) -> None:
+    polite = register(papp, jobs.until_cancelled)
+    stubborn = register(papp, jobs.ignores_cancel)
+    async with papp.worker():
+        for job_function, name in ((polite, "polite"), (stubborn, "stubborn")):
+            started = tmp_path / name
+            handle = job_function.enqueue(started=str(started))
+            await wait_until_async(started.exists, what=f"{name} job started")
+            papp.jobs.cancel(handle.id)
+            job = await handle.wait_async(30)
+            assert job.state is JobState.CANCELLED, name
+
+
+async def test_children_are_reused_and_recycled_after_their_task_limit(app: conveyor.App) -> None:
+    reused = process_app(app, processes=1)
+    recycled = process_app(app, processes=1, max_tasks_per_child=2)
+    try:
+        for other in (reused, recycled):
+            pid = register(other, jobs.pid)
+            async with other.worker(concurrency=1):
+                pids = [(await pid.enqueue().wait_async(30)).result for _ in range(6)]
+            if other is reused:
+                assert len(set(pids)) == 1 and pids[0] != os.getpid()
+            else:
+                assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3]
+    finally:
+        reused.close()
+        recycled.close()
+
+
+async def test_a_queue_can_run_its_plain_jobs_in_processes(papp: conveyor.App) -> None:
+    papp.queue("cpu", executor="process")
+    pid = papp.job(queue="cpu")(jobs.pid)
+
+    @papp.job(queue="cpu")
+    async def on_the_loop(ctx: conveyor.Context) -> int:
+        return os.getpid()
+
+    async with papp.worker():
+        in_child = await pid.enqueue().wait_async(30)
+        on_loop = await on_the_loop.enqueue().wait_async(30)
+    assert in_child.result != os.getpid() and on_loop.result == os.getpid()
+
+
+async def test_propagated_context_reaches_the_child(papp: conveyor.App) -> None:
+    papp.propagate(jobs.REQUEST_ID)
+    job = register(papp, jobs.request_id)
+    token = jobs.REQUEST_ID.set("req-42")
+    try:
+        handle = job.enqueue()
+    finally:
+        jobs.REQUEST_ID.reset(token)
+    async with papp.worker():
+        assert (await handle.wait_async(30)).result == "req-42"
+
+
+def test_what_cannot_run_in_a_process_is_refused_at_decoration(app: conveyor.App) -> None:
+    with pytest.raises(conveyor.ConfigurationError, match="async jobs run on the worker's event"):
+
+        @app.job(executor="process")
+        async def on_loop(ctx: conveyor.Context) -> None: ...
+
+    with pytest.raises(conveyor.ConfigurationError, match="top level of a module"):
+
+        @app.job(executor="process")
+        def local(ctx: conveyor.Context) -> None: ...
+
+    with pytest.raises(conveyor.ConfigurationError, match="'thread' or 'process'"):
+        app.job(executor="fork")(jobs.pid)  # type: ignore[call-overload]
+
+
+async def test_a_child_above_its_memory_limit_is_recycled_after_its_job(
+    app: conveyor.App,
+) -> None:
+    limited = process_app(app, processes=1, max_memory_per_child=200)
+    try:
+        holder = register(limited, jobs.hold_memory)
+        async with limited.worker(concurrency=1):
+            pids = [(await holder.enqueue(mib=90).wait_async(30)).result for _ in range(4)]
+    finally:
+        limited.close()
+    # 90 MiB kept per job: the child passes 200 MiB on its second or third job and is replaced
+    assert pids[0] != os.getpid() and len(set(pids)) >= 2
+    assert pids[0] == pids[1]
+
+
+async def test_resources_hooks_and_metrics_around_a_child_job(
+    papp: conveyor.App, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal"
+    user = register(papp, jobs.use_resource)
+    failing = register(papp, jobs.bad_input, max_attempts=1)
+    registry = CollectorRegistry()
+    metrics.install(papp, registry)
+    events: list[tuple[str, int]] = []
+    for kind in ("started", "succeeded", "failed"):
+        papp.on(kind)(lambda event, kind=kind: events.append((kind, os.getpid())))
+    async with papp.worker():
+        used = await user.enqueue(path=str(journal)).wait_async(30)
+        await failing.enqueue().wait_async(30)
+    child = used.result
+    assert journal.read_text().splitlines() == [f"open {child}", f"close {child}"]
+    assert sorted(kind for kind, _ in events) == ["failed", "started", "started", "succeeded"]
+    assert {pid for _, pid in events} == {os.getpid()}  # hooks run in the worker's process
+    succeeded = registry.get_sample_value(
+        "conveyor_jobs_succeeded_total", {"name": user.name, "queue": "default"}
+    )
+    failed = registry.get_sample_value(
+        "conveyor_jobs_failed_total", {"name": failing.name, "queue": "default"}
+    )
+    assert (succeeded, failed) == (1.0, 1.0)
