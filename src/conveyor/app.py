@@ -475,10 +475,18 @@ class App:
 
     # running ---------------------------------------------------------------------------------
     def worker(
-        self, *, queues: Iterable[str] | None = None, concurrency: int | None = None
+        self,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        processes: int | None = None,
     ) -> Worker:
-        """A worker for this app: `async with app.worker(): ...` runs it inside your program."""
-        worker = Worker(self.environment(), queues=queues, concurrency=concurrency)
+        """A worker for this app: `async with app.worker(): ...` runs it inside your program.
+        `processes` sizes its pool of children for executor="process" jobs (default: the
+        `processes` setting, else the CPU count)."""
+        worker = Worker(
+            self.environment(), queues=queues, concurrency=concurrency, processes=processes
+        )
         self._workers.add(worker)
         return worker
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -90,6 +91,7 @@ def test_the_reference_falls_back_to_the_environment(monkeypatch: pytest.MonkeyP
         (["worker", "nowhere_at_all:app"], 1, "no module named"),
         (["worker", "{project}:other"], 1, "not a conveyor.App"),
         (["worker", "{project}:app", "--queues", " , "], 2, "--queues needs"),
+        (["worker", "{project}:app", "--processes", "0"], 2, "'--processes'"),
     ],
 )
 def test_worker_errors_are_one_line_without_traceback(
@@ -158,6 +160,45 @@ def test_worker_runs_jobs_from_a_project_folder_and_stops_on_sigterm(tmp_path: P
     assert "started" in stderr
     assert "stopped" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_worker_runs_process_jobs_in_its_children(tmp_path: Path) -> None:
+    (tmp_path / "cpujobs.py").write_text(
+        "import os\n"
+        "import conveyor\n"
+        "app = conveyor.App('sqlite:///jobs.db', poll_interval=0.1)\n"
+        "@app.job(executor='process')\n"
+        "def where(ctx):\n"
+        "    return [os.getpid(), os.getppid()]\n"
+    )
+    env = {**os.environ, "CONVEYOR_APP": "cpujobs:app"}
+    env.pop("PYTHONPATH", None)
+    run = functools.partial(
+        subprocess.run, cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    )
+    enqueue = "import cpujobs; print(cpujobs.where.enqueue().id)"
+    ids = [run([sys.executable, "-c", enqueue]).stdout.strip() for _ in range(3)]
+    command = [sys.executable, "-c", "from conveyor.cli import main; main()", "worker",
+               "--processes", "1", "--no-live"]  # fmt: skip
+    worker = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        check = (
+            f"import cpujobs, json; jobs = [cpujobs.app.jobs.get(i) for i in {ids!r}]; "
+            "print(json.dumps([j.result for j in jobs if j.state == 'completed']))"
+        )
+        deadline = time.monotonic() + 30
+        results: list[list[int]] = []
+        while time.monotonic() < deadline and len(results) < 3:
+            time.sleep(0.2)
+            results = json.loads(run([sys.executable, "-c", check]).stdout)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=20)
+    assert len(results) == 3, stderr
+    assert len({pid for pid, _ in results}) == 1  # one child, reused
+    assert results[0][0] != worker.pid
+    assert worker.returncode == 0 and "Traceback" not in stderr, stderr
 
 
 def test_the_live_line_counts_and_rates() -> None:

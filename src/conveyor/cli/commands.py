@@ -67,6 +67,13 @@ def cli(ctx: click.Context, app_ref: str | None, config_path: Path | None) -> No
     type=click.IntRange(min=1),
     help="Jobs run at once (default: the app's concurrency setting).",
 )
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    help="Child processes for executor='process' jobs (default: the processes setting, "
+    "else the CPU count).",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS),
               help="Default: info (or log_level in the config file).")  # fmt: skip
 @click.option("--log-format", type=click.Choice(LOG_FORMATS),
@@ -81,6 +88,7 @@ def worker(
     app_arg: str | None,
     queues: str | None,
     concurrency: int | None,
+    processes: int | None,
     log_level: str | None,
     log_format: str | None,
     metrics_port: int | None,
@@ -99,6 +107,7 @@ def worker(
     \b
     Examples:
       conveyor worker myjobs:app --concurrency 20 --queues emails,reports
+      conveyor worker myjobs:app --processes 4   # children for executor="process" jobs
       conveyor worker --app myjobs:app --log-format json --metrics-port 9100
     """
     queue_list = parse_queues(queues)
@@ -111,7 +120,7 @@ def worker(
     if port is not None:
         start_metrics(app, port, metrics_addr)
     try:
-        job_worker = app.worker(queues=queue_list, concurrency=concurrency)
+        job_worker = app.worker(queues=queue_list, concurrency=concurrency, processes=processes)
     except ConveyorError as exc:
         fail(f"cannot start the worker: {exc}")
     stderr = err_console()

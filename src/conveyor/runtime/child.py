@@ -21,7 +21,7 @@ from typing import Any
 from conveyor.context import Context
 from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry
 from conveyor.model.hints import ANY
-from conveyor.model.job import Job
+from conveyor.model.job import Job, job_from_values
 from conveyor.model.options import JobOptions
 from conveyor.runtime.propagation import restore_known
 from conveyor.runtime.registry import JobDefinition
@@ -50,8 +50,9 @@ class ChildContext(Context):
         self._flag.value = 1 if value else 0
 
 
-def serve(conn: Connection, cancel_flag: Any) -> None:
-    """Run jobs sent over `conn` until told to stop or the parent goes away."""
+def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> None:
+    """Run jobs sent over `conn` until told to stop or the parent goes away; with
+    `measure_memory`, each answer carries the child's resident memory."""
     # Ctrl-C reaches the whole process group: the parent decides when its children stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     definitions: dict[tuple[str, str], JobDefinition] = {}
@@ -66,11 +67,13 @@ def serve(conn: Connection, cancel_flag: Any) -> None:
             return  # the parent is gone
         if message[0] != "run":
             return  # "stop"
-        _, job, module, qualname = message
+        _, values, module, qualname = message
+        job = job_from_values(values)
         cancel_flag.value = 0
         answer = run_one(job, module, qualname, definitions, report, cancel_flag)
+        rss = _rss() if measure_memory else 0
         try:
-            conn.send(("done", job.id, answer, _rss()))
+            conn.send(("done", job.id, answer, rss))
         except (TypeError, AttributeError, ValueError) as exc:  # pickling the result failed
             text = "".join(traceback.format_exception(exc))
             conn.send(
@@ -78,7 +81,7 @@ def serve(conn: Connection, cancel_flag: Any) -> None:
                     "done",
                     job.id,
                     ("result", f"the result cannot be sent: {exc}", text, None),
-                    _rss(),
+                    rss,
                 )
             )
         except (BrokenPipeError, OSError):

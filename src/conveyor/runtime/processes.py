@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import operator
 import os
 import signal
 import sys
@@ -18,11 +19,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from conveyor.errors import ConveyorError
+from conveyor.model.job import JOB_FIELDS
 from conveyor.runtime import child as child_loop
 from conveyor.runtime.registry import JobDefinition
 
 log = logging.getLogger("conveyor.processes")
 ReportSink = Callable[[str, "float | None", "str | None", "str | None"], None]
+# A job crosses the pipe as the tuple of its fields: pickling the frozen dataclass itself
+# cost several times more (its __getstate__ builds a list per job).
+_job_values = operator.attrgetter(*JOB_FIELDS)
 
 
 class ChildCrashed(ConveyorError):
@@ -74,14 +79,14 @@ def exit_description(code: int | None) -> str:
 class _Child:
     """One child process and its pipe, seen from the parent's event loop."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, measure_memory: bool) -> None:
         self._context = context
         self._cancel = context.RawValue("b", 0)
         parent_end, child_end = context.Pipe(duplex=True)
         self.conn: Connection = parent_end
         self.process = context.Process(
-            target=child_loop.serve, args=(child_end, self._cancel), daemon=True,
-            name="conveyor-child",
+            target=child_loop.serve, args=(child_end, self._cancel, measure_memory),
+            daemon=True, name="conveyor-child",
         )  # fmt: skip
         self._child_end = child_end
         self.tasks = 0
@@ -108,7 +113,7 @@ class _Child:
         func = definition.func
         self._job_id, self._sink = job.id, sink
         self._answer = answer = self._loop.create_future()
-        self.conn.send(("run", job, func.__module__, func.__qualname__))
+        self.conn.send(("run", _job_values(job), func.__module__, func.__qualname__))
         return answer
 
     def cancel(self) -> None:
@@ -116,11 +121,14 @@ class _Child:
         self._cancel.value = 1
 
     def _readable(self) -> None:
+        # One message per call: the loop calls again while the pipe stays readable, and
+        # Connection.poll() would build a selector per call.
         try:
-            while self.conn.poll():
-                self._dispatch(self.conn.recv())
+            message = self.conn.recv()
         except (EOFError, OSError):
             self._gone()
+        else:
+            self._dispatch(message)
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         if message[0] == "report":
@@ -264,7 +272,7 @@ class ProcessPool:
     async def _spawn(self) -> _Child:
         self._count += 1
         try:
-            worker = _Child(self._context)
+            worker = _Child(self._context, self.limits.max_memory > 0)
             await asyncio.to_thread(worker.start)
         except BaseException:
             self._count -= 1

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, WorkerInfo
-from conveyor.errors import UsageError
+from conveyor.errors import ConfigurationError, UsageError
 from conveyor.model.job import Job, JobState
 from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
@@ -61,12 +61,16 @@ class Worker:
         *,
         queues: Iterable[str] | None = None,
         concurrency: int | None = None,
+        processes: int | None = None,
         maintenance: bool = True,
         scheduler: bool = True,
     ) -> None:
         self.env = env
         self.queues = frozenset(queues) if queues else None
         self.concurrency = concurrency or env.settings.concurrency
+        if processes is not None and processes < 1:
+            raise ConfigurationError("processes must be at least 1 (children for process jobs)")
+        self._process_count = processes or env.settings.processes or os.cpu_count() or 1
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = WorkerStats()
         self._maintenance = maintenance
@@ -202,7 +206,7 @@ class Worker:
             settings.max_tasks_per_child,
             settings.max_memory_per_child * 2**20,
         )
-        return ProcessPool(settings.processes or os.cpu_count() or 1, limits)
+        return ProcessPool(self._process_count, limits)
 
     async def __aenter__(self) -> Worker:
         await self.start()
