@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 import conveyor
 from conveyor.model.job import JobState
 from conveyor.observability import metrics
+from conveyor.web import create_app
 from helpers import wait_until_async
 from integration import process_jobs as jobs
 
@@ -80,6 +82,13 @@ async def test_a_child_that_dies_is_a_crashed_attempt_and_the_worker_stays_up(
     assert "killed by signal 9 (SIGKILL)" in by_signal.errors[0].message
     assert by_exit.errors[0].kind == "crashed" and "exited with code 3" in by_exit.errors[0].message
     assert still.state is JobState.COMPLETED
+    # the REST API and the job's page tell a crashed child apart from a dead worker ("lost")
+    web = create_app(papp, tokens={"t": {"view"}}, secret="s")
+    with TestClient(web, base_url="http://localhost", headers={"Authorization": "Bearer t"}) as c:
+        shown = c.get(f"/api/jobs/{by_signal.id}").json()
+        page = c.get(f"/jobs/{by_signal.id}").text
+    assert [e["kind"] for e in shown["errors"]] == ["crashed", "crashed"]
+    assert "crashed" in page and "killed by signal 9 (SIGKILL)" in page
 
 
 async def test_progress_logs_results_and_errors_come_back_from_the_child(
@@ -221,3 +230,27 @@ async def test_resources_hooks_and_metrics_around_a_child_job(
         "conveyor_jobs_failed_total", {"name": failing.name, "queue": "default"}
     )
     assert (succeeded, failed) == (1.0, 1.0)
+
+
+async def test_at_shutdown_a_job_still_running_in_a_child_goes_back_to_pending(
+    papp: conveyor.App, tmp_path: Path
+) -> None:
+    stubborn = register(papp, jobs.ignores_cancel)
+    started = tmp_path / "started"
+    handle = stubborn.enqueue(started=str(started))
+    worker = papp.worker()
+    await worker.start()
+    try:
+        await wait_until_async(started.exists, what="the job started in its child")
+    finally:
+        await worker.stop(timeout=0.2)
+    job = papp.jobs.get(handle.id)
+    assert job is not None and job.state is JobState.PENDING and job.attempt == 0
+
+
+def test_drain_runs_process_jobs_in_the_tests_own_process(app: conveyor.App) -> None:
+    pid = register(app, jobs.pid)
+    handle = pid.enqueue()
+    app.testing.drain()
+    job = app.jobs.get(handle.id)
+    assert job is not None and job.result == os.getpid()
