@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -97,6 +98,30 @@ def test_job_options_validate() -> None:
 def test_settings_refuse_a_heartbeat_slower_than_half_the_lease() -> None:
     with pytest.raises(ConfigurationError, match="heartbeat_interval"):
         Settings().merged(lease_seconds=4, heartbeat_interval=3)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"concurrency": "3"}, "concurrency must be an integer, not '3'"),
+        ({"processes": True}, "processes must be an integer"),
+        ({"max_memory_per_child": 1.5}, "max_memory_per_child must be an integer"),
+        ({"poll_interval": float("nan")}, "poll_interval must be a finite number"),
+        ({"shutdown_timeout": -1}, "shutdown_timeout must be a finite number"),
+        ({"process_grace": "5"}, "process_grace must be a finite number"),
+        ({"processes": 0}, "processes must be at least 1"),
+    ],
+)
+def test_settings_of_the_wrong_kind_or_range_are_refused_by_name(
+    overrides: dict[str, object], words: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(words)):
+        Settings().merged(**overrides)
+
+
+def test_settings_accept_none_where_allowed_and_integers_for_seconds() -> None:
+    settings = Settings().merged(processes=None, prefetch=None, poll_interval=1)
+    assert settings.poll_interval == 1 and settings.processes is None
 
 
 def test_append_logs_keeps_a_marker_with_the_total_dropped() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, TypedDict
 
@@ -43,6 +44,7 @@ class Settings:
     queue_full_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if self.prefetch is not None and self.prefetch < 0:
@@ -64,6 +66,27 @@ class Settings:
             raise ConfigurationError(
                 "max_tasks_per_child and max_memory_per_child must be 0 (no limit) or more"
             )
+
+    def _check_types(self) -> None:
+        """Each setting is of its declared kind: an integer (not a bool), or a finite number
+        of 0 or more for the durations; the enumerations are checked with their ranges."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            kind = str(item.type)
+            if value is None and kind.endswith("| None"):
+                continue
+            if kind.startswith("int"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigurationError(
+                        f"setting {item.name} must be an integer, not {value!r}"
+                    )
+            elif kind == "float":
+                is_number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not is_number or not math.isfinite(value) or value < 0:
+                    raise ConfigurationError(
+                        f"setting {item.name} must be a finite number of seconds, 0 or more, "
+                        f"not {value!r}"
+                    )
 
     def merged(self, **overrides: Any) -> Settings:
         """These settings with `overrides` applied; unknown names are refused."""
