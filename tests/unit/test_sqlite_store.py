@@ -135,12 +135,47 @@ def test_concurrent_opens_of_a_new_file_migrate_once(path: str) -> None:
 def test_claim_queries_walk_the_claim_ordered_indexes(store: SQLiteBackend) -> None:
     """A sort of the whole due backlog on every claim would make claiming O(backlog)."""
     with sqlite3.connect(store.path) as conn:
-        for name in ("candidates_except", "candidates_in", "candidates_of_queue", "next_run_at"):
+        for name in ("candidates_except", "candidates_of_queue", "next_run_at"):
             params = {"now": 0, "excluded": "[]", "queues": "[]", "queue": "q", "limit": 1}
             plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], params))
             assert "INDEX conveyor_jobs_" in plan, (name, plan)
             assert "TEMP B-TREE" not in plan, (name, plan)
+        params = {"now": 0, "queue": "q", "limit": 1}
+        plan = " ".join(
+            row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q["candidates_of_queue"], params)
+        )
+        # one queue's claim starts at that queue in its own index, never at other queues' jobs
+        assert "USING INDEX conveyor_jobs_due_by_queue (queue=?" in plan, plan
     conn.close()
+
+
+def test_a_claim_for_named_queues_costs_the_same_whatever_the_backlog_of_others(
+    store: SQLiteBackend,
+) -> None:
+    """The claim of a worker of `--queues fast` must not walk the other queues' due jobs
+    (counted in SQLite virtual-machine steps, not timed)."""
+    request = ClaimRequest("w", 10, T0, T0 + timedelta(seconds=30), queues=frozenset({"fast"}))
+    store.enqueue([NewJob("quick", queue="fast") for _ in range(10)], T0)
+
+    def steps_of_one_claim() -> int:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        with sqlite3.connect(store.path) as conn:
+            conn.set_progress_handler(count, 100)
+            chosen = SQLiteBackend._candidates(conn, request, T0.timestamp())
+        conn.close()
+        assert len(chosen) == 10
+        return steps[0]
+
+    small = steps_of_one_claim()
+    for _ in range(4):
+        earlier = T0 - timedelta(hours=1)  # due before the fast jobs: first in claim order
+        store.enqueue([NewJob("backlog", run_at=earlier) for _ in range(5_000)], T0)
+    assert steps_of_one_claim() <= small * 2 + 5
 
 
 def test_writes_by_id_look_jobs_up_by_primary_key(store: SQLiteBackend) -> None:

@@ -177,21 +177,25 @@ class SQLiteBackend(RecurringVerbs):
             if (queues is None or queue in queues) and queue not in paused
         }
         candidates: list[tuple[str, int, float, str | None]] = []
+        rooms: dict[str, int] = {}
         if queues is None:
             excluded = sorted(request.queue_limits.keys() | paused)
             params = {"now": now, "excluded": json_list(excluded), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
-        elif unlimited := sorted(queues - request.queue_limits.keys() - paused):
-            params = {"now": now, "queues": json_list(unlimited), "limit": limit}
-            candidates += conn.execute(Q["candidates_in"], params).fetchall()
+        else:
+            # A worker of named queues reads each queue's own index: walking the claim-ordered
+            # index of all queues would pass over every due job of the others first.
+            rooms = dict.fromkeys(sorted(queues - request.queue_limits.keys() - paused), limit)
         if limited:
             params = {"queues": json_list(sorted(limited))}
             running = dict(conn.execute(Q["count_running"], params).fetchall())
-            for queue, cap in sorted(limited.items()):
-                room = min(cap - running.get(queue, 0), limit)
-                if room > 0:
-                    params = {"queue": queue, "now": now, "limit": room}
-                    candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
+            for queue, cap in limited.items():
+                rooms[queue] = min(cap - running.get(queue, 0), limit)
+        for queue, room in sorted(rooms.items()):
+            if room > 0:
+                params = {"queue": queue, "now": now, "limit": room}
+                candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
+        if len(rooms) + (queues is None) > 1:  # several queries' rows, each in claim order
             # a priority that is not an integer (a malformed row) sorts as 0 here, and the
             # claim then fails that job alone (backends/decoding.py)
             candidates.sort(key=lambda c: (-c[1] if type(c[1]) is int else 0, c[2], c[0]))

@@ -86,16 +86,6 @@ WHERE state IN ('scheduled', 'pending') AND run_at <= :now
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
--- name: candidates_in
-SELECT id, priority, run_at, concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_due
-WHERE state IN ('scheduled', 'pending') AND run_at <= :now
-  AND queue IN (SELECT value FROM json_each(:queues))
-  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
-      WHERE state = 'running' AND concurrency_key IS NOT NULL))
-ORDER BY priority DESC, run_at, id
-LIMIT :limit;
-
 -- name: candidates_of_queue
 SELECT id, priority, run_at, concurrency_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
