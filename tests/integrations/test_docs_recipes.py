@@ -38,3 +38,43 @@ def test_the_fastapi_recipe_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         )
         assert enqueued.status_code == 201
         modules["tasks"].app.close()
+
+
+def test_the_flask_recipe_runs(tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    pytest.importorskip("fastapi")
+
+    assert write_recipe(DOCS / "flask.md", tmp_path) == ["shop.py", "tasks.py"]
+    with importable(tmp_path, "tasks", "shop") as modules:
+        config = {"CONVEYOR_URL": f"sqlite:///{tmp_path / 'shop.db'}", "TESTING": True}
+        site = modules["shop"].create_app(config)
+        jobs = modules["tasks"].jobs
+        client = site.test_client()
+        started = client.post("/orders/42/invoice")
+        assert started.status_code == 202
+        status = f"/jobs/{started.get_json()['job']}"
+        assert client.get(status).get_json()["state"] == "pending"
+        runner = site.test_cli_runner()
+        assert runner.invoke(args=["conveyor", "jobs", "ls"]).exit_code == 0
+        jobs.app.testing.drain()
+        assert client.get(status).get_json() == {"state": "completed", "result": "invoice-42.pdf"}
+        assert client.get("/admin/jobs/api/jobs").status_code == 401
+        assert client.post("/login", data={"name": "ada", "password": "no"}).status_code == 401
+        client.post("/login", data={"name": "grace", "password": "hopper"})
+        assert client.get("/admin/jobs/api/jobs").status_code == 200
+        page = client.get("/admin/jobs/")
+        refused = client.post(
+            "/admin/jobs/api/jobs",
+            headers={"X-CSRF-Token": csrf_token(page.text)},
+            json={"name": "send_invoice", "args": {"order_id": 1}},
+        )
+        assert refused.status_code == 403
+        client.post("/login", data={"name": "ada", "password": "s3cret"})
+        page = client.get("/admin/jobs/")
+        enqueued = client.post(
+            "/admin/jobs/api/jobs",
+            headers={"X-CSRF-Token": csrf_token(page.text)},
+            json={"name": "send_invoice", "args": {"order_id": 1}},
+        )
+        assert enqueued.status_code == 201
+        jobs.close()

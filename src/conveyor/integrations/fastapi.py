@@ -29,6 +29,7 @@ from starlette.requests import HTTPConnection, Request
 
 from conveyor.app import App
 from conveyor.errors import ConfigurationError, PermissionHookError
+from conveyor.integrations._asgi import mount_path
 from conveyor.integrations._permissions import Granted, Permission, permissions_of
 
 STATE_KEY = "conveyor"  # the App's name in the lifespan state (request.state.conveyor)
@@ -159,21 +160,12 @@ def mount_dashboard(
     """Mount the dashboard of `app` on `site` (FastAPI or Starlette) at `path`, behind the
     site's authentication: see `dashboard` for `authorize`. Returns the mounted app. Links,
     assets and the dashboard's session cookie follow `path`."""
-    prefix = _mount_path(path)
+    prefix = mount_path(path)
     mounted = dashboard(
         app, authorize=authorize, tokens=tokens, secret=secret, allowed_hosts=allowed_hosts
     )
     site.mount(prefix, mounted, name=name)
     return mounted
-
-
-def _mount_path(path: str) -> str:
-    cleaned = path.strip()
-    if not cleaned.startswith("/") or not cleaned.strip("/"):
-        raise ConfigurationError(
-            f"the dashboard's path must be below the site's root, like '/admin/jobs', got {path!r}"
-        )
-    return "/" + cleaned.strip("/")
 
 
 def _checked(hook: PermissionHook) -> Callable[[Request], Any]:
