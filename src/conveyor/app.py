@@ -125,6 +125,22 @@ class App:
                     self._backend = backend
         return self._backend
 
+    def configure(self, url: str | None = None, **settings: Unpack[SettingsOverrides]) -> None:
+        """Change the store's URL and settings before the store is opened: a framework
+        extension configures an App its jobs were registered on at import time (Flask's
+        `init_app`). Once the store is open, a change is refused (close the App first)."""
+        with self._lock:
+            changes = url is not None and url != self.url
+            if self._backend is not None and (changes or settings):
+                raise ConfigurationError(
+                    f"this App's store ({self.url!r}) is open already: configure it before "
+                    "its first use, or close() it first"
+                )
+            merged = self.settings.merged(**settings)  # an unknown setting raises here
+            if url is not None:
+                self.url = url
+            self.settings = merged
+
     def close(self) -> None:
         """Close the store's connections."""
         with self._lock:

@@ -2,7 +2,8 @@
 
     ConveyorError
     ├── ConfigurationError        a setting, URL or job definition is wrong
-    │   └── InvalidJobOptions     a job option is of the wrong type or out of range
+    │   ├── InvalidJobOptions     a job option is of the wrong type or out of range
+    │   └── PermissionHookError   an application's permission hook answered no permission
     ├── UnknownJobError           enqueue by a name no handler is registered under
     ├── InvalidArguments          job arguments that do not fit the job or a store
     │   └── ArgumentsNotSerializable  job arguments are not JSON-encodable
@@ -37,6 +38,11 @@ class ConveyorError(Exception):
 
 class ConfigurationError(ConveyorError):
     """The configuration is invalid: check the setting named in the message."""
+
+
+class PermissionHookError(ConfigurationError):
+    """The application's dashboard permission hook answered something that is no permission:
+    make it return 'view', 'manage', a set of them, or None for no access."""
 
 
 class UnknownJobError(ConveyorError):

@@ -41,6 +41,7 @@ class RootOptions:
     app_ref: str | None = None
     config_path: Path | None = None
     _config: Config | None = None
+    app: App | None = None  # given by a host framework's command (`run_with_app`)
 
     def config(self) -> Config:
         """The configuration file's settings (read once)."""
@@ -122,11 +123,14 @@ def common(func: F) -> F:
 def load(app_ref: str | None) -> App:
     """The App named by `--app`, else the group's `--app`, $CONVEYOR_APP or the config file.
 
-    The config file's `url` becomes $CONVEYOR_URL (unless that is set) before the app's
+    A host framework's command (`run_with_app`) gives its App, used unless a reference is
+    given. The config file's `url` becomes $CONVEYOR_URL (unless that is set) before the app's
     module is imported, so an `App()` created without a URL uses it. The App's store is
     closed when the command ends. Exits with a one-line error if it cannot be loaded.
     """
     options = root_options()
+    if options.app is not None and not (app_ref or options.app_ref):
+        return options.app  # the host framework's App (flask conveyor, manage.py conveyor)
     config = options.config()
     reference = app_ref or options.app_ref or os.environ.get(ENV_VAR) or config.app
     if not reference:

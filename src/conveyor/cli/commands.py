@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -55,7 +56,8 @@ def cli(ctx: click.Context, app_ref: str | None, config_path: Path | None) -> No
       CONVEYOR_APP=myjobs:app conveyor worker --concurrency 20
       conveyor stats --json
     """
-    ctx.obj = RootOptions(app_ref, config_path)
+    given = ctx.obj if isinstance(ctx.obj, App) else None  # from run_with_app
+    ctx.obj = RootOptions(app_ref, config_path, app=given)
 
 
 @cli.command(short_help="Run the jobs of an App until stopped.")
@@ -234,6 +236,13 @@ def demo(db: Path | None, emails: int, url: str | None) -> None:
     sys.exit(code)
 
 
+def run_with_app(app: App, args: Sequence[str], prog_name: str) -> None:
+    """Run the `conveyor` command on `app` (a framework's own command forwards here:
+    `flask conveyor worker`, `python manage.py conveyor migrate`); `--app` still wins.
+    Exits like the command does (SystemExit with its code)."""
+    cli.main(args=list(args), prog_name=prog_name, obj=app)
+
+
 cli.add_command(jobs)
 cli.add_command(recurring)
 cli.add_command(queues)
@@ -241,4 +250,4 @@ cli.add_command(workers)
 cli.add_command(stats)
 cli.add_command(web)
 
-__all__ = ["ENV_VAR", "cli"]
+__all__ = ["ENV_VAR", "cli", "run_with_app"]

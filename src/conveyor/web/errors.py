@@ -17,6 +17,7 @@ from conveyor.errors import (
     DuplicateJobId,
     JobStateConflict,
     NotFound,
+    PermissionHookError,
     QueueFull,
     StoreUnavailable,
 )
@@ -43,6 +44,8 @@ def status_for(error: ConveyorError) -> int:
         return 429
     if isinstance(error, StoreUnavailable):
         return 503
+    if isinstance(error, PermissionHookError):
+        return 500  # the host application's hook is wrong, not the request: never access
     # Everything else is a request Conveyor refused as invalid (an unknown job name, a bad
     # setting or filter, arguments it cannot store): the caller must change it.
     return 422
@@ -73,7 +76,11 @@ def install(api: FastAPI) -> None:
 
     async def conveyor_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ConveyorError)
-        return error_response(status_for(exc), str(exc))
+        status = status_for(exc)
+        if status == 500:  # the server's own fault: the message is for its operator
+            log.error("conveyor.web: %s", exc)
+            return error_response(500, "the dashboard is misconfigured: see the server's log")
+        return error_response(status, str(exc))
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
