@@ -120,3 +120,8 @@ def use_resource(ctx: conveyor.Context, path: str) -> int:
     """Open the journal resource from the job's scope and return the pid."""
     assert ctx.resource(functools.partial(journal, path)) == path
     return os.getpid()
+
+
+def unsendable(ctx: conveyor.Context) -> object:
+    """A result that cannot cross the pipe (nor be stored)."""
+    return (n for n in range(3))

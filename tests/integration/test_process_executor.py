@@ -4,6 +4,8 @@ takes only its own attempt, and everything a job does from a child reaches the s
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -254,3 +256,46 @@ def test_drain_runs_process_jobs_in_the_tests_own_process(app: conveyor.App) -> 
     app.testing.drain()
     job = app.jobs.get(handle.id)
     assert job is not None and job.result == os.getpid()
+
+
+async def test_a_result_that_cannot_leave_the_child_fails_that_attempt_alone(
+    papp: conveyor.App,
+) -> None:
+    bad = register(papp, jobs.unsendable, max_attempts=1)
+    pid = register(papp, jobs.pid)
+    async with papp.worker():
+        failed = await bad.enqueue().wait_async(30)
+        fine = await pid.enqueue().wait_async(30)
+    assert failed.state is JobState.FAILED and failed.errors[0].kind == "result"
+    assert "the result cannot be sent" in failed.errors[0].message
+    assert fine.state is JobState.COMPLETED
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+def test_a_script_without_the_main_guard_gets_a_clear_error_not_a_respawn_storm(
+    app: conveyor.App, tmp_path: Path
+) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import asyncio, os\n"
+        "import conveyor\n"
+        f"app = conveyor.App({app.url!r}, processes=1)\n"
+        "def where(ctx):\n"
+        "    return os.getpid()\n"
+        "app.job(name='where', executor='process', max_attempts=1)(where)\n"
+        "async def main():\n"
+        "    handle = app.enqueue('where')\n"
+        "    async with app.worker():\n"
+        "        job = await handle.wait_async(30)\n"
+        "    print('RESULT', job.state, job.errors[-1].message if job.errors else '')\n"
+        "asyncio.run(main())\n"  # no `if __name__ == "__main__":`
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert lines, done.stdout + done.stderr
+    assert lines[-1].startswith("RESULT failed")
+    assert "if __name__ == '__main__':" in lines[-1]

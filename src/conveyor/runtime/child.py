@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import signal
 import sys
 import traceback
@@ -26,6 +27,7 @@ from conveyor.model.options import JobOptions
 from conveyor.runtime.propagation import restore_known
 from conveyor.runtime.registry import JobDefinition
 
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 #: what a child answers for one job: ("ok", result) or (kind, message, traceback, retry delay)
 Answer = tuple[Any, ...]
 
@@ -60,6 +62,7 @@ def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> N
     def report(job_id: str, pct: float | None, message: str | None, line: str | None) -> None:
         conn.send(("report", job_id, pct, message, line))
 
+    conn.send(("ready",))
     while True:
         try:
             message = conn.recv()
@@ -73,17 +76,13 @@ def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> N
         answer = run_one(job, module, qualname, definitions, report, cancel_flag)
         rss = _rss() if measure_memory else 0
         try:
-            conn.send(("done", job.id, answer, rss))
-        except (TypeError, AttributeError, ValueError) as exc:  # pickling the result failed
+            data = pickle.dumps(("done", job.id, answer, rss), _PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
             text = "".join(traceback.format_exception(exc))
-            conn.send(
-                (
-                    "done",
-                    job.id,
-                    ("result", f"the result cannot be sent: {exc}", text, None),
-                    rss,
-                )
-            )
+            problem = ("result", f"the result cannot be sent: {exc}", text, None)
+            data = pickle.dumps(("done", job.id, problem, rss), _PROTOCOL)
+        try:
+            conn.send_bytes(data)
         except (BrokenPipeError, OSError):
             return
 

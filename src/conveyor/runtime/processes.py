@@ -9,10 +9,14 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import operator
 import os
+import pickle
 import signal
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -28,6 +32,17 @@ ReportSink = Callable[[str, "float | None", "str | None", "str | None"], None]
 # A job crosses the pipe as the tuple of its fields: pickling the frozen dataclass itself
 # cost several times more (its __getstate__ builds a list per job).
 _job_values = operator.attrgetter(*JOB_FIELDS)
+# plain pickle rather than Connection.send's ForkingPickler, which copies its reducer table
+# for every message; nothing sent needs its reducers (no sockets or shared objects)
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+# A fork server reports a child's exit code through a pipe that the first reader consumes,
+# and Process.start() polls every earlier child: a start and a join in two threads at once
+# could both read it, and one would see 255. Both happen under this lock.
+_REAPING = threading.Lock()
+_MAIN_GUARD = (
+    "a script that starts a worker itself needs `if __name__ == '__main__':` around that "
+    "code, since children import the main module (docs/executors.md)"
+)
 
 
 class ChildCrashed(ConveyorError):
@@ -76,11 +91,28 @@ def exit_description(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-class _Child:
-    """One child process and its pipe, seen from the parent's event loop."""
+@dataclass(eq=False, slots=True)
+class _Request:
+    """A job waiting for, or running in, a child."""
 
-    def __init__(self, context: Any, measure_memory: bool) -> None:
-        self._context = context
+    job: Any
+    definition: JobDefinition
+    sink: ReportSink
+    answer: asyncio.Future[Any]
+    child: _Child | None = None
+
+
+class _Child:
+    """One child process and its pipe, seen from the parent's event loop. It tells its pool
+    when it is free again (`on_free`) or gone (`on_lost`), from the loop's reader callback."""
+
+    def __init__(
+        self,
+        context: Any,
+        measure_memory: bool,
+        on_free: Callable[[_Child], None],
+        on_lost: Callable[[_Child], None],
+    ) -> None:
         self._cancel = context.RawValue("b", 0)
         parent_end, child_end = context.Pipe(duplex=True)
         self.conn: Connection = parent_end
@@ -89,36 +121,54 @@ class _Child:
             daemon=True, name="conveyor-child",
         )  # fmt: skip
         self._child_end = child_end
+        self._on_free = on_free
+        self._on_lost = on_lost
         self.tasks = 0
         self.rss = 0
         self.dead = False
-        self._job_id: str | None = None
-        self._answer: asyncio.Future[Any] | None = None
-        self._sink: ReportSink | None = None
+        self.request: _Request | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> None:
-        """Start the process (blocking: call it from a thread)."""
-        self.process.start()
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until it is ready (blocking: call it from a thread).
+        Raises ChildCrashed when it dies first, or does not answer within `timeout`."""
+        try:
+            with _REAPING:
+                self.process.start()
+        except RuntimeError as exc:  # multiprocessing's "bootstrapping phase" refusal
+            raise ChildCrashed(f"the child process could not start: {_MAIN_GUARD}") from exc
         self._child_end.close()
+        try:
+            ready = self.conn.poll(timeout) and self.conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            code = self._exit_code(5.0)
+            raise ChildCrashed(
+                f"the child process {exit_description(code)} before it was ready: {_MAIN_GUARD}"
+            )
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Read the child's messages on `loop`."""
         self._loop = loop
         loop.add_reader(self.conn.fileno(), self._readable)
 
-    def run(self, job: Any, definition: JobDefinition, sink: ReportSink) -> asyncio.Future[Any]:
-        """Send the job; the future resolves with the child's answer (or ChildCrashed)."""
-        assert self._loop is not None
-        func = definition.func
-        self._job_id, self._sink = job.id, sink
-        self._answer = answer = self._loop.create_future()
-        self.conn.send(("run", _job_values(job), func.__module__, func.__qualname__))
-        return answer
+    def send(self, request: _Request) -> None:
+        """Hand `request` to the child; its answer resolves `request.answer`."""
+        func = request.definition.func
+        request.child, self.request = self, request
+        message = ("run", _job_values(request.job), func.__module__, func.__qualname__)
+        try:
+            self.conn.send_bytes(pickle.dumps(message, _PROTOCOL))
+        except OSError:
+            self._gone()
 
-    def cancel(self) -> None:
-        """Raise the job's `ctx.cancel_requested`."""
-        self._cancel.value = 1
+    def cancel(self, request: _Request) -> None:
+        """Raise `ctx.cancel_requested` of `request`'s job, if this child still runs it."""
+        if self.request is request:
+            self._cancel.value = 1
 
     def _readable(self) -> None:
         # One message per call: the loop calls again while the pipe stays readable, and
@@ -131,36 +181,47 @@ class _Child:
             self._dispatch(message)
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
+        request = self.request
+        if request is None:
+            return
         if message[0] == "report":
             _, job_id, pct, text, line = message
-            if job_id == self._job_id and self._sink is not None:
-                self._sink(job_id, pct, text, line)
-        elif message[0] == "done":
-            _, job_id, answer, rss = message
-            self.rss = rss
-            if job_id == self._job_id and self._answer is not None and not self._answer.done():
-                self.tasks += 1
-                self._answer.set_result(answer)
+            if job_id == request.job.id:
+                request.sink(job_id, pct, text, line)
+        elif message[0] == "done" and message[1] == request.job.id:
+            _, _, answer, self.rss = message
+            self.tasks += 1
+            self.request = None
+            if not request.answer.done():
+                request.answer.set_result(answer)
+            self._on_free(self)
 
     def _gone(self) -> None:
         """The pipe closed: the child died. Fail its job with how it ended."""
-        self.dead = True
         if self.conn.closed:
             return
+        self.dead = True
         self._detach()
-        answer = self._answer
-        if answer is None or answer.done() or self._loop is None:
-            return
+        request, self.request = self.request, None
+        loop = self._loop
+        if request is not None and not request.answer.done() and loop is not None:
+            answer = request.answer
 
-        async def report_exit() -> None:
-            code = await asyncio.to_thread(self._exit_code, 5.0)
-            if not answer.done():
-                answer.set_exception(ChildCrashed(f"the job's process {exit_description(code)}"))
+            async def report_exit() -> None:
+                code = await asyncio.to_thread(self._exit_code, 5.0)
+                if not answer.done():
+                    answer.set_exception(
+                        ChildCrashed(f"the job's process {exit_description(code)}")
+                    )
 
-        self._loop.create_task(report_exit())
+            loop.create_task(report_exit())
+        self._on_lost(self)
 
     def _exit_code(self, timeout: float) -> int | None:
-        self.process.join(timeout)
+        """The child's exit code once it has ended (None if not within `timeout`)."""
+        multiprocessing.connection.wait([self.process.sentinel], timeout)  # reads nothing
+        with _REAPING:
+            self.process.join(0)
         code: int | None = self.process.exitcode
         return code
 
@@ -172,7 +233,7 @@ class _Child:
 
     async def kill(self, grace: float) -> None:
         """SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
-        self.dead = True
+        was_dead, self.dead = self.dead, True
         pid = self.process.pid
         if pid is not None and self.process.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -183,11 +244,13 @@ class _Child:
                 await asyncio.to_thread(self._exit_code, 5.0)
         if not self.conn.closed:
             self._detach()
-        answer = self._answer
-        if answer is not None and not answer.done():
-            answer.set_exception(
+        request, self.request = self.request, None
+        if request is not None and not request.answer.done():
+            request.answer.set_exception(
                 ChildCrashed(f"the job's process {exit_description(self.process.exitcode)}")
             )
+        if not was_dead:
+            self._on_lost(self)
 
     def retire(self) -> None:
         """Ask an idle child to leave (it exits after reading the message)."""
@@ -198,24 +261,27 @@ class _Child:
 
 
 class ProcessPool:
-    """Up to `size` reused children; a job waits for a free one. Start them with `warm_up`
-    (or on first use); `close` stops them all."""
+    """Up to `size` reused children. A job goes to an idle child at once, else waits in line;
+    a child that answers takes the next job in line from the reader callback itself, so a
+    busy pool never idles a child for a turn of the event loop. Start the children with
+    `warm_up` (else on first use); `close` stops them all."""
 
     def __init__(self, size: int, limits: ChildLimits = ChildLimits()) -> None:
         self.size = max(1, size)
         self.limits = limits
         self._context = multiprocessing.get_context(start_method())
         self._idle: list[_Child] = []
-        self._count = 0
-        self._freed: asyncio.Event | None = None
+        self._line: deque[_Request] = deque()
+        self._count = 0  # children alive or starting
         self._closed = False
         self._all: set[_Child] = set()
+        self._starting: set[asyncio.Task[None]] = set()
 
     async def warm_up(self) -> None:
         """Start every child now, so that the first jobs do not wait for them."""
-        started = [await self._spawn() for _ in range(self.size - self._count)]
-        self._idle.extend(started)
-        self._signal_freed()
+        for _ in range(self.size - self._count):
+            self._count += 1
+            await self._start_one()
 
     async def run(
         self,
@@ -227,97 +293,118 @@ class ProcessPool:
         """Run `job` in a child and return its result; raises RemoteFailure or ChildCrashed.
         When this coroutine is cancelled (timeout, cancel, shutdown), the child is stopped:
         a cancelled job first sees `ctx.cancel_requested` for `grace` seconds."""
-        worker = await self._acquire()
-        answer: asyncio.Future[Any] | None = None
+        if self._closed:
+            raise ChildCrashed("the process pool is closed: the worker is stopping")
+        request = _Request(job, definition, sink, asyncio.get_running_loop().create_future())
+        if self._idle:
+            self._idle.pop().send(request)
+        else:
+            self._line.append(request)
+            if self._count < self.size:
+                self._grow()
         try:
-            answer = worker.run(job, definition, sink)
-            try:
-                result = await answer
-            except asyncio.CancelledError:
-                await self._stop(worker, answer, stop_reason())
-                raise
-        finally:
-            if answer is not None and not answer.done():
-                answer.cancel()  # nobody waits for it any more
-            self._release(worker, answered=answer is not None and not answer.cancelled())
+            # shielded: a stopped job's answer is still awaited through the grace period
+            result = await asyncio.shield(request.answer)
+        except asyncio.CancelledError:
+            if request.child is None:
+                with contextlib.suppress(ValueError):
+                    self._line.remove(request)  # never started
+            else:
+                await self._stop(request, stop_reason())
+            if not request.answer.done():
+                request.answer.cancel()
+            raise
         if result[0] == "ok":
             return result[1]
         kind, message, text, delay = result
         raise RemoteFailure(kind, message, text, delay)
 
-    async def _stop(self, worker: _Child, answer: asyncio.Future[Any], reason: str | None) -> None:
-        """Stop the job in `worker`: a cancelled job first sees `ctx.cancel_requested` for
-        the grace period (its child stays if it returns in time); else SIGTERM, SIGKILL."""
-        grace = self.limits.grace
+    async def _stop(self, request: _Request, reason: str | None) -> None:
+        """Stop `request`'s job: a cancelled one first sees `ctx.cancel_requested` for the
+        grace period (its child stays if it returns in time); else SIGTERM, then SIGKILL."""
+        child, grace = request.child, self.limits.grace
+        if child is None or child.request is not request:
+            return  # it has answered already
         if reason == "cancelled":
-            worker.cancel()
-            await asyncio.wait([answer], timeout=grace)
-            if answer.done():
+            child.cancel(request)
+            await asyncio.wait([request.answer], timeout=grace)
+            if request.answer.done():
                 return
-        await worker.kill(grace if reason != "shutdown" else min(grace, 1.0))
+        await child.kill(grace if reason != "shutdown" else min(grace, 1.0))
 
-    async def _acquire(self) -> _Child:
-        while True:
-            if self._closed:
-                raise ChildCrashed("the process pool is closed: the worker is stopping")
-            if self._idle:
-                return self._idle.pop()
-            if self._count < self.size:
-                return await self._spawn()
-            if self._freed is None:
-                self._freed = asyncio.Event()
-            self._freed.clear()
-            await self._freed.wait()
-
-    async def _spawn(self) -> _Child:
+    def _grow(self) -> None:
+        """Start one more child in the background; it takes the next job in line."""
         self._count += 1
+        task = asyncio.get_running_loop().create_task(self._start_one())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _start_one(self) -> None:
         try:
-            worker = _Child(self._context, self.limits.max_memory > 0)
-            await asyncio.to_thread(worker.start)
-        except BaseException:
+            child = _Child(self._context, self.limits.max_memory > 0, self._free, self._lost)
+            await asyncio.to_thread(child.start)
+        except Exception as exc:
             self._count -= 1
-            raise
-        worker.attach(asyncio.get_running_loop())
-        self._all.add(worker)
-        return worker
+            exc = exc if isinstance(exc, ChildCrashed) else ChildCrashed(" ".join(str(exc).split()))
+            log.error("could not start a child process for process jobs: %s", exc)
+            if self._count == 0:  # nobody would ever take the jobs in line
+                while self._line:
+                    answer = self._line.popleft().answer
+                    if not answer.done():
+                        answer.set_exception(exc)
+            return
+        child.attach(asyncio.get_running_loop())
+        self._all.add(child)
+        self._free(child)
 
-    def _release(self, worker: _Child, answered: bool) -> None:
-        """Give `worker` back: kept if it answered and is within its limits; else retired
-        (idle) or killed (still busy with a job nobody waits for)."""
+    def _free(self, child: _Child) -> None:
+        """`child` answered (or just started): give it the next job in line, keep it idle,
+        or replace it when it reached its limits."""
         limits = self.limits
-        worn = (limits.max_tasks and worker.tasks >= limits.max_tasks) or (
-            limits.max_memory and worker.rss > limits.max_memory
+        worn = (limits.max_tasks and child.tasks >= limits.max_tasks) or (
+            limits.max_memory and child.rss > limits.max_memory
         )
-        if answered and not worker.dead and not worn and not self._closed:
-            self._idle.append(worker)
-        else:
-            if not worker.dead:
-                if worn:
-                    log.info(
-                        "recycling child process %s after %d job(s), %d MiB resident",
-                        worker.process.pid, worker.tasks, worker.rss // 2**20,
-                    )  # fmt: skip
-                if answered:
-                    worker.retire()
-                else:
-                    asyncio.get_running_loop().create_task(worker.kill(self.limits.grace))
-            self._all.discard(worker)
-            self._count -= 1
-        self._signal_freed()
+        if self._closed or worn:
+            if worn:
+                log.info(
+                    "recycling child process %s after %d job(s), %d MiB resident",
+                    child.process.pid, child.tasks, child.rss // 2**20,
+                )  # fmt: skip
+            child.retire()
+            self._lost(child)
+            return
+        while self._line:
+            request = self._line.popleft()
+            if not request.answer.done():
+                child.send(request)
+                return
+        self._idle.append(child)
 
-    def _signal_freed(self) -> None:
-        if self._freed is not None:
-            self._freed.set()
+    def _lost(self, child: _Child) -> None:
+        """`child` is gone (died, killed or retired): count it out and replace it."""
+        if child not in self._all:
+            return
+        self._all.discard(child)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(child)
+        self._count -= 1
+        if not self._closed:
+            self._grow()
 
     async def close(self) -> None:
         """Stop every child: idle ones are asked to leave, any still busy are killed."""
         self._closed = True
-        self._signal_freed()
-        for worker in self._idle:
-            worker.retire()
+        while self._line:
+            answer = self._line.popleft().answer
+            if not answer.done():
+                answer.set_exception(ChildCrashed("the worker is stopping"))
+        for child in self._idle:
+            child.retire()
         self._idle.clear()
-        busy = [worker for worker in self._all if not worker.dead]
-        await asyncio.gather(*(worker.kill(1.0) for worker in busy), return_exceptions=True)
-        for worker in list(self._all):
-            await asyncio.to_thread(worker._exit_code, 2.0)
+        for task in list(self._starting):
+            task.cancel()
+        busy = [child for child in self._all if not child.dead]
+        await asyncio.gather(*(child.kill(1.0) for child in busy), return_exceptions=True)
+        for child in list(self._all):
+            await asyncio.to_thread(child._exit_code, 2.0)
         self._all.clear()
