@@ -13,7 +13,7 @@ from conveyor.model.job import Enqueued
 from conveyor.model.options import JobOptions
 from conveyor.model.recurring import Fire, RecurringJob
 from conveyor.model.schedule import Schedule, check_overlap
-from conveyor.model.validation import check_arguments
+from conveyor.model.validation import check_arguments, is_valid_name
 from conveyor.runtime.scheduler import run_request
 
 _EDITABLE = ("cron", "job_name", "args", "timezone", "overlap", "catch_up", "enabled")
@@ -31,8 +31,11 @@ def define(
     catch_up: int = 1,
 ) -> RecurringJob:
     """A validated definition: bad CRON, time zone, policy or arguments are refused here."""
-    if not name:
-        raise ConfigurationError("a recurring job needs a non-empty name")
+    if not is_valid_name(name):
+        raise ConfigurationError(
+            f"recurring job name {name!r} is not valid: use 1 to 200 characters, no '/' and "
+            "no control characters, e.g. 'nightly-report'"
+        )
     if catch_up < 1:
         raise ConfigurationError("catch_up must be at least 1 (the latest missed tick)")
     schedule = Schedule(cron, timezone)

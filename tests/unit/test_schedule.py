@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from conveyor import App
 from conveyor.errors import ConfigurationError
 from conveyor.model.schedule import Schedule
 
@@ -120,3 +121,12 @@ def test_unknown_time_zone_is_refused() -> None:
 def test_describe_in_words() -> None:
     assert Schedule("0 0 L * *").describe() == "At 00:00 on the last day of every month"
     assert "(Europe/Paris)" in Schedule("0 9 * * *", "Europe/Paris").describe()
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "tab\there", "x" * 201, 7])
+def test_recurring_names_that_no_path_can_hold_are_refused(name: object) -> None:
+    app = App("memory://")
+    app.declare("report")
+    with pytest.raises(ConfigurationError, match="recurring job name .* is not valid"):
+        app.recurring(name, "@daily", "report")  # type: ignore[arg-type]
+    app.recurring("nightly-report.v2", "@daily", "report")

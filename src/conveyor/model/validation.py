@@ -99,6 +99,12 @@ def _seconds(value: object, what: str, *, zero: bool) -> float:
     return float(value)
 
 
+def is_valid_name(name: object) -> bool:
+    """Whether `name` can name a queue or a recurring job: QUEUE_NAME_PATTERN, and text
+    every store can hold (such names appear in the API's and the dashboard's paths)."""
+    return isinstance(name, str) and bool(_QUEUE_NAME.match(name)) and not text_problem(name)
+
+
 def check_queue(name: object) -> str:
     """A queue name that matches QUEUE_NAME_PATTERN, or InvalidJobOptions."""
     if not isinstance(name, str):
