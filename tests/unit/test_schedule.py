@@ -127,6 +127,6 @@ def test_describe_in_words() -> None:
 def test_recurring_names_that_no_path_can_hold_are_refused(name: object) -> None:
     app = App("memory://")
     app.declare("report")
-    with pytest.raises(ConfigurationError, match="recurring job name .* is not valid"):
+    with pytest.raises(ConfigurationError, match=r"recurring job name .* is not valid"):
         app.recurring(name, "@daily", "report")  # type: ignore[arg-type]
     app.recurring("nightly-report.v2", "@daily", "report")
