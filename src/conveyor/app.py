@@ -36,6 +36,7 @@ from conveyor.errors import (
     WaitTimeout,
 )
 from conveyor.model.job import Enqueued, Job, JobState, NewJob, utcnow
+from conveyor.model.keys import KeyRule, check_key_rule, render_key
 from conveyor.model.options import Backoff, EnqueueOptions, JobOptions, OptionOverrides
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import Overlap
@@ -209,6 +210,7 @@ class App:
         max_attempts: int = 3,
         timeout: float | None = None,
         backoff: Backoff | None = None,
+        concurrency_key: KeyRule | None = None,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobDecorator: ...
@@ -224,6 +226,7 @@ class App:
         max_attempts: int = 3,
         timeout: float | None = None,
         backoff: Backoff | None = None,
+        concurrency_key: KeyRule | None = None,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobFunction[Any, Any] | JobDecorator:
@@ -235,10 +238,12 @@ class App:
         JSON before it runs (docs/typed-jobs.md); `validate=False` passes them unchecked.
         `executor="process"` runs a plain function in a child process, where a timeout stops
         it for sure and a crash takes only its attempt (docs/executors.md).
+        `concurrency_key="tenant:{tenant_id}"` (a format string over the arguments, or a
+        callable of them): jobs with the same key never run at once, on any worker.
         """
         options = JobOptions(
             queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
-            backoff=backoff or Backoff(),
+            backoff=backoff or Backoff(), concurrency_key=concurrency_key,
         )  # fmt: skip
 
         def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
@@ -246,6 +251,9 @@ class App:
             if job_name in self._definitions:
                 raise ConfigurationError(f"a job named {job_name!r} is already registered")
             definition = JobDefinition.build(job_name, target, options, validate, scope, executor)
+            if definition.spec is not None:  # a template may name only the job's parameters
+                names = tuple(p.name for p in definition.spec.parameters)
+                check_key_rule(options.concurrency_key, names)
             self._definitions[job_name] = definition
             return JobFunction(self, definition, options)
 
@@ -471,7 +479,11 @@ class App:
             timeout=options.timeout,
             run_at=run_at,
             unique_key=options.unique_key,
-        )
+            concurrency_key=(
+                None if options.concurrency_key is None
+                else render_key(options.concurrency_key, name, args)
+            ),
+        )  # fmt: skip
 
     def _announce(self, results: list[Enqueued]) -> list[JobHandle]:
         handles = []

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from conveyor.errors import ConfigurationError, InvalidJobOptions
+from conveyor.model.keys import KeyRule, check_key_rule
 from conveyor.model.validation import (
     check_delay,
     check_max_attempts,
@@ -60,6 +61,8 @@ class JobOptions:
     run_at: datetime | None = None
     unique_key: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # jobs with the same key never run at once, fleet-wide (model/keys.py)
+    concurrency_key: KeyRule | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -70,6 +73,7 @@ class JobOptions:
         check_run_at(self.run_at)
         check_unique_key(self.unique_key)
         check_metadata(self.metadata)
+        check_key_rule(self.concurrency_key)
         if not isinstance(self.backoff, Backoff):
             raise InvalidJobOptions(
                 f"backoff must be a conveyor.Backoff, not {type(self.backoff).__name__}"
@@ -101,6 +105,7 @@ class EnqueueOptions(TypedDict, total=False):
     delay: float | None
     run_at: datetime | None
     unique_key: str | None
+    concurrency_key: KeyRule | None
 
 
 class OptionOverrides(EnqueueOptions, total=False):

@@ -1,0 +1,62 @@
+"""Concurrency keys from a job's arguments: one running job per key, on every store, while
+jobs of other keys run beside it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+import conveyor
+from conveyor import JobState
+
+
+async def test_jobs_of_one_key_run_one_at_a_time_and_other_keys_are_not_held_up(
+    app: conveyor.App,
+) -> None:
+    running: Counter[int] = Counter()
+    peak: Counter[int] = Counter()
+    order: list[tuple[int, int]] = []
+    others_started = {1: asyncio.Event(), 2: asyncio.Event()}
+
+    @app.job(concurrency_key="tenant:{tenant_id}")
+    async def sync_account(ctx: conveyor.Context, tenant_id: int, n: int) -> None:
+        running[tenant_id] += 1
+        peak[tenant_id] = max(peak[tenant_id], running[tenant_id])
+        order.append((tenant_id, n))
+        if n == 0:
+            # the first job of each tenant waits until the other tenant's first job started:
+            # a key must not hold up jobs of other keys
+            others_started[tenant_id].set()
+            await asyncio.wait_for(others_started[3 - tenant_id].wait(), 10)
+        running[tenant_id] -= 1
+
+    handles = [sync_account.enqueue(tenant_id=t, n=n) for n in range(3) for t in (1, 2)]
+    assert {h.job.concurrency_key for h in handles} == {"tenant:1", "tenant:2"}
+    async with app.worker(concurrency=6):
+        jobs = [await handle.wait_async(20) for handle in handles]
+    assert all(job.state is JobState.COMPLETED for job in jobs), [j.errors for j in jobs]
+    assert peak == {1: 1, 2: 1}
+    for tenant in (1, 2):
+        assert [n for t, n in order if t == tenant] == [0, 1, 2]  # in enqueue order
+
+
+def test_a_key_is_checked_against_the_signature_and_the_arguments(app: conveyor.App) -> None:
+    with pytest.raises(conveyor.InvalidJobOptions, match="names tenant, which the job does not"):
+
+        @app.job(concurrency_key="tenant:{tenant}")
+        async def misspelt(ctx: conveyor.Context, tenant_id: int) -> None: ...
+
+    @app.job(name="loose", validate=False, concurrency_key="tenant:{tenant_id}")
+    async def loose(ctx: conveyor.Context, **args: Any) -> None: ...
+
+    with pytest.raises(conveyor.InvalidArguments, match="needs the argument.* tenant_id"):
+        loose.enqueue(other=1)
+    with pytest.raises(conveyor.InvalidJobOptions, match="must name one argument"):
+        loose.with_options(concurrency_key="{tenant_id!r}")
+    by_function = loose.with_options(concurrency_key=lambda args: f"region:{args['region']}")
+    assert by_function.enqueue(region="eu").job.concurrency_key == "region:eu"
+    fixed = loose.with_options(concurrency_key="one-lane").enqueue(region="eu")
+    assert fixed.job.concurrency_key == "one-lane"
