@@ -133,6 +133,10 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
     assert project.app.jobs.require(queued["id"]).queue == "q2"
     plain = project.invoke("jobs", "enqueue", "greet", "--args", '{"name": "z"}')
     assert plain.exit_code == 0 and plain.stdout.startswith("enqueued greet")
+    keyed = project.json(
+        "jobs", "enqueue", "greet", "--args", '{"name": "ada"}', "--concurrency-key", "g:{name}"
+    )
+    assert project.app.jobs.require(keyed["id"]).concurrency_key == "g:ada"
 
 
 @pytest.mark.parametrize(
@@ -149,6 +153,11 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
         (["greet", "--args", '{"name": 99999999999999999999}'], 2, "beyond 64-bit integers"),
         (["greet", "--args", '{"name": "a\\u0000"}'], 2, "NUL character"),
         (["greet", "--args", "{}", "--unique-key", "k\x00"], 2, "NUL character"),
+        (
+            ["greet", "--args", '{"name": "x"}', "--concurrency-key", "k:{no}"],
+            2,
+            "needs the argument",
+        ),
     ],
 )
 def test_enqueue_refuses_bad_input(

@@ -52,7 +52,7 @@ def test_a_key_is_checked_against_the_signature_and_the_arguments(app: conveyor.
     @app.job(name="loose", validate=False, concurrency_key="tenant:{tenant_id}")
     async def loose(ctx: conveyor.Context, **args: Any) -> None: ...
 
-    with pytest.raises(conveyor.InvalidArguments, match="needs the argument.* tenant_id"):
+    with pytest.raises(conveyor.InvalidArguments, match=r"needs the argument.* tenant_id"):
         loose.enqueue(other=1)
     with pytest.raises(conveyor.InvalidJobOptions, match="must name one argument"):
         loose.with_options(concurrency_key="{tenant_id!r}")

@@ -186,6 +186,15 @@ for _ in range(33):
     NESTED_TOO_DEEP = [NESTED_TOO_DEEP]
 
 
+def test_enqueue_with_a_concurrency_key(manager: TestClient, app: conveyor.App) -> None:
+    body = {"name": "hello", "args": {"who": "ada"}, "concurrency_key": "greet:{who}"}
+    response = manager.post("/api/jobs", json=body)
+    assert response.status_code == 201, response.text
+    assert app.jobs.require(response.json()["job"]["id"]).concurrency_key == "greet:ada"
+    missing = manager.post("/api/jobs", json={**body, "concurrency_key": "greet:{whom}"})
+    assert missing.status_code == 422 and "needs the argument" in missing.text
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -322,6 +322,9 @@ def follow_job(app: App, job: Job, timeout: float | None, out: Console | None) -
 @click.option("--priority", type=int, help="Higher runs first (default: the job's).")
 @click.option("--delay", type=Duration(), help="Run after this long, e.g. 30s, 5m, 1h.")
 @click.option("--unique-key", help="Do nothing if an active job has this key.")
+@click.option("--concurrency-key",
+              help="Never run at once with a job of the same key; {arg} is replaced by that "
+              "argument, e.g. 'tenant:{tenant_id}'.")  # fmt: skip
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before failing.")
 @verb
 def enqueue(
@@ -332,6 +335,7 @@ def enqueue(
     priority: int | None,
     delay: timedelta | None,
     unique_key: str | None,
+    concurrency_key: str | None,
     max_attempts: int | None,
 ) -> Output:
     """Enqueue a registered or declared job by NAME with JSON arguments.
@@ -346,6 +350,7 @@ def enqueue(
         "priority": priority,
         "delay": delay.total_seconds() if delay is not None else None,
         "unique_key": unique_key,
+        "concurrency_key": concurrency_key,
         "max_attempts": max_attempts,
     }
     handle = app.enqueue(name, args, **{k: v for k, v in options.items() if v is not None})

@@ -141,7 +141,7 @@ def _job_list_routes(routes: _Routes) -> None:
     def enqueue(body: EnqueueIn) -> EnqueueOut:
         """Enqueue a job by its registered or declared name."""
         options: dict[str, Any] = {}
-        for key in ("queue", "priority", "delay", "unique_key"):
+        for key in ("queue", "priority", "delay", "unique_key", "concurrency_key"):
             value = getattr(body, key)
             if value is not None:
                 options[key] = value

@@ -229,6 +229,16 @@ class EnqueueIn(BaseModel):
     unique_key: str | None = Field(
         default=None, min_length=1, max_length=UNIQUE_KEY_MAX, pattern=NO_NUL
     )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=UNIQUE_KEY_MAX,
+        pattern=NO_NUL,
+        description=(
+            "jobs with the same key never run at once; {name} is replaced by that argument, "
+            "as in 'tenant:{tenant_id}' (docs/guide.md, concurrency keys)"
+        ),
+    )
     metadata: (
         dict[Annotated[str, Field(pattern=NO_NUL)], Annotated[str, Field(pattern=NO_NUL)]] | None
     ) = None
