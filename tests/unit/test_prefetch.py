@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from conveyor.model.job import Job, JobState
-from conveyor.runtime.prefetch import AHEAD_PER_SLOT, PrefetchPlan, ReadyJobs
+from conveyor.runtime.prefetch import AHEAD_PER_SLOT, MIN_COVER, PrefetchPlan, ReadyJobs
 
 
 def test_nothing_is_held_ready_until_a_claim_and_a_run_were_measured() -> None:
@@ -24,10 +24,17 @@ def test_jobs_shorter_than_a_claim_fill_up_to_the_limit() -> None:
     assert plan.target() == 4
 
 
-def test_jobs_longer_than_a_claim_get_proportionally_fewer_or_none() -> None:
+def test_short_jobs_longer_than_a_claim_still_fill_a_stretch_of_work() -> None:
     plan = PrefetchPlan(concurrency=10, limit=None)
     plan.claimed(0.002)
-    plan.ran(0.005)  # ten slots finish four jobs during one claim
+    plan.ran(0.02)  # ten slots finish one job during a claim, fifteen in MIN_COVER
+    assert plan.target() == int(10 / 0.02 * MIN_COVER) == 15
+
+
+def test_jobs_longer_than_a_claim_get_proportionally_fewer_or_none() -> None:
+    plan = PrefetchPlan(concurrency=10, limit=None)
+    plan.claimed(0.02)
+    plan.ran(0.05)  # ten slots finish four jobs during one (slow) claim
     assert plan.target() == 4
     slow = PrefetchPlan(concurrency=10, limit=None)
     slow.claimed(0.002)

@@ -23,6 +23,9 @@ RELEASE_AFTER = 0.25  # seconds a ready job may wait for a slot before it is han
 # jobs claiming 15 at a time and waiting on each claim's commit; four per slot drained 15-40 %
 # faster in A/B runs (bench/RESULTS.md). Longer jobs never reach it (the plan's own rule).
 AHEAD_PER_SLOT = 4
+# Seconds of work the ready jobs cover at least, for jobs shorter than that: far below
+# RELEASE_AFTER, so that jobs held ready still start long before they would be handed back.
+MIN_COVER = RELEASE_AFTER / 8
 
 
 class PrefetchPlan:
@@ -51,7 +54,12 @@ class PrefetchPlan:
         """How many jobs to hold ready now (0 until a job and a claim were measured)."""
         if self._limit == 0 or self._run is None or self._claim is None:
             return 0
-        ahead = self._concurrency * self._claim / max(self._run, 1e-6)
+        # enough to cover one claim, and never less than a short stretch of work: claims are
+        # transactions, and a worker of quick jobs (threads, or children behind a line of
+        # waiting jobs) that topped up a few at a time spent its CPU on them
+        rate = self._concurrency / max(self._run, 1e-6)
+        cover = max(self._claim, MIN_COVER) if self._run < MIN_COVER else self._claim
+        ahead = rate * cover
         return min(self._limit, int(ahead))
 
 

@@ -14,6 +14,7 @@ import operator
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 from collections import deque
@@ -35,6 +36,8 @@ _job_values = operator.attrgetter(*JOB_FIELDS)
 # plain pickle rather than Connection.send's ForkingPickler, which copies its reducer table
 # for every message; nothing sent needs its reducers (no sockets or shared objects)
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+# multiprocessing.Connection's framing, which the child writes with send_bytes
+_HEADER, _LONG_HEADER = struct.Struct("!i"), struct.Struct("!Q")
 # A fork server reports a child's exit code through a pipe that the first reader consumes,
 # and Process.start() polls every earlier child: a start and a join in two threads at once
 # could both read it, and one would see 255. Both happen under this lock.
@@ -128,6 +131,8 @@ class _Child:
         self.dead = False
         self.request: _Request | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._buffer = b""
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and wait until it is ready (blocking: call it from a thread).
@@ -153,7 +158,8 @@ class _Child:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Read the child's messages on `loop`."""
         self._loop = loop
-        loop.add_reader(self.conn.fileno(), self._readable)
+        self._fd = self.conn.fileno()
+        loop.add_reader(self._fd, self._readable)
 
     def send(self, request: _Request) -> None:
         """Hand `request` to the child; its answer resolves `request.answer`."""
@@ -171,14 +177,33 @@ class _Child:
             self._cancel.value = 1
 
     def _readable(self) -> None:
-        # One message per call: the loop calls again while the pipe stays readable, and
-        # Connection.poll() would build a selector per call.
+        # One read takes whatever the child has written (often several messages): each
+        # syscall lets go of the GIL, and getting it back behind the store's threads is what
+        # a message costs the worker, so Connection.recv's two reads per message are avoided.
         try:
-            message = self.conn.recv()
-        except (EOFError, OSError):
+            data = os.read(self._fd, 1 << 16)
+        except OSError:
+            data = b""
+        if not data:
             self._gone()
-        else:
-            self._dispatch(message)
+            return
+        buffer = self._buffer = self._buffer + data if self._buffer else data
+        offset, size = 0, len(buffer)
+        while size - offset >= 4:
+            (length,) = _HEADER.unpack_from(buffer, offset)
+            start = offset + 4
+            if length == -1:  # Connection's header for a message of 2 GiB or more
+                if size - start < 8:
+                    break
+                (length,) = _LONG_HEADER.unpack_from(buffer, start)
+                start += 8
+            if size - start < length:
+                break
+            offset = start + length
+            self._dispatch(pickle.loads(buffer[start:offset]))
+            if self.conn.closed:
+                return
+        self._buffer = buffer[offset:]
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         request = self.request
