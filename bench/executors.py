@@ -5,8 +5,9 @@ installed), with the same job bodies: a no-op, and about 20 ms of pure-Python ar
 
 Each measurement enqueues its jobs on a fresh SQLite file, then times a worker from its start
 (children included) until every job completed, and checks every job completed in the store.
-Conveyor's worker runs in this process with `concurrency=4` and `processes=os.cpu_count()`;
-the jobs are registered with `executor="thread"` or `executor="process"`. `--celery` runs the
+Conveyor's worker runs in this process with the default settings (`concurrency=10`, and
+`processes` the CPU count); the jobs are registered with `executor="thread"` or
+`executor="process"`. `--celery` runs the
 same bodies on Celery's prefork pool (Redis at 127.0.0.1:6379 as broker and result store,
 `--concurrency` the CPU count), its worker a separate process, its start-up included too;
 install Celery in a separate virtualenv (`pip install celery redis -e .`), never in Conveyor's.
@@ -62,7 +63,7 @@ async def conveyor_drain(
 
         app.on("succeeded")(succeeded)
         started = time.perf_counter()
-        async with app.worker(concurrency=4, processes=os.cpu_count()):
+        async with app.worker(processes=os.cpu_count()):
             await asyncio.wait_for(done.wait(), 600)
         elapsed = time.perf_counter() - started
         completed = app.jobs.counts().by_state.get("completed", 0)
