@@ -10,6 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -95,6 +96,7 @@ class App:
         self._schemas: dict[str, ArgumentSpec] = {}  # declared argument schemas, by job name
         self._queue_limits: dict[str, int] = {}
         self._queue_executors: dict[str, Executor] = {}
+        self._sync_wrappers: list[Callable[[], AbstractContextManager[Any]]] = []
         self._backend: Backend | None = None
         self._lock = threading.Lock()
         self._workers: weakref.WeakSet[Worker] = weakref.WeakSet()
@@ -156,6 +158,7 @@ class App:
             self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
             tuple(self.middleware), self.clock, tuple(self._recurring.values()),
             self.testing.resource_overrides, dict(self._queue_executors),
+            tuple(self._sync_wrappers),
         )  # fmt: skip
 
     # definitions -----------------------------------------------------------------------------
@@ -339,6 +342,17 @@ class App:
         """Decorator: call a function on a lifecycle event (enqueued, started, progress,
         succeeded, failed, retrying, cancelled). Its exceptions are logged, never raised."""
         return lambda hook: self.hooks.add(kind, hook)
+
+    def around_sync_jobs(
+        self, factory: Callable[[], AbstractContextManager[Any]]
+    ) -> Callable[[], AbstractContextManager[Any]]:
+        """Enter `factory()` (a context manager) on a plain job's own thread around each run,
+        as a web framework does around each request: per-thread state such as database
+        connections is set up and cleaned there (the Django integration closes stale ORM
+        connections this way). Middleware, by contrast, runs on the worker's event loop.
+        Usable as a decorator of a `@contextmanager` function; returns `factory`."""
+        self._sync_wrappers.append(factory)
+        return factory
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware around every job's execution (first added is outermost)."""

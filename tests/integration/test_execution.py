@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import conveyor
 from conveyor import JobState
@@ -230,3 +232,33 @@ async def test_sync_job_raising_stopiteration_fails_instead_of_hanging(app: conv
         job = await handle.wait_async(10)
     assert job.state is JobState.FAILED
     assert "StopIteration" in job.errors[-1].message
+
+
+async def test_sync_job_wrappers_run_on_the_jobs_thread_around_each_run(
+    app: conveyor.App,
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    @app.around_sync_jobs
+    @contextmanager
+    def around() -> Iterator[None]:
+        seen.append(("enter", threading.get_ident()))
+        try:
+            yield
+        finally:
+            seen.append(("exit", threading.get_ident()))
+
+    @app.job
+    def plain(ctx: conveyor.Context) -> int:
+        seen.append(("run", threading.get_ident()))
+        return threading.get_ident()
+
+    @app.job
+    async def on_loop(ctx: conveyor.Context) -> None:
+        seen.append(("async", threading.get_ident()))
+
+    async with app.worker(concurrency=1):
+        thread = (await plain.enqueue().wait_async(10)).result
+        await on_loop.enqueue().wait_async(10)
+    assert seen[:3] == [("enter", thread), ("run", thread), ("exit", thread)]
+    assert [kind for kind, _ in seen[3:]] == ["async"]  # async jobs are not wrapped

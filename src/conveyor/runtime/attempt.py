@@ -59,7 +59,7 @@ class Attempts:
         self._reports = reports
         self.executor = JobExecutor(
             worker_id, env.registry, threads, env.clock, env.middleware, keep_exceptions,
-            processes, env.queue_executors,
+            processes, env.queue_executors, env.sync_wrappers,
         )  # fmt: skip
 
     def claimed(self, jobs: Sequence[Job], requested: int) -> None:

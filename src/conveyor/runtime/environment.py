@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,3 +34,5 @@ class Environment:
         default_factory=dict
     )
     queue_executors: Mapping[str, str] = field(default_factory=dict)  # queue -> "process"
+    # context-manager factories entered on a plain job's thread around it (app.around_sync_jobs)
+    sync_wrappers: Sequence[Callable[[], AbstractContextManager[Any]]] = ()

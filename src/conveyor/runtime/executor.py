@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -56,8 +58,10 @@ class JobExecutor:
         keep_exceptions: bool = False,
         processes: ProcessPool | None = None,
         queue_executors: Mapping[str, str] | None = None,
+        sync_wrappers: Sequence[Callable[[], AbstractContextManager[Any]]] = (),
     ) -> None:
         self._worker_id = worker_id
+        self._sync_wrappers = tuple(sync_wrappers)
         self._processes = processes
         self._queue_executors = queue_executors or {}
         self._registry = registry
@@ -190,13 +194,18 @@ class JobExecutor:
                 # the child rebuilds the arguments and writes the result by the hints itself
                 return await pool.run(job, definition, ctx._sink, lambda: running.stop_reason)
         else:
-            loop = asyncio.get_running_loop()
+            loop, wrappers = asyncio.get_running_loop(), self._sync_wrappers
 
             async def innermost() -> Any:
                 # the context is copied here, not earlier, so contextvars set by middleware
                 # (e.g. propagated request ids) are seen by the job's thread
                 run = contextvars.copy_context().run
-                call = functools.partial(run, _run_sync, target, ctx, positional, args)
+                if wrappers:
+                    call = functools.partial(
+                        run, _run_wrapped, wrappers, target, ctx, positional, args
+                    )
+                else:
+                    call = functools.partial(run, _run_sync, target, ctx, positional, args)
                 if isinstance(self._threads, DaemonThreadPool):
                     value = await self._threads.run_in_loop(loop, call)
                 else:
@@ -275,6 +284,20 @@ class JobExecutor:
         run_at = now + timedelta(seconds=max(delay, 0.0))
         state = waiting_state(run_at, now)
         return Outcome(job.id, self._worker_id, job.attempt, state, now, error=error, run_at=run_at)
+
+
+def _run_wrapped(
+    wrappers: tuple[Callable[[], AbstractContextManager[Any]], ...],
+    target: Callable[..., Any],
+    ctx: Context,
+    positional: tuple[Any, ...],
+    args: dict[str, Any],
+) -> Any:
+    """`_run_sync` inside the app's sync-job wrappers, entered on the job's own thread."""
+    with contextlib.ExitStack() as stack:
+        for wrapper in wrappers:
+            stack.enter_context(wrapper())
+        return _run_sync(target, ctx, positional, args)
 
 
 def _run_sync(

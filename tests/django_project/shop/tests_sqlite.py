@@ -7,7 +7,7 @@ from django.db import transaction
 from django.test import TransactionTestCase
 
 from conveyor.integrations.django import get_app
-from shop.jobs import send_receipt
+from shop.jobs import connection_at_start, send_receipt
 from shop.models import Order
 
 
@@ -49,3 +49,13 @@ class EnqueueOnCommit(TransactionTestCase):
         job_id = answer.json()["job"]
         self.app.testing.drain()
         self.assertEqual(self.client.get(f"/jobs/{job_id}/").json()["state"], "completed")
+
+    def test_each_plain_job_starts_without_the_previous_jobs_connection(self) -> None:
+        # as Django closes stale connections around each request, the worker does around
+        # each job on its thread (CONN_MAX_AGE is 0 here: every connection is stale after)
+        handles = [connection_at_start.enqueue() for _ in range(6)]
+        self.app.testing.drain()
+        results = [self.app.jobs.require(handle.id).result for handle in handles]
+        threads = [thread for thread, _ in results]
+        self.assertLess(len(set(threads)), len(threads))  # some thread ran several of them
+        self.assertEqual([was_open for _, was_open in results], [False] * 6)

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 
 from conveyor.app import App, JobHandle
 from conveyor.backends.protocol import Backend, TransactionalEnqueue
@@ -158,6 +159,7 @@ def _from_settings(config: object) -> DjangoApp:
     options = _mapping(config.get("settings", {}), "settings")
     queues = _mapping(config.get("queues", {}), "queues")
     app = DjangoApp(url, database=database, atomic=atomic, **options)
+    app.around_sync_jobs(fresh_connections)
     for name, limit in queues.items():
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
             raise ConfigurationError(
@@ -166,6 +168,18 @@ def _from_settings(config: object) -> DjangoApp:
             )
         app.queue(name, concurrency=limit)
     return app
+
+
+@contextmanager
+def fresh_connections() -> Iterator[None]:
+    """Around each plain job, on its thread: close the Django connections that are broken or
+    past CONN_MAX_AGE, as Django does around each request (its request_started and
+    request_finished signals), so that an ORM job never gets a connection the server dropped."""
+    close_old_connections()
+    try:
+        yield
+    finally:
+        close_old_connections()
 
 
 def _mapping(value: object, key: str) -> dict[str, Any]:
