@@ -213,3 +213,27 @@ def test_a_view_only_user_has_no_buttons_and_the_api_refuses_them(
     )
     assert answer[0] == 403 and "manage" in answer[1]
     assert not any(q.paused for q in live.app.jobs.queues())
+
+
+def test_signing_in_after_a_wrong_token(browser: Any, live: LiveServer, shots: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(live.url + "/queues")
+    page.fill("input[name=token]", "not-a-token")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("[role=alert]:has-text('That token is not valid')")
+    assert page.url == live.url + "/login"
+    page.screenshot(path=str(shots / "login-wrong-token.png"), full_page=True)
+    page.fill("input[name=token]", MANAGE_TOKEN)  # the next try goes to the page asked for
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("h1:has-text('Queues')")
+    assert page.url == live.url + "/queues"
+    context.close()
+    # the address bar read /login: going there shows the form (it answered a JSON 405)
+    context = browser.new_context()
+    page = context.new_page()
+    answer = page.goto(live.url + "/login")
+    assert answer is not None and answer.status == 200
+    assert page.locator("input[name=token]").count() == 1
+    context.close()

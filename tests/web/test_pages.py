@@ -38,8 +38,9 @@ def test_pages_ask_for_a_token_without_permission(client: TestClient, path: str)
 
 def test_login_with_a_wrong_token_or_without_csrf(client: TestClient) -> None:
     csrf = csrf_of(client.get("/").text)
-    wrong = client.post("/login", data={"token": "nope", "csrf": csrf})
+    wrong = client.post("/login", data={"token": "nope", "csrf": csrf, "next": "/queues"})
     assert wrong.status_code == 401 and "not valid" in wrong.text
+    assert 'name="next" value="/queues"' in wrong.text  # the next try still goes there
     forged = client.post("/login", data={"token": MANAGE_TOKEN, "csrf": "x"})
     assert forged.status_code == 403
     assert client.get("/jobs").status_code == 401

@@ -103,11 +103,15 @@ class PageRoutes:
         """The renderer for `request`, with the identity it authenticates as."""
         return Page(self.dash, request, await self.dash.auth.identify(request))
 
-    def login_form(self, p: Page, message: str = "", status: int = 401) -> HTMLResponse:
-        """The login form, returning to this page; it says why open access refused a caller."""
+    def login_form(
+        self, p: Page, message: str = "", status: int = 401, back_to: str | None = None
+    ) -> HTMLResponse:
+        """The login form, returning to `back_to` (default: this page); it says why open access
+        refused a caller."""
         if self.dash.auth.open and not message:
             message = OPEN_REMOTE_REFUSED[0].upper() + OPEN_REMOTE_REFUSED[1:] + "."
-        return p.render("login.html", status=status, message=message, next=p.request.url.path)
+        target = back_to or p.request.url.path
+        return p.render("login.html", status=status, message=message, next=target)
 
     def csrf_ok(self, p: Page, form: Any) -> bool:
         """Whether the form carries the CSRF token of the caller's session."""

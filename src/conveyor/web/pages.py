@@ -229,12 +229,14 @@ def _login_routes(routes: PageRoutes) -> None:
     async def login(request: Request) -> Response:
         p = await routes.page(request)
         form = await request.form()
+        # a refused try keeps the page it was going to (the form posts to /login, so this
+        # request's own path would send the next try's success back to the login form)
+        target = routes.safe_next(request, field(form, "next"))
         if not routes.csrf_ok(p, form):
-            return routes.login_form(p, expired, 403)
+            return routes.login_form(p, expired, 403, back_to=target)
         token = field(form, "token") or ""
         if not dash.auth.tokens.permissions_for(token):
-            return routes.login_form(p, "That token is not valid.", 401)
-        target = routes.safe_next(request, field(form, "next"))
+            return routes.login_form(p, "That token is not valid.", 401, back_to=target)
         response = RedirectResponse(target, status_code=303)
         session = new_session(hash_token(token))  # a new id on login: no session fixation
         set_session_cookie(response, dash.auth.signer, session, dash.base(request) or "/")
