@@ -237,3 +237,23 @@ def test_signing_in_after_a_wrong_token(browser: Any, live: LiveServer, shots: P
     assert answer is not None and answer.status == 200
     assert page.locator("input[name=token]").count() == 1
     context.close()
+
+
+def test_page_errors_are_dashboard_pages_with_a_way_back(
+    browser: Any, live: LiveServer, shots: Path
+) -> None:
+    page = open_page(browser, live, VIEW_TOKEN)
+    answer = page.goto(live.url + "/jobs/not-a-job")
+    assert answer is not None and answer.status == 404
+    assert page.title() == "Job not found · Conveyor"
+    assert "not a job id" in page.locator("[role=alert]").inner_text()
+    page.screenshot(path=str(shots / "error-bad-job-id.png"), full_page=True)
+    page.click("[data-back]")
+    page.wait_for_selector("h1:has-text('Jobs')")
+    answer = page.goto(live.url + "/no/such/page")
+    assert answer is not None and answer.status == 404
+    assert page.title() == "Page not found · Conveyor"
+    assert page.locator("nav a").count() == 5  # the dashboard's own frame, not raw JSON
+    page.click("[data-back]")
+    page.wait_for_selector("h1:has-text('Overview')")
+    page.context.close()

@@ -169,7 +169,7 @@ def test_every_page_action(client: TestClient, app: conveyor.App) -> None:
         ("/jobs?page=abc", 422),
         ("/jobs?page=0", 422),
         ("/jobs?state=exploded", 422),
-        ("/jobs/not-an-id", 422),
+        ("/jobs/not-an-id", 404),
         ("/jobs/01a20a4f-0000-7000-8000-000000000000", 404),
     ],
 )
@@ -177,6 +177,53 @@ def test_bad_page_input(viewer: TestClient, path: str, status: int) -> None:
     response = viewer.get(path)
     assert response.status_code == status
     assert 'class="error"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "words", "back"),
+    [
+        ("/nowhere", "Page not found", "no dashboard page at /nowhere", "/"),
+        ("/jobs/nowhere/at/all", "Page not found", "no dashboard page at", "/"),
+        ("/jobs/not-an-id", "Job not found", "not a job id", "/jobs"),
+        ("/jobs/01a20a4f-0000-7000-8000-000000000000", "Job not found", "no job has id", "/jobs"),
+        ("/jobs?page=abc", "Cannot show this page", "whole number", "/jobs"),
+        ("/jobs/bulk/retry", "Not a page", "where a page's button sends its form", "/"),
+    ],
+)
+def test_page_errors_are_dashboard_pages(
+    viewer: TestClient, path: str, title: str, words: str, back: str
+) -> None:
+    response = viewer.get(path)
+    assert response.status_code in (404, 405, 422)
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert f"<title>{title} · Conveyor</title>" in html and f"<h1>{title}</h1>" in html
+    assert words in html.replace("&#39;", "'")
+    assert f'href="{back}" data-back' in html
+    assert 'aria-current="page"' in html or back == "/"  # the dashboard's own frame and nav
+
+
+def test_page_errors_escape_the_path_and_reach_signed_out_callers(client: TestClient) -> None:
+    response = client.get("/<b>x</b>")
+    assert response.status_code == 404 and "<b>x</b>" not in response.text
+    assert "&lt;b&gt;x&lt;/b&gt;" in response.text and "Page not found" in response.text
+
+
+def test_the_api_and_static_files_keep_their_own_errors(viewer: TestClient) -> None:
+    api = viewer.get("/api/nowhere")
+    assert api.status_code == 404 and api.json() == {"error": "Not Found"}
+    wrong = viewer.get("/api/jobs/bulk/retry")
+    assert wrong.status_code in (405, 422) and "error" in wrong.json()
+    asset = viewer.get("/static/nowhere.js")
+    assert asset.status_code == 404 and asset.headers["content-type"].startswith("text/plain")
+
+
+def test_no_page_title_repeats_the_brand(manager: TestClient, app: conveyor.App) -> None:
+    job = app.enqueue("hello")
+    for path in [*PAGES, f"/jobs/{job.id}", "/login"]:
+        html = manager.get(path).text
+        title = html.split("<title>")[1].split("</title>")[0]
+        assert title.count("Conveyor") == 1, (path, title)
 
 
 def test_jobs_page_filters_and_pages(viewer: TestClient, app: conveyor.App) -> None:

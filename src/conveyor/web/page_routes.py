@@ -4,6 +4,7 @@ page, a form action and the login form are registered and checked."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +28,33 @@ from conveyor.web.auth import (
     set_session_cookie,
 )
 from conveyor.web.dashboard import Dashboard
-from conveyor.web.errors import Refused
+from conveyor.web.errors import Refused, status_for
 from conveyor.web.schemas import preview
+
+log = logging.getLogger("conveyor.web")
 
 #: Builds a page's template values from the request (runs in a thread: it may query the store).
 View = Callable[[Dashboard, Request], dict[str, Any]]
 #: Does what a form asks and returns the notice shown on the page it returns to.
 Action = Callable[[Dashboard, Request, Any], str]
+#: Where an error page links back to: a path under the dashboard and the link's words.
+Back = tuple[str, str]
+
+OVERVIEW: Back = ("/", "Back to the overview")
+#: An error page's title, by status, when the page gives none of its own.
+ERROR_TITLES = {
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not a page",
+    409: "Not possible now",
+    422: "Cannot show this page",
+    429: "Queue full",
+    500: "Something went wrong",
+    503: "Store unavailable",
+}
+#: Paths under the dashboard that answer JSON or text, never an HTML error page (the static
+#: files answer their own errors).
+NOT_PAGES = ("/api", "/metrics")
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -91,6 +112,21 @@ class Page:
             set_session_cookie(response, self.dash.auth.signer, self.session, base or "/")
         return response
 
+    def error(
+        self, status: int, message: str, title: str | None = None, back: Back = OVERVIEW
+    ) -> HTMLResponse:
+        """An error page: what happened (`title`, by default the status's), why (`message`)
+        and a link back."""
+        href, label = back
+        return self.render(
+            "error.html",
+            status=status,
+            title=title or ERROR_TITLES.get(status, "Cannot show this page"),
+            message=message,
+            back_href=self.dash.base(self.request) + href,
+            back_label=label,
+        )
+
 
 class PageRoutes:
     """Registers the dashboard's pages and forms on `api`, each behind the checks it needs."""
@@ -124,11 +160,47 @@ class PageRoutes:
             return target
         return base + "/"
 
-    def view(self, path: str, build: View, template: str) -> None:
+    def is_page(self, request: Request) -> bool:
+        """Whether `request` is for a dashboard page (not the API, a static file or metrics),
+        so an error answers it with an HTML page."""
+        base = self.dash.base(request)
+        path = request.url.path
+        if path != base and not path.startswith(base + "/"):
+            return False
+        rest = path[len(base) :]
+        return not any(rest == p or rest.startswith(p + "/") for p in NOT_PAGES)
+
+    async def error_for(self, request: Request, status: int, message: str) -> Response | None:
+        """The error page answering a request no page route took (an unknown path, a method
+        a page does not take), or None when it is not for a page (the API answers JSON)."""
+        if not self.is_page(request):
+            return None
+        p = await self.page(request)
+        path = request.url.path
+        if status == 404:
+            return p.error(404, f"There is no dashboard page at {path}.")
+        if status == 405:
+            if request.method in ("GET", "HEAD"):
+                why = f"{path} is where a page's button sends its form, not a page to open."
+            else:
+                why = f"{path} is a page to open, not a form to send ({request.method})."
+            return p.error(405, why)
+        return p.error(status, message)
+
+    def view(
+        self,
+        path: str,
+        build: View,
+        template: str,
+        *,
+        missing: str = ERROR_TITLES[404],
+        back: Back = OVERVIEW,
+    ) -> None:
         """GET `path` (under the prefix): `template` with `build`'s values, for viewers.
 
-        Without the view permission it is the login form; a NotFound is a 404 page, another
-        refusal a 422 page.
+        Without the view permission it is the login form. What `build` refuses is an error
+        page linking to `back`: a NotFound (or a 404 refusal) is a 404 titled `missing`,
+        another refusal or Conveyor error its own status, anything else a logged 500.
         """
 
         async def endpoint(request: Request) -> Response:
@@ -138,9 +210,16 @@ class PageRoutes:
             try:
                 values = await run_in_threadpool(build, self.dash, request)
             except NotFound as exc:
-                return p.render("missing.html", status=404, message=str(exc))
-            except (Refused, ConveyorError) as exc:
-                return p.render("missing.html", status=422, message=str(exc))
+                return p.error(404, str(exc), missing, back)
+            except Refused as exc:
+                title = missing if exc.status == 404 else None
+                return p.error(exc.status, exc.message, title, back)
+            except ConveyorError as exc:
+                return p.error(status_for(exc), str(exc), None, back)
+            except Exception:
+                log.exception("conveyor.web: the page %s failed", request.url.path)
+                failed = "The page failed to render; the server's log has the details."
+                return p.error(500, failed, None, back)
             return p.render(template, **values)
 
         self.api.add_api_route(
@@ -164,19 +243,27 @@ class PageRoutes:
             if not p.identity.can(VIEW):
                 return self.login_form(p)
             form = await request.form()
+            target = self.safe_next(request, field(form, "next"))
+            back = (target[len(self.dash.base(request)) :], "Back to the page")
             if not self.csrf_ok(p, form):
-                return p.render("missing.html", status=403, message="Missing or wrong CSRF token.")
+                return p.error(
+                    403,
+                    "The form's CSRF token is missing or is not this session's (the page was "
+                    "older than your sign-in): reload the page and try again.",
+                    "Form expired",
+                    back,
+                )
             if not p.identity.can(MANAGE):
-                return p.render("missing.html", status=403, message="You may only view.")
+                only = "You may only view: this needs the manage permission."
+                return p.error(403, only, None, back)
             try:
                 notice = await run_in_threadpool(run, self.dash, request, form)
             except (Refused, ConveyorError) as exc:
                 notice = str(exc)
-            target = self.safe_next(request, field(form, "next"))
-            back, _, query = target.partition("?")
+            back_path, _, query = target.partition("?")
             kept = [(k, v) for k, v in parse_qsl(query) if k != "notice"]
             query = urlencode([*kept, ("notice", notice)])
-            return RedirectResponse(f"{back}?{query}", status_code=303)
+            return RedirectResponse(f"{back_path}?{query}", status_code=303)
 
         self.form(path, endpoint)
 

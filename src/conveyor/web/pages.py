@@ -22,15 +22,17 @@ from conveyor.web.auth import (
 )
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import Refused
-from conveyor.web.page_routes import PageRoutes, field
+from conveyor.web.page_routes import Back, PageRoutes, field
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
 
 PER_PAGE = 50
+JOBS: Back = ("/jobs", "Back to jobs")
 STATES = [state.value for state in JobState]
 
 
-def install_pages(api: FastAPI, dash: Dashboard) -> None:
-    """Add the pages, the login form and the page actions to `api`."""
+def install_pages(api: FastAPI, dash: Dashboard) -> PageRoutes:
+    """Add the pages, the login form and the page actions to `api`; returns their registrar
+    (its `error_for` answers page errors with a page)."""
     routes = PageRoutes(api, dash)
     _overview_pages(routes)
     _job_pages(routes)
@@ -38,6 +40,7 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
     _queue_pages(routes)
     _worker_pages(routes)
     _login_routes(routes)
+    return routes
 
 
 # overview ----------------------------------------------------------------------------------
@@ -64,8 +67,8 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
 # jobs --------------------------------------------------------------------------------------
 def _job_pages(routes: PageRoutes) -> None:
     """The job list and one job's page; cancel, retry or delete one job, or a filter's jobs."""
-    routes.view("/jobs", _job_list, "jobs.html")
-    routes.view("/jobs/{job_id}", _job_detail, "job.html")
+    routes.view("/jobs", _job_list, "jobs.html", back=JOBS)
+    routes.view("/jobs/{job_id}", _job_detail, "job.html", missing="Job not found", back=JOBS)
     routes.action("/jobs/bulk/retry", partial(_bulk, "retry"))
     routes.action("/jobs/bulk/cancel", partial(_bulk, "cancel"))
     routes.action("/jobs/{job_id}/cancel", _cancel_job)
@@ -151,7 +154,7 @@ def _bulk(kind: str, dash: Dashboard, request: Request, form: Any) -> str:
 def _job_id(request: Request) -> str:
     job_id = str(request.path_params["job_id"])
     if not re.match(JOB_ID_PATTERN, job_id):
-        raise Refused(422, f"{job_id!r} is not a job id")
+        raise Refused(404, f"{job_id!r} is not a job id, so no job has it")
     return job_id
 
 
