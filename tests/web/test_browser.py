@@ -144,9 +144,25 @@ def test_cancel_a_running_job(browser: Any, live: LiveServer) -> None:
     page = open_page(browser, live, MANAGE_TOKEN)
     page.goto(f"{live.url}/jobs/{job.id}")
     page.click("[data-action=cancel]")
-    page.wait_for_selector("[role=status]:has-text('Cancellation requested')")
     wait_for(lambda: state_of(live.app, job.id) is JobState.CANCELLED, what="cancelled")
     page.wait_for_selector("h1 [data-state-badge]:has-text('cancelled')")
+    # the page shows the job as it is now: no "Cancellation requested" once it has stopped
+    # (the worker stops it before or after the page comes back: either way), nor ever again
+    assert page.locator("[data-flash]").count() == 0
+    assert "Cancellation requested" not in page.locator("main").inner_text()
+    assert page.url == f"{live.url}/jobs/{job.id}"
+    page.reload()
+    assert page.locator("[data-flash]").count() == 0
+    page.context.close()
+
+
+def test_a_link_cannot_put_a_notice_on_a_page(browser: Any, live: LiveServer) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(f"{live.url}/jobs?notice=Your+token+expired%3A+sign+in+at+evil.example")
+    page.wait_for_selector("h1:has-text('Jobs')")
+    assert page.locator(".notice, [role=status]").count() == 0
+    assert "evil.example" not in page.locator("body").inner_text()
+    page.context.close()
 
 
 def test_retry_a_failed_job(browser: Any, live: LiveServer, shots: Path) -> None:

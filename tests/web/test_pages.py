@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import conveyor
+from contract.support import claim_one, finish
 from conveyor import JobState
 from conveyor.web import create_app
+from conveyor.web.auth import Flash, Signer
 
 from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN
 
@@ -126,8 +129,67 @@ def test_page_actions_need_the_csrf_token(client: TestClient, app: conveyor.App)
     done = client.post(
         f"/jobs/{job.id}/cancel", data={"csrf": csrf, "next": "/jobs"}, follow_redirects=False
     )
-    assert done.status_code == 303 and done.headers["location"].startswith("/jobs?notice=")
+    assert done.status_code == 303 and done.headers["location"] == "/jobs"
     assert app.jobs.require(job.id).state is JobState.CANCELLED
+
+
+def test_an_actions_notice_is_flashed_once_and_never_read_from_the_url(
+    client: TestClient, app: conveyor.App
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    job = app.enqueue("hello")
+    done = client.post(
+        f"/jobs/{job.id}/cancel",
+        data={"csrf": csrf, "next": f"/jobs/{job.id}?tab=logs"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/jobs/{job.id}?tab=logs"
+    cookie = done.headers["set-cookie"].lower()
+    assert "conveyor_flash=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    shown = client.get(f"/jobs/{job.id}")
+    assert 'role="status" data-flash>Job cancelled.</p>' in shown.text
+    assert "conveyor_flash" not in client.cookies  # deleted once shown
+    assert "data-flash" not in client.get(f"/jobs/{job.id}").text
+    assert "data-flash" not in client.get(f"/jobs/{job.id}?notice=Official+banner").text
+    waiting = app.enqueue("hello")
+    refused = client.post(f"/jobs/{waiting.id}/retry", data={"csrf": csrf, "next": "/jobs"})
+    assert 'class="notice failed" role="alert" data-flash>' in refused.text
+    assert "only failed or cancelled" in refused.text
+
+
+def test_a_cancellation_notice_shows_only_while_the_job_runs(
+    client: TestClient, app: conveyor.App
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    job = app.enqueue("hello")
+    claimed = claim_one(app.backend, app.clock())  # a worker elsewhere runs it
+    assert claimed.id == job.id
+    form = {"csrf": csrf, "next": f"/jobs/{job.id}"}
+    shown = client.post(f"/jobs/{job.id}/cancel", data=form)
+    assert "Cancellation requested" in shown.text  # it still runs
+    client.post(f"/jobs/{job.id}/cancel", data=form, follow_redirects=False)
+    finish(app.backend, claimed, JobState.CANCELLED, app.clock())  # it stopped meanwhile
+    page = client.get(f"/jobs/{job.id}")
+    assert "cancelled" in page.text and "Cancellation requested" not in page.text
+    assert "<dt>Cancel</dt>" not in page.text
+
+
+def test_a_flash_cookie_shows_only_for_its_own_session(client: TestClient, web: FastAPI) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    client.post("/queues/default/pause", data={"csrf": csrf, "next": "/queues"},
+                follow_redirects=False)  # fmt: skip
+    flash = client.cookies["conveyor_flash"]
+    with TestClient(web, base_url="http://localhost") as other:
+        login(other, VIEW_TOKEN)
+        other.cookies.set("conveyor_flash", flash)
+        assert "data-flash" not in other.get("/queues").text  # another session's notice
+    assert "Queue default paused" in client.get("/queues").text
+    session = Signer("test-secret").load(client.cookies["conveyor_session"])
+    assert session is not None
+    client.cookies.set("conveyor_flash", Signer("guess").dump_flash(session, Flash("forged")))
+    assert "data-flash" not in client.get("/queues").text  # signed with another key
+    client.cookies.set("conveyor_flash", Signer("test-secret").dump_flash(session, Flash("ok")))
+    assert "data-flash>ok</p>" in client.get("/queues").text
 
 
 def test_page_actions_refuse_view_only_sessions(client: TestClient, app: conveyor.App) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,12 +18,15 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.web.auth import (
     CSRF_FIELD,
+    FLASH_COOKIE,
     MANAGE,
     OPEN_REMOTE_REFUSED,
     VIEW,
+    Flash,
     Identity,
     Session,
     new_session,
+    set_flash_cookie,
     set_session_cookie,
 )
 from conveyor.web.dashboard import Dashboard
@@ -35,8 +37,8 @@ log = logging.getLogger("conveyor.web")
 
 #: Builds a page's template values from the request (runs in a thread: it may query the store).
 View = Callable[[Dashboard, Request], dict[str, Any]]
-#: Does what a form asks and returns the notice shown on the page it returns to.
-Action = Callable[[Dashboard, Request, Any], str]
+#: Does what a form asks and returns the notice (flashed to the page it returns to).
+Action = Callable[[Dashboard, Request, Any], str | Flash]
 #: Where an error page links back to: a path under the dashboard and the link's words.
 Back = tuple[str, str]
 
@@ -93,23 +95,28 @@ class Page:
         self.session: Session = identity.session or new_session()
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        """`template` with `values` and what every page shows (user, CSRF token, notice)."""
+        """`template` with `values` and what every page shows (user, CSRF token, and the
+        session's flashed notice, shown once: never anything from the URL)."""
         base = self.dash.base(self.request)
+        signer = self.dash.auth.signer
+        flash = signer.load_flash(self.request.cookies.get(FLASH_COOKIE), self.identity.session)
         html = _templates.get_template(template).render(
             base=base,
-            csrf=self.dash.auth.signer.csrf_token(self.session),
+            csrf=signer.csrf_token(self.session),
             can_manage=self.identity.can(MANAGE),
             can_view=self.identity.can(VIEW),
             logged_in=self.session.token_hash is not None,
             open_access=self.dash.auth.open,
             path=self.request.url.path,
             here=_here(self.request),
-            notice=self.request.query_params.get("notice", ""),
+            flash=flash,
             **values,
         )
         response = HTMLResponse(html, status_code=status)
         if self.fresh:
-            set_session_cookie(response, self.dash.auth.signer, self.session, base or "/")
+            set_session_cookie(response, signer, self.session, base or "/")
+        if FLASH_COOKIE in self.request.cookies:  # shown (or not ours): gone either way
+            response.delete_cookie(FLASH_COOKIE, path=base or "/", httponly=True, samesite="strict")
         return response
 
     def error(
@@ -234,8 +241,8 @@ class PageRoutes:
         """POST `path` (under the prefix): a form that changes something, for managers.
 
         Checks the view permission (else the login form), the CSRF token and the manage
-        permission (else a 403 page), then redirects back to the form's `next` page with
-        `run`'s notice, or the refusal's message.
+        permission (else a 403 page), then redirects back to the form's `next` page, which
+        shows `run`'s notice (or the refusal's message) once, flashed in a signed cookie.
         """
 
         async def endpoint(request: Request) -> Response:
@@ -257,13 +264,16 @@ class PageRoutes:
                 only = "You may only view: this needs the manage permission."
                 return p.error(403, only, None, back)
             try:
-                notice = await run_in_threadpool(run, self.dash, request, form)
+                done = await run_in_threadpool(run, self.dash, request, form)
+                flash = done if isinstance(done, Flash) else Flash(done)
             except (Refused, ConveyorError) as exc:
-                notice = str(exc)
-            back_path, _, query = target.partition("?")
-            kept = [(k, v) for k, v in parse_qsl(query) if k != "notice"]
-            query = urlencode([*kept, ("notice", notice)])
-            return RedirectResponse(f"{back_path}?{query}", status_code=303)
+                flash = Flash(str(exc), error=True)
+            response = RedirectResponse(target, status_code=303)
+            session = p.identity.session
+            assert session is not None  # the CSRF check passed: the form came with one
+            cookie_path = self.dash.base(request) or "/"
+            set_flash_cookie(response, self.dash.auth.signer, session, flash, cookie_path)
+            return response
 
         self.form(path, endpoint)
 
@@ -281,6 +291,6 @@ def field(form: Any, name: str) -> str | None:
 
 
 def _here(request: Request) -> str:
-    """This page's path and query, without a notice: where an action returns to."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "notice"]
-    return request.url.path + ("?" + urlencode(kept) if kept else "")
+    """This page's path and query: where an action returns to."""
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")

@@ -16,6 +16,7 @@ from conveyor.model.job import JobState
 from conveyor.web.auth import (
     SESSION_COOKIE,
     VIEW,
+    Flash,
     hash_token,
     new_session,
     set_session_cookie,
@@ -121,10 +122,11 @@ def _job_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
     return {"title": f"Job {job.name}", "job": job, "finished": job.is_finished}
 
 
-def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str:
+def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str | Flash:
     job = dash.app.jobs.cancel(_job_id(request))
-    if job.state is JobState.RUNNING:
-        return "Cancellation requested: the job will stop shortly."
+    if job.state is JobState.RUNNING:  # true only while it runs: the job's page then drops it
+        message = "Cancellation requested: the job will stop shortly."
+        return Flash(message, job_id=job.id, while_state=JobState.RUNNING.value)
     return "Job cancelled."
 
 
