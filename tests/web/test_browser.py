@@ -172,8 +172,11 @@ def test_retry_a_failed_job(browser: Any, live: LiveServer, shots: Path) -> None
     page.goto(f"{live.url}/jobs/{job.id}")
     assert "Traceback" in page.locator(".trace").first.inner_text()
     page.screenshot(path=str(shots / "job-failed.png"), full_page=True)
-    page.click("[data-action=retry]")
-    page.wait_for_selector("[role=status]:has-text('queued to run again')")
+    job_page = f"{live.url}/jobs/{job.id}"
+    with page.expect_response(lambda r: r.url == job_page and r.request.method == "GET") as back:
+        page.click("[data-action=retry]")
+    # the page it returns to says so (then, once the job moved on, reloads to its new state)
+    assert 'role="status" data-flash>Job queued to run again.' in back.value.text()
     wait_for(lambda: len(live.app.jobs.require(job.id).errors) == 2, what="the second attempt")
 
 
@@ -272,4 +275,33 @@ def test_page_errors_are_dashboard_pages_with_a_way_back(
     assert page.locator("nav a").count() == 5  # the dashboard's own frame, not raw JSON
     page.click("[data-back]")
     page.wait_for_selector("h1:has-text('Overview')")
+    page.context.close()
+
+
+def test_cancel_all_without_a_filter_asks_with_the_count(
+    browser: Any, live: LiveServer, shots: Path
+) -> None:
+    def active() -> int:
+        return live.app.jobs.list(state=["scheduled", "pending", "running"], per_page=1).total
+
+    wait_for(lambda: active() == 0, what="earlier tests' jobs to end")
+    held = [live.app.enqueue("hello", delay=3600).id for _ in range(3)]  # active for an hour
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(live.url + "/jobs")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("[data-action='cancel all active']")
+    wait_for(lambda: asked, what="the question")
+    assert asked[0].startswith("No filter is set: cancel all 3 active jobs")
+    assert all(state_of(live.app, job_id) is JobState.SCHEDULED for job_id in held)
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.click("[data-action='cancel all active']")
+    page.wait_for_selector("[role=status]:has-text('3 of 3 jobs cancelled')")
+    assert all(state_of(live.app, job_id) is JobState.CANCELLED for job_id in held)
+    page.screenshot(path=str(shots / "jobs-cancelled-all.png"), full_page=True)
     page.context.close()

@@ -299,6 +299,29 @@ def test_jobs_page_filters_and_pages(viewer: TestClient, app: conveyor.App) -> N
     assert "56 found" in viewer.get("/jobs?state=pending").text
 
 
+def test_cancel_all_without_a_filter_asks_with_the_count(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    done = app.enqueue("hello")
+    app.testing.drain()
+    assert app.jobs.require(done.id).state is JobState.COMPLETED
+    app.enqueue("hello", delay=3600)
+    for _ in range(2):
+        app.enqueue("hello")  # three active: one scheduled, two pending
+    html = manager.get("/jobs").text
+    assert 'data-confirm="No filter is set: cancel all 3 active jobs' in html
+    filtered = manager.get("/jobs?name=hello").text
+    assert 'data-confirm="Cancel every active job matching this filter?"' in filtered
+
+
+def test_cancel_all_past_the_cap_says_how_many_it_cancels(crowded: conveyor.App) -> None:
+    web = create_app(crowded, tokens=TOKENS)
+    headers = {"Authorization": f"Bearer {MANAGE_TOKEN}"}
+    with TestClient(web, base_url="http://localhost", headers=headers) as manager:
+        html = manager.get("/jobs").text
+    assert "cancel 10,000 of the more than 10,000 active jobs" in html
+
+
 def test_static_assets_are_shipped(client: TestClient) -> None:
     for asset in ("app.js", "app.css"):
         response = client.get(f"/static/{asset}")

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from conveyor.model.job import JobState
+from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.web.auth import (
     SESSION_COOKIE,
     VIEW,
@@ -21,7 +21,7 @@ from conveyor.web.auth import (
     new_session,
     set_session_cookie,
 )
-from conveyor.web.dashboard import Dashboard
+from conveyor.web.dashboard import BULK_LIMIT, Dashboard
 from conveyor.web.errors import Refused
 from conveyor.web.page_routes import Back, PageRoutes, field
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
@@ -100,6 +100,8 @@ def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
     older = found.page < pages or (not found.total_exact and len(found.jobs) == PER_PAGE)
     kept = {k: v for k, v in filters.items() if v}
 
+    bulk_cancel = state in (None, "scheduled", "pending", "running")
+
     def page_link(n: int) -> str:
         return "?" + urlencode({**kept, "page": n})
 
@@ -113,8 +115,25 @@ def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
         "page_link": page_link,
         "names": dash.app.job_names,
         "bulk_retry": state in (None, "failed", "cancelled"),
-        "bulk_cancel": state in (None, "scheduled", "pending", "running"),
+        "bulk_cancel": bulk_cancel,
+        "cancel_question": _cancel_question(dash, kept) if bulk_cancel and found.total else "",
     }
+
+
+def _cancel_question(dash: Dashboard, filters: dict[str, str]) -> str:
+    """What "Cancel all active" asks first: with no filter set, how many jobs it cancels."""
+    if filters:
+        return "Cancel every active job matching this filter?"
+    active = dash.app.jobs.list(state=ACTIVE_STATES, per_page=1)  # counted up to the cap
+    if active.total_exact:
+        return (
+            f"No filter is set: cancel all {active.total:,} active jobs (scheduled, pending "
+            "and running)?"
+        )
+    return (
+        f"No filter is set: cancel {BULK_LIMIT:,} of the more than {active.total:,} active jobs "
+        "(scheduled, pending and running)? Run it again for the rest."
+    )
 
 
 def _job_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
