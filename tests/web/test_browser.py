@@ -160,7 +160,7 @@ def test_a_link_cannot_put_a_notice_on_a_page(browser: Any, live: LiveServer) ->
     page = open_page(browser, live, MANAGE_TOKEN)
     page.goto(f"{live.url}/jobs?notice=Your+token+expired%3A+sign+in+at+evil.example")
     page.wait_for_selector("h1:has-text('Jobs')")
-    assert page.locator(".notice, [role=status]").count() == 0
+    assert page.locator(".notice, [data-flash]").count() == 0
     assert "evil.example" not in page.locator("body").inner_text()
     page.context.close()
 
@@ -305,3 +305,89 @@ def test_cancel_all_without_a_filter_asks_with_the_count(
     assert all(state_of(live.app, job_id) is JobState.CANCELLED for job_id in held)
     page.screenshot(path=str(shots / "jobs-cancelled-all.png"), full_page=True)
     page.context.close()
+
+
+def polls_done(page: Page) -> int:
+    """How many live refreshes of this page have completed (app.js counts them)."""
+    done: str | None = page.evaluate("document.body.dataset.liveDone || null")
+    return int(done) if done else 0
+
+
+def refresh_now(page: Page) -> None:
+    """Run the page's next live refresh (its timers run on Playwright's clock) and wait for it."""
+    before = polls_done(page)
+    page.clock.run_for(2100)
+    wait_for(lambda: polls_done(page) > before, what="a live refresh")
+
+
+def test_list_pages_refresh_in_place(browser: Any, live: LiveServer, shots: Path) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(live.url + "/jobs")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloaded
+    later = live.app.enqueue("hello", {"who": "later"}, delay=3600)
+    page.wait_for_selector(f"a[href='/jobs/{later.id}']")
+    page.goto(live.url + "/queues")
+    page.evaluate("window.sameDocument = true")
+    row = page.locator("tr[data-queue='default']")
+    assert row.locator("[data-paused]").get_attribute("data-paused") == "no"
+    live.app.jobs.pause_queue("default")
+    try:
+        page.wait_for_selector("tr[data-queue='default'] [data-paused='yes']")
+        page.screenshot(path=str(shots / "queues-live.png"), full_page=True)
+    finally:
+        live.app.jobs.resume_queue("default")
+    page.wait_for_selector("tr[data-queue='default'] [data-paused='no']")
+    page.goto(live.url + "/recurring")
+    page.evaluate("window.sameDocument = true")
+    live.app.recurring_jobs.toggle("nightly-report")
+    try:
+        page.wait_for_selector("tr[data-recurring='nightly-report'] [data-enabled='no']")
+    finally:
+        live.app.recurring_jobs.toggle("nightly-report")
+    assert page.evaluate("window.sameDocument") is True
+    live.app.jobs.cancel(later.id)
+    page.context.close()
+
+
+def test_live_updates_pause_and_keep_a_selection(browser: Any, live: LiveServer) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.clock.install()
+    page.goto(live.url + "/queues")
+    toggle = page.locator("[data-live-toggle]")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    badge = page.locator("tr[data-queue='default'] [data-paused]")
+    try:
+        # a text selection inside the table holds its refresh back, and only that
+        page.evaluate(
+            """() => {
+                const cell = document.querySelector("tr[data-queue='default'] td");
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                window.getSelection().removeAllRanges();
+                window.getSelection().addRange(range);
+            }"""
+        )
+        live.app.jobs.pause_queue("default")
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "no"
+        page.evaluate("window.getSelection().removeAllRanges()")
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "yes"
+        # paused: no request at all, on this page and the next
+        toggle.click()
+        assert toggle.get_attribute("aria-pressed") == "true"
+        assert toggle.inner_text() == "Resume live updates"
+        live.app.jobs.resume_queue("default")
+        polls = page.evaluate("document.body.dataset.livePolls")
+        page.clock.run_for(20_000)
+        assert page.evaluate("document.body.dataset.livePolls") == polls
+        assert badge.get_attribute("data-paused") == "yes"
+        page.goto(live.url + "/workers")
+        assert page.locator("[data-live-toggle]").inner_text() == "Resume live updates"
+        page.goto(live.url + "/queues")
+        page.locator("[data-live-toggle]").click()  # on again
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "no"
+    finally:
+        live.app.jobs.resume_queue("default")
+        page.context.close()

@@ -192,6 +192,34 @@ def test_a_flash_cookie_shows_only_for_its_own_session(client: TestClient, web: 
     assert "data-flash>ok</p>" in client.get("/queues").text
 
 
+def test_a_live_refresh_leaves_the_flash_to_the_page_a_person_opens(client: TestClient) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    client.post("/queues/default/pause", data={"csrf": csrf, "next": "/queues"},
+                follow_redirects=False)  # fmt: skip
+    polled = client.get("/queues", headers={"X-Conveyor-Live": "1"})
+    assert polled.status_code == 200 and 'data-live-region="queues"' in polled.text
+    assert "data-flash" not in polled.text and "set-cookie" not in polled.headers
+    assert "Queue default paused" in client.get("/queues").text
+
+
+@pytest.mark.parametrize(
+    ("path", "regions"),
+    [
+        ("/", ["counts", "overview-queues", "overview-workers"]),
+        ("/jobs", ["jobs-found", "jobs"]),
+        ("/queues", ["queues"]),
+        ("/workers", ["workers"]),
+        ("/recurring", ["recurring"]),
+    ],
+)
+def test_list_pages_mark_what_refreshes_live(
+    viewer: TestClient, path: str, regions: list[str]
+) -> None:
+    html = viewer.get(path).text
+    assert [r for r in regions if f'data-live-region="{r}"' not in html] == []
+    assert "data-live-toggle" in html
+
+
 def test_page_actions_refuse_view_only_sessions(client: TestClient, app: conveyor.App) -> None:
     csrf = login(client, VIEW_TOKEN)
     job = app.enqueue("hello")

@@ -54,6 +54,9 @@ ERROR_TITLES = {
     500: "Something went wrong",
     503: "Store unavailable",
 }
+#: The header a page's live refresh sends (app.js): it fetches the page again and swaps in
+#: its `data-live-region` elements.
+LIVE_HEADER = "x-conveyor-live"
 #: Paths under the dashboard that answer JSON or text, never an HTML error page (the static
 #: files answer their own errors).
 NOT_PAGES = ("/api", "/metrics")
@@ -99,7 +102,10 @@ class Page:
         session's flashed notice, shown once: never anything from the URL)."""
         base = self.dash.base(self.request)
         signer = self.dash.auth.signer
-        flash = signer.load_flash(self.request.cookies.get(FLASH_COOKIE), self.identity.session)
+        # a live refresh (the page's own poll) leaves the flash to the page a person opens
+        live = self.request.headers.get(LIVE_HEADER) == "1"
+        cookie = None if live else self.request.cookies.get(FLASH_COOKIE)
+        flash = signer.load_flash(cookie, self.identity.session)
         html = _templates.get_template(template).render(
             base=base,
             csrf=signer.csrf_token(self.session),
@@ -115,7 +121,7 @@ class Page:
         response = HTMLResponse(html, status_code=status)
         if self.fresh:
             set_session_cookie(response, signer, self.session, base or "/")
-        if FLASH_COOKIE in self.request.cookies:  # shown (or not ours): gone either way
+        if cookie is not None:  # shown (or not ours): gone either way
             response.delete_cookie(FLASH_COOKIE, path=base or "/", httponly=True, samesite="strict")
         return response
 

@@ -3,6 +3,7 @@ one function per route group; page_routes.py has the checks they share."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from functools import partial
@@ -59,6 +60,8 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
         "title": "Overview",
         "states": STATES,
         "stats": stats,
+        # the charts' data, read by the page's script after each live refresh
+        "throughput_json": json.dumps(stats.model_dump(mode="json")["throughput"]),
         "queues": jobs.queues(),
         "workers": jobs.workers(),
         "running": dash.running_by_worker(),
