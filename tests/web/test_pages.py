@@ -34,7 +34,7 @@ def login(client: TestClient, token: str) -> str:
 def test_pages_ask_for_a_token_without_permission(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 401
-    assert 'name="token"' in response.text and "Sign in" in response.text
+    assert 'name="token"' in response.text and "<title>Sign in · Conveyor</title>" in response.text
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
 

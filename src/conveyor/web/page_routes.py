@@ -160,7 +160,7 @@ class PageRoutes:
         if self.dash.auth.open and not message:
             message = OPEN_REMOTE_REFUSED[0].upper() + OPEN_REMOTE_REFUSED[1:] + "."
         target = back_to or p.request.url.path
-        return p.render("login.html", status=status, message=message, next=target)
+        return p.render("login.html", title="Sign in", status=status, message=message, next=target)
 
     def csrf_ok(self, p: Page, form: Any) -> bool:
         """Whether the form carries the CSRF token of the caller's session."""

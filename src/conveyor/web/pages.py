@@ -289,10 +289,14 @@ def _login_routes(routes: PageRoutes) -> None:
         if token is None:
             if p.identity.can(VIEW):
                 return RedirectResponse(target, status_code=303)
-            return p.render("login.html", status=200, message="", next=target)
+            return p.render("login.html", title="Sign in", status=200, message="", next=target)
         if not dash.auth.tokens.permissions_for(token):
             return p.render(
-                "login.html", status=401, message="That token is not valid.", next=target
+                "login.html",
+                title="Sign in",
+                status=401,
+                message="That token is not valid.",
+                next=target,
             )
         response = RedirectResponse(target, status_code=303)
         set_session_cookie(response, dash.auth.signer, new_session(hash_token(token)),
