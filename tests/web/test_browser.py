@@ -160,7 +160,7 @@ def test_a_link_cannot_put_a_notice_on_a_page(browser: Any, live: LiveServer) ->
     page = open_page(browser, live, MANAGE_TOKEN)
     page.goto(f"{live.url}/jobs?notice=Your+token+expired%3A+sign+in+at+evil.example")
     page.wait_for_selector("h1:has-text('Jobs')")
-    assert page.locator(".notice, [data-flash]").count() == 0
+    assert page.locator(".notice, [role=status], [data-flash]").count() == 0
     assert "evil.example" not in page.locator("body").inner_text()
     page.context.close()
 
