@@ -148,6 +148,14 @@ class JobService:
         failed_before = finished_before if failed else datetime(1970, 1, 1, tzinfo=UTC)
         return self._backend().prune(finished_before, failed_before)
 
+    def count_purgeable(
+        self, finished_before: datetime, *, failed: bool = True
+    ) -> dict[JobState, int]:
+        """How many jobs `purge` with the same arguments would delete now, by state (states
+        with none left out)."""
+        failed_before = finished_before if failed else datetime(1970, 1, 1, tzinfo=UTC)
+        return self._backend().count_prunable(finished_before, failed_before)
+
     def list(
         self,
         *,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -232,10 +238,10 @@ def test_purge_deletes_jobs_finished_before_the_cutoff(project: Project) -> None
     project.enqueue("greet", name="still waiting")
     assert project.json("jobs", "purge", "--older-than", "7d")["deleted"] == 0
     project.module.OFFSET[0] = timedelta(days=8)  # the CLI's app now lives 8 days later
-    kept_failed = project.json("jobs", "purge", "--older-than", "7d", "--keep-failed")
+    kept_failed = project.json("jobs", "purge", "--older-than", "7d", "--keep-failed", "--yes")
     assert kept_failed["deleted"] == 6
     assert project.app.jobs.get(bad) is not None
-    text = project.invoke("jobs", "purge", "--older-than", "1w")
+    text = project.invoke("jobs", "purge", "--older-than", "1w", "-y")
     assert text.exit_code == 0 and "deleted 1 job(s)" in text.stdout
     assert project.json("jobs", "ls")["total"] == 1  # the waiting one is never purged
 
@@ -243,3 +249,82 @@ def test_purge_deletes_jobs_finished_before_the_cutoff(project: Project) -> None
 @pytest.mark.parametrize(("args", "words"), [([], "--older-than"), (["--older-than", "7x"], "7x")])
 def test_purge_refuses_bad_durations(project: Project, args: list[str], words: str) -> None:
     assert_one_line_error(project.invoke("jobs", "purge", *args), 2, words)
+
+
+def finished_jobs(project: Project) -> list[str]:
+    """Two completed jobs and a failed one, run by a worker; their ids."""
+    ids = [project.enqueue("greet", name="a"), project.enqueue("greet", name="b")]
+    ids.append(project.enqueue("boom"))
+    run_until_finished(project.module.build(), ids)
+    return ids
+
+
+def test_purge_dry_run_prints_what_would_go_and_deletes_nothing(project: Project) -> None:
+    ids = finished_jobs(project)
+    project.enqueue("greet", name="waiting")
+    dry = project.json("jobs", "purge", "--older-than", "0s", "--dry-run")
+    assert dry["dry_run"] is True and dry["would_delete"] == 3
+    assert dry["by_state"] == {"completed": 2, "failed": 1}
+    kept = project.json("jobs", "purge", "--older-than", "0s", "--keep-failed", "--dry-run")
+    assert kept["by_state"] == {"completed": 2}
+    text = project.invoke("jobs", "purge", "--older-than", "0s", "--dry-run")
+    assert text.exit_code == 0
+    assert "would delete 3 job(s)" in text.stdout and "(2 completed, 1 failed)" in text.stdout
+    assert all(project.app.jobs.get(job_id) for job_id in ids)
+
+
+def test_purge_without_a_terminal_needs_yes(project: Project) -> None:
+    ids = finished_jobs(project)
+    refused = project.invoke("jobs", "purge", "--older-than", "0s")
+    assert_one_line_error(refused, 2, "this would delete 3 job(s)")
+    assert "--yes" in refused.stderr
+    assert all(project.app.jobs.get(job_id) for job_id in ids)
+    assert project.json("jobs", "purge", "--older-than", "0s", "--yes")["deleted"] == 3
+    nothing = project.invoke("jobs", "purge", "--older-than", "0s")  # nothing to ask about
+    assert nothing.exit_code == 0 and "deleted 0 job(s)" in nothing.stdout
+
+
+def purge_on_a_terminal(project: Project, answer: bytes) -> tuple[int, str]:
+    """Run `conveyor jobs purge --older-than 0s` with a pseudo-terminal as stdin and stderr,
+    answer its question with `answer`; the exit code and what the terminal showed."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli", "--app", project.ref,
+         "jobs", "purge", "--older-than", "0s"],
+        stdin=child, stdout=subprocess.DEVNULL, stderr=child, cwd=project.path,
+        env={**os.environ, "PYTHONPATH": str(project.path)},
+    )  # fmt: skip
+    os.close(child)
+    shown = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"[y/N]" not in shown:
+            assert time.monotonic() < deadline, f"no question asked: {shown!r}"
+            if select.select([main], [], [], 0.5)[0]:
+                shown += os.read(main, 4096)
+        os.write(main, answer + b"\n")
+        code = proc.wait(timeout=60)
+        while select.select([main], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    return code, shown.decode(errors="replace")
+
+
+def test_purge_on_a_terminal_asks_with_the_count(project: Project) -> None:
+    ids = finished_jobs(project)
+    code, shown = purge_on_a_terminal(project, b"n")
+    assert code == 1 and "Delete 3 job(s) that finished before" in shown
+    assert "(2 completed, 1 failed)?" in shown and "nothing deleted" in shown
+    assert all(project.app.jobs.get(job_id) for job_id in ids)
+    code, shown = purge_on_a_terminal(project, b"y")
+    assert code == 0, shown
+    assert not any(project.app.jobs.get(job_id) for job_id in ids)

@@ -182,6 +182,25 @@ def test_prune_deletes_finished_jobs_by_their_retention(backend: Backend) -> Non
     assert backend.get(failed.id) is None
 
 
+def test_count_prunable_counts_what_prune_would_delete_by_state(backend: Backend) -> None:
+    for state in (JobState.COMPLETED, JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED):
+        job_in(backend, state)  # all finished at at(1)
+    for state in (JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING):
+        job_in(backend, state)
+    retried = job_in(backend, JobState.FAILED)
+    backend.retry(retried.id, at(50))  # pending again: its old finish does not count
+
+    assert backend.count_prunable(completed_before=at(1), failed_before=at(1)) == {}
+    assert backend.count_prunable(completed_before=at(2), failed_before=at(1)) == {
+        JobState.COMPLETED: 2,
+        JobState.CANCELLED: 1,
+    }
+    everything = backend.count_prunable(completed_before=at(2), failed_before=at(2))
+    assert everything == {JobState.COMPLETED: 2, JobState.CANCELLED: 1, JobState.FAILED: 1}
+    assert backend.prune(completed_before=at(2), failed_before=at(2)) == 4  # as counted
+    assert backend.count_prunable(completed_before=at(2), failed_before=at(2)) == {}
+
+
 def test_prune_never_touches_active_jobs(backend: Backend) -> None:
     active = [
         job_in(backend, state)

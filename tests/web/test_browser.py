@@ -144,9 +144,25 @@ def test_cancel_a_running_job(browser: Any, live: LiveServer) -> None:
     page = open_page(browser, live, MANAGE_TOKEN)
     page.goto(f"{live.url}/jobs/{job.id}")
     page.click("[data-action=cancel]")
-    page.wait_for_selector("[role=status]:has-text('Cancellation requested')")
     wait_for(lambda: state_of(live.app, job.id) is JobState.CANCELLED, what="cancelled")
     page.wait_for_selector("h1 [data-state-badge]:has-text('cancelled')")
+    # the page shows the job as it is now: no "Cancellation requested" once it has stopped
+    # (the worker stops it before or after the page comes back: either way), nor ever again
+    assert page.locator("[data-flash]").count() == 0
+    assert "Cancellation requested" not in page.locator("main").inner_text()
+    assert page.url == f"{live.url}/jobs/{job.id}"
+    page.reload()
+    assert page.locator("[data-flash]").count() == 0
+    page.context.close()
+
+
+def test_a_link_cannot_put_a_notice_on_a_page(browser: Any, live: LiveServer) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(f"{live.url}/jobs?notice=Your+token+expired%3A+sign+in+at+evil.example")
+    page.wait_for_selector("h1:has-text('Jobs')")
+    assert page.locator(".notice, [role=status], [data-flash]").count() == 0
+    assert "evil.example" not in page.locator("body").inner_text()
+    page.context.close()
 
 
 def test_retry_a_failed_job(browser: Any, live: LiveServer, shots: Path) -> None:
@@ -156,8 +172,11 @@ def test_retry_a_failed_job(browser: Any, live: LiveServer, shots: Path) -> None
     page.goto(f"{live.url}/jobs/{job.id}")
     assert "Traceback" in page.locator(".trace").first.inner_text()
     page.screenshot(path=str(shots / "job-failed.png"), full_page=True)
-    page.click("[data-action=retry]")
-    page.wait_for_selector("[role=status]:has-text('queued to run again')")
+    job_page = f"{live.url}/jobs/{job.id}"
+    with page.expect_response(lambda r: r.url == job_page and r.request.method == "GET") as back:
+        page.click("[data-action=retry]")
+    # the page it returns to says so (then, once the job moved on, reloads to its new state)
+    assert 'role="status" data-flash>Job queued to run again.' in back.value.text()
     wait_for(lambda: len(live.app.jobs.require(job.id).errors) == 2, what="the second attempt")
 
 
@@ -213,3 +232,162 @@ def test_a_view_only_user_has_no_buttons_and_the_api_refuses_them(
     )
     assert answer[0] == 403 and "manage" in answer[1]
     assert not any(q.paused for q in live.app.jobs.queues())
+
+
+def test_signing_in_after_a_wrong_token(browser: Any, live: LiveServer, shots: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(live.url + "/queues")
+    page.fill("input[name=token]", "not-a-token")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("[role=alert]:has-text('That token is not valid')")
+    assert page.url == live.url + "/login"
+    page.screenshot(path=str(shots / "login-wrong-token.png"), full_page=True)
+    page.fill("input[name=token]", MANAGE_TOKEN)  # the next try goes to the page asked for
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("h1:has-text('Queues')")
+    assert page.url == live.url + "/queues"
+    context.close()
+    # the address bar read /login: going there shows the form (it answered a JSON 405)
+    context = browser.new_context()
+    page = context.new_page()
+    answer = page.goto(live.url + "/login")
+    assert answer is not None and answer.status == 200
+    assert page.locator("input[name=token]").count() == 1
+    context.close()
+
+
+def test_page_errors_are_dashboard_pages_with_a_way_back(
+    browser: Any, live: LiveServer, shots: Path
+) -> None:
+    page = open_page(browser, live, VIEW_TOKEN)
+    answer = page.goto(live.url + "/jobs/not-a-job")
+    assert answer is not None and answer.status == 404
+    assert page.title() == "Job not found · Conveyor"
+    assert "not a job id" in page.locator("[role=alert]").inner_text()
+    page.screenshot(path=str(shots / "error-bad-job-id.png"), full_page=True)
+    page.click("[data-back]")
+    page.wait_for_selector("h1:has-text('Jobs')")
+    answer = page.goto(live.url + "/no/such/page")
+    assert answer is not None and answer.status == 404
+    assert page.title() == "Page not found · Conveyor"
+    assert page.locator("nav a").count() == 5  # the dashboard's own frame, not raw JSON
+    page.click("[data-back]")
+    page.wait_for_selector("h1:has-text('Overview')")
+    page.context.close()
+
+
+def test_cancel_all_without_a_filter_asks_with_the_count(
+    browser: Any, live: LiveServer, shots: Path
+) -> None:
+    def active() -> int:
+        return live.app.jobs.list(state=["scheduled", "pending", "running"], per_page=1).total
+
+    wait_for(lambda: active() == 0, what="earlier tests' jobs to end")
+    held = [live.app.enqueue("hello", delay=3600).id for _ in range(3)]  # active for an hour
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(live.url + "/jobs")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.click("[data-action='cancel all active']")
+    wait_for(lambda: asked, what="the question")
+    assert asked[0].startswith("No filter is set: cancel all 3 active jobs")
+    assert all(state_of(live.app, job_id) is JobState.SCHEDULED for job_id in held)
+    page.once("dialog", lambda dialog: answer(dialog, True))
+    page.click("[data-action='cancel all active']")
+    page.wait_for_selector("[role=status]:has-text('3 of 3 jobs cancelled')")
+    assert all(state_of(live.app, job_id) is JobState.CANCELLED for job_id in held)
+    page.screenshot(path=str(shots / "jobs-cancelled-all.png"), full_page=True)
+    page.context.close()
+
+
+def polls_done(page: Page) -> int:
+    """How many live refreshes of this page have completed (app.js counts them)."""
+    done: str | None = page.evaluate("document.body.dataset.liveDone || null")
+    return int(done) if done else 0
+
+
+def refresh_now(page: Page) -> None:
+    """Run the page's next live refresh (its timers run on Playwright's clock) and wait for it."""
+    before = polls_done(page)
+    page.clock.run_for(2100)
+    wait_for(lambda: polls_done(page) > before, what="a live refresh")
+
+
+def test_list_pages_refresh_in_place(browser: Any, live: LiveServer, shots: Path) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(live.url + "/jobs")
+    page.evaluate("window.sameDocument = true")  # gone if the page reloaded
+    later = live.app.enqueue("hello", {"who": "later"}, delay=3600)
+    page.wait_for_selector(f"a[href='/jobs/{later.id}']")
+    page.goto(live.url + "/queues")
+    page.evaluate("window.sameDocument = true")
+    row = page.locator("tr[data-queue='default']")
+    assert row.locator("[data-paused]").get_attribute("data-paused") == "no"
+    live.app.jobs.pause_queue("default")
+    try:
+        page.wait_for_selector("tr[data-queue='default'] [data-paused='yes']")
+        page.screenshot(path=str(shots / "queues-live.png"), full_page=True)
+    finally:
+        live.app.jobs.resume_queue("default")
+    page.wait_for_selector("tr[data-queue='default'] [data-paused='no']")
+    page.goto(live.url + "/recurring")
+    page.evaluate("window.sameDocument = true")
+    live.app.recurring_jobs.toggle("nightly-report")
+    try:
+        page.wait_for_selector("tr[data-recurring='nightly-report'] [data-enabled='no']")
+    finally:
+        live.app.recurring_jobs.toggle("nightly-report")
+    assert page.evaluate("window.sameDocument") is True
+    live.app.jobs.cancel(later.id)
+    page.context.close()
+
+
+def test_live_updates_pause_and_keep_a_selection(browser: Any, live: LiveServer) -> None:
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.clock.install()
+    page.goto(live.url + "/queues")
+    toggle = page.locator("[data-live-toggle]")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    badge = page.locator("tr[data-queue='default'] [data-paused]")
+    try:
+        # a text selection inside the table holds its refresh back, and only that
+        page.evaluate(
+            """() => {
+                const cell = document.querySelector("tr[data-queue='default'] td");
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                window.getSelection().removeAllRanges();
+                window.getSelection().addRange(range);
+            }"""
+        )
+        live.app.jobs.pause_queue("default")
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "no"
+        page.evaluate("window.getSelection().removeAllRanges()")
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "yes"
+        # paused: no request at all, on this page and the next
+        toggle.click()
+        assert toggle.get_attribute("aria-pressed") == "true"
+        assert toggle.inner_text() == "Resume live updates"
+        live.app.jobs.resume_queue("default")
+        polls = page.evaluate("document.body.dataset.livePolls")
+        page.clock.run_for(20_000)
+        assert page.evaluate("document.body.dataset.livePolls") == polls
+        assert badge.get_attribute("data-paused") == "yes"
+        page.goto(live.url + "/workers")
+        assert page.locator("[data-live-toggle]").inner_text() == "Resume live updates"
+        page.goto(live.url + "/queues")
+        page.locator("[data-live-toggle]").click()  # on again
+        refresh_now(page)
+        assert badge.get_attribute("data-paused") == "no"
+    finally:
+        live.app.jobs.resume_queue("default")
+        page.context.close()

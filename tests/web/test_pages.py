@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import conveyor
+from contract.support import claim_one, finish
 from conveyor import JobState
 from conveyor.web import create_app
+from conveyor.web.auth import Flash, Signer
 
 from .support import EVIL, MANAGE_TOKEN, TOKENS, VIEW_TOKEN
 
@@ -31,15 +34,16 @@ def login(client: TestClient, token: str) -> str:
 def test_pages_ask_for_a_token_without_permission(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 401
-    assert 'name="token"' in response.text and "Sign in" in response.text
+    assert 'name="token"' in response.text and "<title>Sign in · Conveyor</title>" in response.text
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
 
 
 def test_login_with_a_wrong_token_or_without_csrf(client: TestClient) -> None:
     csrf = csrf_of(client.get("/").text)
-    wrong = client.post("/login", data={"token": "nope", "csrf": csrf})
+    wrong = client.post("/login", data={"token": "nope", "csrf": csrf, "next": "/queues"})
     assert wrong.status_code == 401 and "not valid" in wrong.text
+    assert 'name="next" value="/queues"' in wrong.text  # the next try still goes there
     forged = client.post("/login", data={"token": MANAGE_TOKEN, "csrf": "x"})
     assert forged.status_code == 403
     assert client.get("/jobs").status_code == 401
@@ -125,8 +129,95 @@ def test_page_actions_need_the_csrf_token(client: TestClient, app: conveyor.App)
     done = client.post(
         f"/jobs/{job.id}/cancel", data={"csrf": csrf, "next": "/jobs"}, follow_redirects=False
     )
-    assert done.status_code == 303 and done.headers["location"].startswith("/jobs?notice=")
+    assert done.status_code == 303 and done.headers["location"] == "/jobs"
     assert app.jobs.require(job.id).state is JobState.CANCELLED
+
+
+def test_an_actions_notice_is_flashed_once_and_never_read_from_the_url(
+    client: TestClient, app: conveyor.App
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    job = app.enqueue("hello")
+    done = client.post(
+        f"/jobs/{job.id}/cancel",
+        data={"csrf": csrf, "next": f"/jobs/{job.id}?tab=logs"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == f"/jobs/{job.id}?tab=logs"
+    cookie = done.headers["set-cookie"].lower()
+    assert "conveyor_flash=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    shown = client.get(f"/jobs/{job.id}")
+    assert 'role="status" data-flash>Job cancelled.</p>' in shown.text
+    assert "conveyor_flash" not in client.cookies  # deleted once shown
+    assert "data-flash" not in client.get(f"/jobs/{job.id}").text
+    assert "data-flash" not in client.get(f"/jobs/{job.id}?notice=Official+banner").text
+    waiting = app.enqueue("hello")
+    refused = client.post(f"/jobs/{waiting.id}/retry", data={"csrf": csrf, "next": "/jobs"})
+    assert 'class="notice failed" role="alert" data-flash>' in refused.text
+    assert "only failed or cancelled" in refused.text
+
+
+def test_a_cancellation_notice_shows_only_while_the_job_runs(
+    client: TestClient, app: conveyor.App
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    job = app.enqueue("hello")
+    claimed = claim_one(app.backend, app.clock())  # a worker elsewhere runs it
+    assert claimed.id == job.id
+    form = {"csrf": csrf, "next": f"/jobs/{job.id}"}
+    shown = client.post(f"/jobs/{job.id}/cancel", data=form)
+    assert "Cancellation requested" in shown.text  # it still runs
+    client.post(f"/jobs/{job.id}/cancel", data=form, follow_redirects=False)
+    finish(app.backend, claimed, JobState.CANCELLED, app.clock())  # it stopped meanwhile
+    page = client.get(f"/jobs/{job.id}")
+    assert "cancelled" in page.text and "Cancellation requested" not in page.text
+    assert "<dt>Cancel</dt>" not in page.text
+
+
+def test_a_flash_cookie_shows_only_for_its_own_session(client: TestClient, web: FastAPI) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    client.post("/queues/default/pause", data={"csrf": csrf, "next": "/queues"},
+                follow_redirects=False)  # fmt: skip
+    flash = client.cookies["conveyor_flash"]
+    with TestClient(web, base_url="http://localhost") as other:
+        login(other, VIEW_TOKEN)
+        other.cookies.set("conveyor_flash", flash)
+        assert "data-flash" not in other.get("/queues").text  # another session's notice
+    assert "Queue default paused" in client.get("/queues").text
+    session = Signer("test-secret").load(client.cookies["conveyor_session"])
+    assert session is not None
+    client.cookies.set("conveyor_flash", Signer("guess").dump_flash(session, Flash("forged")))
+    assert "data-flash" not in client.get("/queues").text  # signed with another key
+    client.cookies.set("conveyor_flash", Signer("test-secret").dump_flash(session, Flash("ok")))
+    assert "data-flash>ok</p>" in client.get("/queues").text
+
+
+def test_a_live_refresh_leaves_the_flash_to_the_page_a_person_opens(client: TestClient) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    client.post("/queues/default/pause", data={"csrf": csrf, "next": "/queues"},
+                follow_redirects=False)  # fmt: skip
+    polled = client.get("/queues", headers={"X-Conveyor-Live": "1"})
+    assert polled.status_code == 200 and 'data-live-region="queues"' in polled.text
+    assert "data-flash" not in polled.text and "set-cookie" not in polled.headers
+    assert "Queue default paused" in client.get("/queues").text
+
+
+@pytest.mark.parametrize(
+    ("path", "regions"),
+    [
+        ("/", ["counts", "overview-queues", "overview-workers"]),
+        ("/jobs", ["jobs-found", "jobs"]),
+        ("/queues", ["queues"]),
+        ("/workers", ["workers"]),
+        ("/recurring", ["recurring"]),
+    ],
+)
+def test_list_pages_mark_what_refreshes_live(
+    viewer: TestClient, path: str, regions: list[str]
+) -> None:
+    html = viewer.get(path).text
+    assert [r for r in regions if f'data-live-region="{r}"' not in html] == []
+    assert "data-live-toggle" in html
 
 
 def test_page_actions_refuse_view_only_sessions(client: TestClient, app: conveyor.App) -> None:
@@ -168,7 +259,7 @@ def test_every_page_action(client: TestClient, app: conveyor.App) -> None:
         ("/jobs?page=abc", 422),
         ("/jobs?page=0", 422),
         ("/jobs?state=exploded", 422),
-        ("/jobs/not-an-id", 422),
+        ("/jobs/not-an-id", 404),
         ("/jobs/01a20a4f-0000-7000-8000-000000000000", 404),
     ],
 )
@@ -176,6 +267,53 @@ def test_bad_page_input(viewer: TestClient, path: str, status: int) -> None:
     response = viewer.get(path)
     assert response.status_code == status
     assert 'class="error"' in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "title", "words", "back"),
+    [
+        ("/nowhere", "Page not found", "no dashboard page at /nowhere", "/"),
+        ("/jobs/nowhere/at/all", "Page not found", "no dashboard page at", "/"),
+        ("/jobs/not-an-id", "Job not found", "not a job id", "/jobs"),
+        ("/jobs/01a20a4f-0000-7000-8000-000000000000", "Job not found", "no job has id", "/jobs"),
+        ("/jobs?page=abc", "Cannot show this page", "whole number", "/jobs"),
+        ("/jobs/bulk/retry", "Not a page", "where a page's button sends its form", "/"),
+    ],
+)
+def test_page_errors_are_dashboard_pages(
+    viewer: TestClient, path: str, title: str, words: str, back: str
+) -> None:
+    response = viewer.get(path)
+    assert response.status_code in (404, 405, 422)
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert f"<title>{title} · Conveyor</title>" in html and f"<h1>{title}</h1>" in html
+    assert words in html.replace("&#39;", "'")
+    assert f'href="{back}" data-back' in html
+    assert 'aria-current="page"' in html or back == "/"  # the dashboard's own frame and nav
+
+
+def test_page_errors_escape_the_path_and_reach_signed_out_callers(client: TestClient) -> None:
+    response = client.get("/<b>x</b>")
+    assert response.status_code == 404 and "<b>x</b>" not in response.text
+    assert "&lt;b&gt;x&lt;/b&gt;" in response.text and "Page not found" in response.text
+
+
+def test_the_api_and_static_files_keep_their_own_errors(viewer: TestClient) -> None:
+    api = viewer.get("/api/nowhere")
+    assert api.status_code == 404 and api.json() == {"error": "Not Found"}
+    wrong = viewer.get("/api/jobs/bulk/retry")
+    assert wrong.status_code in (405, 422) and "error" in wrong.json()
+    asset = viewer.get("/static/nowhere.js")
+    assert asset.status_code == 404 and asset.headers["content-type"].startswith("text/plain")
+
+
+def test_no_page_title_repeats_the_brand(manager: TestClient, app: conveyor.App) -> None:
+    job = app.enqueue("hello")
+    for path in [*PAGES, f"/jobs/{job.id}", "/login"]:
+        html = manager.get(path).text
+        title = html.split("<title>")[1].split("</title>")[0]
+        assert title.count("Conveyor") == 1, (path, title)
 
 
 def test_jobs_page_filters_and_pages(viewer: TestClient, app: conveyor.App) -> None:
@@ -187,6 +325,29 @@ def test_jobs_page_filters_and_pages(viewer: TestClient, app: conveyor.App) -> N
     second = viewer.get("/jobs?name=hello&page=2").text
     assert "page 2 of 2" in second and second.count('href="/jobs/0') == 5
     assert "56 found" in viewer.get("/jobs?state=pending").text
+
+
+def test_cancel_all_without_a_filter_asks_with_the_count(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    done = app.enqueue("hello")
+    app.testing.drain()
+    assert app.jobs.require(done.id).state is JobState.COMPLETED
+    app.enqueue("hello", delay=3600)
+    for _ in range(2):
+        app.enqueue("hello")  # three active: one scheduled, two pending
+    html = manager.get("/jobs").text
+    assert 'data-confirm="No filter is set: cancel all 3 active jobs' in html
+    filtered = manager.get("/jobs?name=hello").text
+    assert 'data-confirm="Cancel every active job matching this filter?"' in filtered
+
+
+def test_cancel_all_past_the_cap_says_how_many_it_cancels(crowded: conveyor.App) -> None:
+    web = create_app(crowded, tokens=TOKENS)
+    headers = {"Authorization": f"Bearer {MANAGE_TOKEN}"}
+    with TestClient(web, base_url="http://localhost", headers=headers) as manager:
+        html = manager.get("/jobs").text
+    assert "cancel 10,000 of the more than 10,000 active jobs" in html
 
 
 def test_static_assets_are_shipped(client: TestClient) -> None:

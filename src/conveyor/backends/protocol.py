@@ -33,7 +33,7 @@ from conveyor.backends.records import (
     Throughput,
     WorkerInfo,
 )
-from conveyor.model.job import Enqueued, Job, NewJob
+from conveyor.model.job import Enqueued, Job, JobState, NewJob
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 
 __all__ = [
@@ -125,6 +125,12 @@ class MaintenanceStore(Protocol):
     def prune(self, completed_before: datetime, failed_before: datetime) -> int:
         """Delete finished jobs: completed, cancelled and skipped that finished before
         `completed_before`, failed ones before `failed_before`. Returns how many."""
+
+    def count_prunable(
+        self, completed_before: datetime, failed_before: datetime
+    ) -> dict[JobState, int]:
+        """How many jobs `prune` with the same cut-offs would delete now, by state (states
+        with none left out): what `conveyor jobs purge --dry-run` shows."""
 
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from conveyor.cli.base import (
     verb,
     when,
 )
-from conveyor.cli.loading import USAGE
+from conveyor.cli.loading import NOT_FOUND, USAGE
 from conveyor.errors import ConveyorError
 from conveyor.model.job import FINISHED_STATES, Job, JobState, LogLine
 from conveyor.model.logs import dropped_count
@@ -493,18 +494,41 @@ def remove(app: App, job_id: str) -> Output:
 @click.option("--older-than", type=Duration(), required=True,
               help="Delete jobs that finished longer ago than this, e.g. 7d, 12h.")  # fmt: skip
 @click.option("--keep-failed", is_flag=True, help="Keep failed jobs (delete the others).")
+@click.option("--dry-run", is_flag=True,
+              help="Print how many jobs would go, by state, and delete nothing.")  # fmt: skip
+@click.option("--yes", "-y", is_flag=True,
+              help="Delete without asking (needed when stdin is not a terminal).")  # fmt: skip
 @verb
-def purge(app: App, older_than: timedelta, keep_failed: bool, as_json: bool) -> Output:
+def purge(
+    app: App, older_than: timedelta, keep_failed: bool, dry_run: bool, yes: bool, as_json: bool
+) -> Output:
     """Delete finished jobs (completed, cancelled, skipped, failed) older than a duration.
 
-    Running and waiting jobs are never deleted.
+    Running and waiting jobs are never deleted. It says how many jobs would go and asks
+    first; without a terminal to ask on, pass --yes. --dry-run only prints the count.
 
     \b
     Examples:
+      conveyor jobs purge --older-than 7d --dry-run
       conveyor jobs purge --older-than 7d
-      conveyor jobs purge --older-than 12h --keep-failed
+      conveyor jobs purge --older-than 12h --keep-failed --yes
     """
-    cutoff = app.clock() - older_than
+    now = app.clock()
+    cutoff = now - older_than
+    counts = app.jobs.count_purgeable(cutoff, failed=not keep_failed)
+    by_state = {state.value: counts[state] for state in JobState if counts.get(state)}
+    would = sum(by_state.values())
+    what = f"{would:,} job(s) that finished before {when(cutoff, now)}"
+    if would:
+        what += " (" + ", ".join(f"{n:,} {state}" for state, n in by_state.items()) + ")"
+    if dry_run:
+        return Output(
+            {"dry_run": True, "would_delete": would, "by_state": by_state,
+             "finished_before": cutoff},
+            f"would delete {escape(what)}; nothing deleted (--dry-run)",
+        )  # fmt: skip
+    if would and not yes:
+        _confirm_purge(what)
     states = ["completed", "cancelled", "skipped"] + ([] if keep_failed else ["failed"])
     total = app.jobs.list(state=states, per_page=1).total
     oldest = app.jobs.list(state=states, per_page=1, page=total).jobs if total else []
@@ -531,6 +555,18 @@ def purge(app: App, older_than: timedelta, keep_failed: bool, as_json: bool) -> 
             f"deleted {deleted} job(s) that finished before {when(cutoff, app.clock())}"
         ),
     )
+
+
+def _confirm_purge(what: str) -> None:
+    """Ask on the terminal before deleting `what`; refuse without one (a script says --yes)."""
+    if not sys.stdin.isatty():
+        fail(
+            f"this would delete {what}: confirm with --yes when stdin is not a terminal "
+            "(--dry-run shows what would go)",
+            USAGE,
+        )
+    if not click.confirm(f"Delete {what}?", default=False, err=True):
+        fail("nothing deleted", NOT_FOUND)
 
 
 __all__ = ["enqueued", "follow_job", "jobs", "render_job"]

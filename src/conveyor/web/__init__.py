@@ -12,9 +12,10 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -48,6 +49,17 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response
+
+
+class _Static(StaticFiles):
+    """The dashboard's assets; a missing one is a plain 404, never a page (the error pages
+    are for what a person opens)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
 
 
 class _Api(FastAPI):
@@ -107,7 +119,6 @@ def create_app(
         redoc_url=None,
     )
     api.job_names = lambda: app.job_names
-    errors.install(api)
     api.add_middleware(_SecurityHeaders)
     api.add_middleware(_TrustedHosts, allowed=hosts)
     api.include_router(api_router(dash), prefix=prefix)
@@ -118,8 +129,9 @@ def create_app(
         include_in_schema=False,
         dependencies=[Depends(dash.requires(VIEW))],
     )
-    api.mount(f"{prefix}/static", StaticFiles(directory=STATIC), name="static")
-    install_pages(api, dash)
+    api.mount(f"{prefix}/static", _Static(directory=STATIC), name="static")
+    pages = install_pages(api, dash)
+    errors.install(api, pages=pages.error_for)
     install_metrics(api, dash, prefix)
     return api
 

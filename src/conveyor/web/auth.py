@@ -38,6 +38,8 @@ NO_CREDENTIALS = (
 )
 HASH_PREFIX = "sha256:"
 SESSION_COOKIE = "conveyor_session"
+FLASH_COOKIE = "conveyor_flash"
+FLASH_LIMIT = 1000  # characters of a notice kept (a cookie holds about 4 kB)
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 
@@ -97,8 +99,20 @@ class Session:
     token_hash: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Flash:
+    """A notice for the next page a session opens: what its action did, or why it could not."""
+
+    message: str
+    error: bool = False
+    #: A notice about one job in one state ("cancellation requested" while it runs) is not
+    #: shown on that job's page once the job has left that state.
+    job_id: str | None = None
+    while_state: str | None = None
+
+
 class Signer:
-    """Signs session cookies and derives CSRF tokens with one secret."""
+    """Signs session and flash cookies and derives CSRF tokens with one secret."""
 
     def __init__(self, secret: str | bytes | None) -> None:
         if secret is None:
@@ -109,27 +123,62 @@ class Signer:
     def _mac(self, purpose: str, value: str) -> str:
         return hmac.new(self._key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
-    def dump(self, session: Session) -> str:
-        """The cookie value for a session."""
-        payload = json.dumps({"sid": session.sid, "tok": session.token_hash}).encode()
+    def _seal(self, purpose: str, data: dict[str, object]) -> str:
+        payload = json.dumps(data, ensure_ascii=False).encode()
         body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-        return f"{body}.{self._mac('session', body)}"
+        return f"{body}.{self._mac(purpose, body)}"
 
-    def load(self, value: str | None) -> Session | None:
-        """The session in a cookie value, or None if it is missing, forged or malformed."""
+    def _unseal(self, purpose: str, value: str | None) -> dict[str, object] | None:
         if not value or "." not in value:
             return None
         body, mac = value.rsplit(".", 1)
-        if not hmac.compare_digest(mac.encode(), self._mac("session", body).encode()):
+        if not hmac.compare_digest(mac.encode(), self._mac(purpose, body).encode()):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         except ValueError:
             return None
+        return data if isinstance(data, dict) else None
+
+    def dump(self, session: Session) -> str:
+        """The cookie value for a session."""
+        return self._seal("session", {"sid": session.sid, "tok": session.token_hash})
+
+    def load(self, value: str | None) -> Session | None:
+        """The session in a cookie value, or None if it is missing, forged or malformed."""
+        data = self._unseal("session", value)
+        if data is None:
+            return None
         sid, tok = data.get("sid"), data.get("tok")
         if not isinstance(sid, str) or not (tok is None or isinstance(tok, str)):
             return None
         return Session(sid, tok)
+
+    def dump_flash(self, session: Session, flash: Flash) -> str:
+        """The cookie value carrying `flash` to the session's next page (signed, and tied to
+        the session: it shows for no one else)."""
+        data: dict[str, object] = {
+            "sid": session.sid,
+            "msg": flash.message[:FLASH_LIMIT],
+            "err": flash.error,
+        }
+        if flash.job_id and flash.while_state:
+            data["job"], data["while"] = flash.job_id, flash.while_state
+        return self._seal("flash", data)
+
+    def load_flash(self, value: str | None, session: Session | None) -> Flash | None:
+        """The notice in a flash cookie, or None if it is missing, forged, malformed or for
+        another session."""
+        data = self._unseal("flash", value)
+        if data is None or session is None or data.get("sid") != session.sid:
+            return None
+        message, error = data.get("msg"), data.get("err")
+        job_id, while_state = data.get("job"), data.get("while")
+        if not isinstance(message, str) or not isinstance(error, bool):
+            return None
+        if not (isinstance(job_id, str) and isinstance(while_state, str)):
+            job_id = while_state = None
+        return Flash(message, error, job_id, while_state)
 
     def csrf_token(self, session: Session) -> str:
         """The CSRF token of a session (signed, so it cannot be made up for another one)."""
@@ -238,6 +287,22 @@ def set_session_cookie(response: Response, signer: Signer, session: Session, pat
         samesite="strict",
         path=path or "/",
         secure=False,  # served over plain HTTP on localhost too; a TLS proxy may add Secure
+    )
+
+
+def set_flash_cookie(
+    response: Response, signer: Signer, session: Session, flash: Flash, path: str
+) -> None:
+    """Keep `flash` for the session's next page, in an HttpOnly, SameSite=Strict cookie that
+    the page deletes once shown."""
+    response.set_cookie(
+        FLASH_COOKIE,
+        signer.dump_flash(session, flash),
+        max_age=300,  # a notice nobody came back for is gone after five minutes
+        httponly=True,
+        samesite="strict",
+        path=path or "/",
+        secure=False,
     )
 
 

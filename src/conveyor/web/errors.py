@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
@@ -23,6 +23,10 @@ from conveyor.errors import (
 )
 
 log = logging.getLogger("conveyor.web")
+
+#: Answers an error on a dashboard page with an HTML page, or None when the request is not
+#: for a page (then it gets the JSON answer).
+PageErrors = Callable[[Request, int, str], Awaitable[Response | None]]
 
 
 class Refused(Exception):
@@ -67,8 +71,9 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=sent)
 
 
-def install(api: FastAPI) -> None:
-    """Register the handlers that turn errors into JSON answers."""
+def install(api: FastAPI, pages: PageErrors | None = None) -> None:
+    """Register the handlers that turn errors into JSON answers; `pages` answers the errors
+    of requests for dashboard pages (an unknown path, a wrong method) with an HTML page."""
 
     async def refused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Refused)
@@ -93,13 +98,17 @@ def install(api: FastAPI) -> None:
         )
         return error_response(422, f"invalid request: {summary}", problems)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         headers = dict(exc.headers or {})
         if exc.status_code == 400:  # a body FastAPI could not decode: malformed input
             return error_response(422, f"invalid request: {exc.detail}")
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(sorted(_allowed_methods(api, request)))
+        page = await pages(request, exc.status_code, str(exc.detail)) if pages else None
+        if page is not None:
+            page.headers.update(headers)
+            return page
         return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     api.add_exception_handler(Refused, refused)

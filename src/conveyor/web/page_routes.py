@@ -4,11 +4,11 @@ page, a form action and the login form are registered and checked."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,22 +18,48 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.errors import ConveyorError, NotFound
 from conveyor.web.auth import (
     CSRF_FIELD,
+    FLASH_COOKIE,
     MANAGE,
     OPEN_REMOTE_REFUSED,
     VIEW,
+    Flash,
     Identity,
     Session,
     new_session,
+    set_flash_cookie,
     set_session_cookie,
 )
 from conveyor.web.dashboard import Dashboard
-from conveyor.web.errors import Refused
+from conveyor.web.errors import Refused, status_for
 from conveyor.web.schemas import preview
+
+log = logging.getLogger("conveyor.web")
 
 #: Builds a page's template values from the request (runs in a thread: it may query the store).
 View = Callable[[Dashboard, Request], dict[str, Any]]
-#: Does what a form asks and returns the notice shown on the page it returns to.
-Action = Callable[[Dashboard, Request, Any], str]
+#: Does what a form asks and returns the notice (flashed to the page it returns to).
+Action = Callable[[Dashboard, Request, Any], str | Flash]
+#: Where an error page links back to: a path under the dashboard and the link's words.
+Back = tuple[str, str]
+
+OVERVIEW: Back = ("/", "Back to the overview")
+#: An error page's title, by status, when the page gives none of its own.
+ERROR_TITLES = {
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not a page",
+    409: "Not possible now",
+    422: "Cannot show this page",
+    429: "Queue full",
+    500: "Something went wrong",
+    503: "Store unavailable",
+}
+#: The header a page's live refresh sends (app.js): it fetches the page again and swaps in
+#: its `data-live-region` elements.
+LIVE_HEADER = "x-conveyor-live"
+#: Paths under the dashboard that answer JSON or text, never an HTML error page (the static
+#: files answer their own errors).
+NOT_PAGES = ("/api", "/metrics")
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -72,24 +98,47 @@ class Page:
         self.session: Session = identity.session or new_session()
 
     def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        """`template` with `values` and what every page shows (user, CSRF token, notice)."""
+        """`template` with `values` and what every page shows (user, CSRF token, and the
+        session's flashed notice, shown once: never anything from the URL)."""
         base = self.dash.base(self.request)
+        signer = self.dash.auth.signer
+        # a live refresh (the page's own poll) leaves the flash to the page a person opens
+        live = self.request.headers.get(LIVE_HEADER) == "1"
+        cookie = None if live else self.request.cookies.get(FLASH_COOKIE)
+        flash = signer.load_flash(cookie, self.identity.session)
         html = _templates.get_template(template).render(
             base=base,
-            csrf=self.dash.auth.signer.csrf_token(self.session),
+            csrf=signer.csrf_token(self.session),
             can_manage=self.identity.can(MANAGE),
             can_view=self.identity.can(VIEW),
             logged_in=self.session.token_hash is not None,
             open_access=self.dash.auth.open,
             path=self.request.url.path,
             here=_here(self.request),
-            notice=self.request.query_params.get("notice", ""),
+            flash=flash,
             **values,
         )
         response = HTMLResponse(html, status_code=status)
         if self.fresh:
-            set_session_cookie(response, self.dash.auth.signer, self.session, base or "/")
+            set_session_cookie(response, signer, self.session, base or "/")
+        if cookie is not None:  # shown (or not ours): gone either way
+            response.delete_cookie(FLASH_COOKIE, path=base or "/", httponly=True, samesite="strict")
         return response
+
+    def error(
+        self, status: int, message: str, title: str | None = None, back: Back = OVERVIEW
+    ) -> HTMLResponse:
+        """An error page: what happened (`title`, by default the status's), why (`message`)
+        and a link back."""
+        href, label = back
+        return self.render(
+            "error.html",
+            status=status,
+            title=title or ERROR_TITLES.get(status, "Cannot show this page"),
+            message=message,
+            back_href=self.dash.base(self.request) + href,
+            back_label=label,
+        )
 
 
 class PageRoutes:
@@ -103,11 +152,15 @@ class PageRoutes:
         """The renderer for `request`, with the identity it authenticates as."""
         return Page(self.dash, request, await self.dash.auth.identify(request))
 
-    def login_form(self, p: Page, message: str = "", status: int = 401) -> HTMLResponse:
-        """The login form, returning to this page; it says why open access refused a caller."""
+    def login_form(
+        self, p: Page, message: str = "", status: int = 401, back_to: str | None = None
+    ) -> HTMLResponse:
+        """The login form, returning to `back_to` (default: this page); it says why open access
+        refused a caller."""
         if self.dash.auth.open and not message:
             message = OPEN_REMOTE_REFUSED[0].upper() + OPEN_REMOTE_REFUSED[1:] + "."
-        return p.render("login.html", status=status, message=message, next=p.request.url.path)
+        target = back_to or p.request.url.path
+        return p.render("login.html", title="Sign in", status=status, message=message, next=target)
 
     def csrf_ok(self, p: Page, form: Any) -> bool:
         """Whether the form carries the CSRF token of the caller's session."""
@@ -120,11 +173,47 @@ class PageRoutes:
             return target
         return base + "/"
 
-    def view(self, path: str, build: View, template: str) -> None:
+    def is_page(self, request: Request) -> bool:
+        """Whether `request` is for a dashboard page (not the API, a static file or metrics),
+        so an error answers it with an HTML page."""
+        base = self.dash.base(request)
+        path = request.url.path
+        if path != base and not path.startswith(base + "/"):
+            return False
+        rest = path[len(base) :]
+        return not any(rest == p or rest.startswith(p + "/") for p in NOT_PAGES)
+
+    async def error_for(self, request: Request, status: int, message: str) -> Response | None:
+        """The error page answering a request no page route took (an unknown path, a method
+        a page does not take), or None when it is not for a page (the API answers JSON)."""
+        if not self.is_page(request):
+            return None
+        p = await self.page(request)
+        path = request.url.path
+        if status == 404:
+            return p.error(404, f"There is no dashboard page at {path}.")
+        if status == 405:
+            if request.method in ("GET", "HEAD"):
+                why = f"{path} is where a page's button sends its form, not a page to open."
+            else:
+                why = f"{path} is a page to open, not a form to send ({request.method})."
+            return p.error(405, why)
+        return p.error(status, message)
+
+    def view(
+        self,
+        path: str,
+        build: View,
+        template: str,
+        *,
+        missing: str = ERROR_TITLES[404],
+        back: Back = OVERVIEW,
+    ) -> None:
         """GET `path` (under the prefix): `template` with `build`'s values, for viewers.
 
-        Without the view permission it is the login form; a NotFound is a 404 page, another
-        refusal a 422 page.
+        Without the view permission it is the login form. What `build` refuses is an error
+        page linking to `back`: a NotFound (or a 404 refusal) is a 404 titled `missing`,
+        another refusal or Conveyor error its own status, anything else a logged 500.
         """
 
         async def endpoint(request: Request) -> Response:
@@ -134,9 +223,16 @@ class PageRoutes:
             try:
                 values = await run_in_threadpool(build, self.dash, request)
             except NotFound as exc:
-                return p.render("missing.html", status=404, message=str(exc))
-            except (Refused, ConveyorError) as exc:
-                return p.render("missing.html", status=422, message=str(exc))
+                return p.error(404, str(exc), missing, back)
+            except Refused as exc:
+                title = missing if exc.status == 404 else None
+                return p.error(exc.status, exc.message, title, back)
+            except ConveyorError as exc:
+                return p.error(status_for(exc), str(exc), None, back)
+            except Exception:
+                log.exception("conveyor.web: the page %s failed", request.url.path)
+                failed = "The page failed to render; the server's log has the details."
+                return p.error(500, failed, None, back)
             return p.render(template, **values)
 
         self.api.add_api_route(
@@ -151,8 +247,8 @@ class PageRoutes:
         """POST `path` (under the prefix): a form that changes something, for managers.
 
         Checks the view permission (else the login form), the CSRF token and the manage
-        permission (else a 403 page), then redirects back to the form's `next` page with
-        `run`'s notice, or the refusal's message.
+        permission (else a 403 page), then redirects back to the form's `next` page, which
+        shows `run`'s notice (or the refusal's message) once, flashed in a signed cookie.
         """
 
         async def endpoint(request: Request) -> Response:
@@ -160,19 +256,30 @@ class PageRoutes:
             if not p.identity.can(VIEW):
                 return self.login_form(p)
             form = await request.form()
-            if not self.csrf_ok(p, form):
-                return p.render("missing.html", status=403, message="Missing or wrong CSRF token.")
-            if not p.identity.can(MANAGE):
-                return p.render("missing.html", status=403, message="You may only view.")
-            try:
-                notice = await run_in_threadpool(run, self.dash, request, form)
-            except (Refused, ConveyorError) as exc:
-                notice = str(exc)
             target = self.safe_next(request, field(form, "next"))
-            back, _, query = target.partition("?")
-            kept = [(k, v) for k, v in parse_qsl(query) if k != "notice"]
-            query = urlencode([*kept, ("notice", notice)])
-            return RedirectResponse(f"{back}?{query}", status_code=303)
+            back = (target[len(self.dash.base(request)) :], "Back to the page")
+            if not self.csrf_ok(p, form):
+                return p.error(
+                    403,
+                    "The form's CSRF token is missing or is not this session's (the page was "
+                    "older than your sign-in): reload the page and try again.",
+                    "Form expired",
+                    back,
+                )
+            if not p.identity.can(MANAGE):
+                only = "You may only view: this needs the manage permission."
+                return p.error(403, only, None, back)
+            try:
+                done = await run_in_threadpool(run, self.dash, request, form)
+                flash = done if isinstance(done, Flash) else Flash(done)
+            except (Refused, ConveyorError) as exc:
+                flash = Flash(str(exc), error=True)
+            response = RedirectResponse(target, status_code=303)
+            session = p.identity.session
+            assert session is not None  # the CSRF check passed: the form came with one
+            cookie_path = self.dash.base(request) or "/"
+            set_flash_cookie(response, self.dash.auth.signer, session, flash, cookie_path)
+            return response
 
         self.form(path, endpoint)
 
@@ -190,6 +297,6 @@ def field(form: Any, name: str) -> str | None:
 
 
 def _here(request: Request) -> str:
-    """This page's path and query, without a notice: where an action returns to."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "notice"]
-    return request.url.path + ("?" + urlencode(kept) if kept else "")
+    """This page's path and query: where an action returns to."""
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")

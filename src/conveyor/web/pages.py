@@ -3,6 +3,7 @@ one function per route group; page_routes.py has the checks they share."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from functools import partial
@@ -12,25 +13,28 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from conveyor.model.job import JobState
+from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.web.auth import (
     SESSION_COOKIE,
     VIEW,
+    Flash,
     hash_token,
     new_session,
     set_session_cookie,
 )
-from conveyor.web.dashboard import Dashboard
+from conveyor.web.dashboard import BULK_LIMIT, Dashboard
 from conveyor.web.errors import Refused
-from conveyor.web.page_routes import PageRoutes, field
+from conveyor.web.page_routes import Back, PageRoutes, field
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
 
 PER_PAGE = 50
+JOBS: Back = ("/jobs", "Back to jobs")
 STATES = [state.value for state in JobState]
 
 
-def install_pages(api: FastAPI, dash: Dashboard) -> None:
-    """Add the pages, the login form and the page actions to `api`."""
+def install_pages(api: FastAPI, dash: Dashboard) -> PageRoutes:
+    """Add the pages, the login form and the page actions to `api`; returns their registrar
+    (its `error_for` answers page errors with a page)."""
     routes = PageRoutes(api, dash)
     _overview_pages(routes)
     _job_pages(routes)
@@ -38,6 +42,7 @@ def install_pages(api: FastAPI, dash: Dashboard) -> None:
     _queue_pages(routes)
     _worker_pages(routes)
     _login_routes(routes)
+    return routes
 
 
 # overview ----------------------------------------------------------------------------------
@@ -55,6 +60,8 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
         "title": "Overview",
         "states": STATES,
         "stats": stats,
+        # the charts' data, read by the page's script after each live refresh
+        "throughput_json": json.dumps(stats.model_dump(mode="json")["throughput"]),
         "queues": jobs.queues(),
         "workers": jobs.workers(),
         "running": dash.running_by_worker(),
@@ -64,8 +71,8 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
 # jobs --------------------------------------------------------------------------------------
 def _job_pages(routes: PageRoutes) -> None:
     """The job list and one job's page; cancel, retry or delete one job, or a filter's jobs."""
-    routes.view("/jobs", _job_list, "jobs.html")
-    routes.view("/jobs/{job_id}", _job_detail, "job.html")
+    routes.view("/jobs", _job_list, "jobs.html", back=JOBS)
+    routes.view("/jobs/{job_id}", _job_detail, "job.html", missing="Job not found", back=JOBS)
     routes.action("/jobs/bulk/retry", partial(_bulk, "retry"))
     routes.action("/jobs/bulk/cancel", partial(_bulk, "cancel"))
     routes.action("/jobs/{job_id}/cancel", _cancel_job)
@@ -96,6 +103,8 @@ def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
     older = found.page < pages or (not found.total_exact and len(found.jobs) == PER_PAGE)
     kept = {k: v for k, v in filters.items() if v}
 
+    bulk_cancel = state in (None, "scheduled", "pending", "running")
+
     def page_link(n: int) -> str:
         return "?" + urlencode({**kept, "page": n})
 
@@ -109,8 +118,25 @@ def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
         "page_link": page_link,
         "names": dash.app.job_names,
         "bulk_retry": state in (None, "failed", "cancelled"),
-        "bulk_cancel": state in (None, "scheduled", "pending", "running"),
+        "bulk_cancel": bulk_cancel,
+        "cancel_question": _cancel_question(dash, kept) if bulk_cancel and found.total else "",
     }
+
+
+def _cancel_question(dash: Dashboard, filters: dict[str, str]) -> str:
+    """What "Cancel all active" asks first: with no filter set, how many jobs it cancels."""
+    if filters:
+        return "Cancel every active job matching this filter?"
+    active = dash.app.jobs.list(state=ACTIVE_STATES, per_page=1)  # counted up to the cap
+    if active.total_exact:
+        return (
+            f"No filter is set: cancel all {active.total:,} active jobs (scheduled, pending "
+            "and running)?"
+        )
+    return (
+        f"No filter is set: cancel {BULK_LIMIT:,} of the more than {active.total:,} active jobs "
+        "(scheduled, pending and running)? Run it again for the rest."
+    )
 
 
 def _job_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
@@ -118,10 +144,11 @@ def _job_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
     return {"title": f"Job {job.name}", "job": job, "finished": job.is_finished}
 
 
-def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str:
+def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str | Flash:
     job = dash.app.jobs.cancel(_job_id(request))
-    if job.state is JobState.RUNNING:
-        return "Cancellation requested: the job will stop shortly."
+    if job.state is JobState.RUNNING:  # true only while it runs: the job's page then drops it
+        message = "Cancellation requested: the job will stop shortly."
+        return Flash(message, job_id=job.id, while_state=JobState.RUNNING.value)
     return "Job cancelled."
 
 
@@ -151,7 +178,7 @@ def _bulk(kind: str, dash: Dashboard, request: Request, form: Any) -> str:
 def _job_id(request: Request) -> str:
     job_id = str(request.path_params["job_id"])
     if not re.match(JOB_ID_PATTERN, job_id):
-        raise Refused(422, f"{job_id!r} is not a job id")
+        raise Refused(404, f"{job_id!r} is not a job id, so no job has it")
     return job_id
 
 
@@ -229,12 +256,14 @@ def _login_routes(routes: PageRoutes) -> None:
     async def login(request: Request) -> Response:
         p = await routes.page(request)
         form = await request.form()
+        # a refused try keeps the page it was going to (the form posts to /login, so this
+        # request's own path would send the next try's success back to the login form)
+        target = routes.safe_next(request, field(form, "next"))
         if not routes.csrf_ok(p, form):
-            return routes.login_form(p, expired, 403)
+            return routes.login_form(p, expired, 403, back_to=target)
         token = field(form, "token") or ""
         if not dash.auth.tokens.permissions_for(token):
-            return routes.login_form(p, "That token is not valid.", 401)
-        target = routes.safe_next(request, field(form, "next"))
+            return routes.login_form(p, "That token is not valid.", 401, back_to=target)
         response = RedirectResponse(target, status_code=303)
         session = new_session(hash_token(token))  # a new id on login: no session fixation
         set_session_cookie(response, dash.auth.signer, session, dash.base(request) or "/")
@@ -260,10 +289,14 @@ def _login_routes(routes: PageRoutes) -> None:
         if token is None:
             if p.identity.can(VIEW):
                 return RedirectResponse(target, status_code=303)
-            return p.render("login.html", status=200, message="", next=target)
+            return p.render("login.html", title="Sign in", status=200, message="", next=target)
         if not dash.auth.tokens.permissions_for(token):
             return p.render(
-                "login.html", status=401, message="That token is not valid.", next=target
+                "login.html",
+                title="Sign in",
+                status=401,
+                message="That token is not valid.",
+                next=target,
             )
         response = RedirectResponse(target, status_code=303)
         set_session_cookie(response, dash.auth.signer, new_session(hash_token(token)),

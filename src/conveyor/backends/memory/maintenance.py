@@ -85,6 +85,26 @@ class MaintenanceVerbs(JobIndex):
             self._recurring.prune(failed_before)
         return pruned
 
+    def count_prunable(
+        self, completed_before: datetime, failed_before: datetime
+    ) -> dict[JobState, int]:
+        """How many jobs `prune` with these cut-offs would delete now, by state."""
+        counts: dict[JobState, int] = {}
+        with self._lock:
+            for heap, before, states in (
+                (self._finished_short, completed_before, _SHORT_RETENTION),
+                (self._finished_failed, failed_before, frozenset({JobState.FAILED})),
+            ):
+                seen: set[str] = set()
+                for finished_at, job_id in heap:
+                    job = self._jobs.get(job_id)
+                    if finished_at >= before or job is None or job_id in seen:
+                        continue
+                    if job.state in states and job.finished_at == finished_at:
+                        seen.add(job_id)
+                        counts[job.state] = counts.get(job.state, 0) + 1
+        return counts
+
     def _prune_heap(
         self, heap: list[TimedEntry], before: datetime, states: frozenset[JobState]
     ) -> int:

@@ -375,6 +375,15 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
                 self._prune_fires(failed_before)
                 return total
 
+    def count_prunable(
+        self, completed_before: datetime, failed_before: datetime
+    ) -> dict[JobState, int]:
+        """How many jobs `prune` with these cut-offs would delete now, by state."""
+        params = {"completed_before": completed_before, "failed_before": failed_before}
+        with self._db.connection() as conn:
+            rows = conn.execute(self._q["count_prunable"], params).fetchall()
+        return {JobState(row["state"]): int(row["n"]) for row in rows}
+
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
         with self._db.connection() as conn:

@@ -306,6 +306,15 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 );
 
+-- name: count_prunable
+SELECT state, count(*) AS n
+FROM __schema__.jobs
+WHERE finished_at < greatest(%(completed_before)s::timestamptz, %(failed_before)s::timestamptz)
+  AND ((state IN ('completed', 'cancelled', 'skipped')
+        AND finished_at < %(completed_before)s::timestamptz)
+       OR (state = 'failed' AND finished_at < %(failed_before)s::timestamptz))
+GROUP BY state;
+
 -- name: prune_fires
 DELETE FROM __schema__.recurring_fires WHERE recorded_at < %(before)s;
 

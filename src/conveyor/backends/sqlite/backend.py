@@ -372,6 +372,15 @@ class SQLiteBackend(RecurringVerbs):
                 self._prune_fires(failed_before)
                 return total
 
+    def count_prunable(
+        self, completed_before: datetime, failed_before: datetime
+    ) -> dict[JobState, int]:
+        """How many jobs `prune` with these cut-offs would delete now, by state."""
+        params = {"completed_before": ts(completed_before), "failed_before": ts(failed_before)}
+        with self._db.read() as conn:
+            rows = conn.execute(Q["count_prunable"], params).fetchall()
+        return {JobState(row["state"]): int(row["n"]) for row in rows}
+
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
         with self._db.write() as conn:

@@ -208,6 +208,14 @@ WHERE id IN (
     LIMIT :batch
 );
 
+-- name: count_prunable
+SELECT state, count(*) AS n
+FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE finished_at IS NOT NULL AND finished_at < max(:completed_before, :failed_before)
+  AND ((state IN ('completed', 'cancelled', 'skipped') AND finished_at < :completed_before)
+       OR (state = 'failed' AND finished_at < :failed_before))
+GROUP BY state;
+
 -- name: prune_fires
 DELETE FROM conveyor_recurring_fires WHERE recorded_at < ?;
 

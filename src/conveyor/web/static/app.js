@@ -1,5 +1,6 @@
-// Conveyor dashboard: live counts, charts and job progress by polling the JSON API.
-// No framework; every value goes into the page as text, never as HTML.
+// Conveyor dashboard: list pages refresh in place (one poll of the page itself), a job's page
+// follows its progress through the JSON API, and one toggle pauses both. No framework; values
+// from the API go into the page as text, never as HTML.
 "use strict";
 (function () {
   var body = document.body;
@@ -11,15 +12,108 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
   }
 
-  function every(ms, fn) {
+  // Live updates: one switch for the whole dashboard, kept in localStorage.
+  var LIVE_KEY = "conveyor.live";
+  var control = document.querySelector("[data-live-control]");
+  var toggle = document.querySelector("[data-live-toggle]");
+  var liveStatus = document.querySelector("[data-live-status]");
+  var stopped = false;
+
+  function stored(key) {
+    try { return window.localStorage.getItem(key); } catch (e) { return null; }
+  }
+
+  function paused() { return stored(LIVE_KEY) === "paused"; }
+
+  function showLive(message) {
+    body.dataset.live = stopped ? "stopped" : (paused() ? "paused" : "on");
+    if (toggle) {
+      toggle.setAttribute("aria-pressed", paused() ? "true" : "false");
+      toggle.textContent = paused() ? "Resume live updates" : "Pause live updates";
+      toggle.hidden = stopped;
+    }
+    if (liveStatus && message !== undefined) { liveStatus.textContent = message; }
+  }
+
+  function offerLive() {
+    if (!control || !toggle) { return; }
+    control.hidden = false;
+    toggle.addEventListener("click", function () {
+      try { window.localStorage.setItem(LIVE_KEY, paused() ? "on" : "paused"); } catch (e) { /* private mode */ }
+      showLive(paused() ? "paused" : "");
+    });
+    window.addEventListener("storage", function (event) {  // another tab flipped it
+      if (event.key === LIVE_KEY) { showLive(paused() ? "paused" : ""); }
+    });
+    showLive(paused() ? "paused" : "");
+  }
+
+  function every(ms, fn, waitFirst) {
     var busy = false;
     function tick() {
-      if (busy || document.hidden) { return; }
+      if (busy || stopped || paused() || document.hidden) { return; }
       busy = true;
       fn().catch(function () {}).then(function () { busy = false; });
     }
-    tick();
+    if (!waitFirst) { tick(); }
     return setInterval(tick, ms);
+  }
+
+  // The list pages: one poll fetches this page again (same filters) and swaps in each
+  // [data-live-region] whose content changed. The server rendered and escaped it; the parsed
+  // document is inert (its scripts never run). A region holding the focus or a text selection
+  // waits for the next round, and scroll positions inside it are kept.
+  function holdsSelection(node) {
+    var selection = window.getSelection();
+    if (!selection || selection.isCollapsed || !selection.rangeCount) { return false; }
+    return node.contains(selection.getRangeAt(0).commonAncestorContainer);
+  }
+
+  function swapRegions(html) {
+    var fresh = new DOMParser().parseFromString(html, "text/html");
+    document.querySelectorAll("[data-live-region]").forEach(function (region) {
+      var name = region.dataset.liveRegion;
+      var next = null;
+      fresh.querySelectorAll("[data-live-region]").forEach(function (node) {
+        if (node.dataset.liveRegion === name) { next = node; }
+      });
+      if (!next || next.innerHTML === region.innerHTML) { return; }
+      var focused = document.activeElement;
+      if ((focused && focused !== body && region.contains(focused)) || holdsSelection(region)) { return; }
+      var scrollers = [region].concat(Array.prototype.slice.call(region.querySelectorAll(".scroll")));
+      var kept = scrollers.map(function (node) { return [node.scrollLeft, node.scrollTop]; });
+      region.replaceChildren.apply(region, Array.prototype.slice.call(next.childNodes));
+      var now = [region].concat(Array.prototype.slice.call(region.querySelectorAll(".scroll")));
+      now.forEach(function (node, i) {
+        if (kept[i]) { node.scrollLeft = kept[i][0]; node.scrollTop = kept[i][1]; }
+      });
+    });
+    document.dispatchEvent(new CustomEvent("conveyor:refreshed"));
+  }
+
+  var polls = 0;
+  if (document.querySelector("[data-live-region]")) {
+    offerLive();
+    every(2000, function () {
+      polls += 1;
+      body.dataset.livePolls = String(polls);
+      return fetch(window.location.href, {
+        credentials: "same-origin", cache: "no-store",
+        headers: { Accept: "text/html", "X-Conveyor-Live": "1" }
+      }).then(function (r) {
+        if (!r.ok) {
+          stopped = true;
+          showLive("live updates stopped (HTTP " + r.status + "): reload the page");
+          return null;
+        }
+        return r.text().then(function (html) {
+          swapRegions(html);
+          showLive("updated " + new Date().toLocaleTimeString());
+        });
+      }, function () {
+        showLive("offline: trying again");
+      }).then(function () { body.dataset.liveDone = String(polls); });
+    }, true);  // the page was just rendered: the first refresh is one period later
   }
 
   // confirmation for destructive forms
@@ -57,23 +151,21 @@
     });
   }
 
-  var stats = document.querySelector("[data-live-stats]");
-  if (stats) {
-    every(2000, function () {
-      return getJSON("/api/stats").then(function (data) {
-        document.querySelectorAll("[data-count]").forEach(function (node) {
-          node.textContent = String(data.by_state[node.dataset.count] || 0);
-        });
-        var done = document.getElementById("chart-completed");
-        var failed = document.getElementById("chart-failed");
-        if (done) { drawChart(done, data.throughput, "completed"); }
-        if (failed) { drawChart(failed, data.throughput, "failed"); }
-      });
-    });
+  function drawCharts() {
+    var data = document.querySelector("[data-throughput]");
+    if (!data) { return; }
+    var minutes = JSON.parse(data.dataset.throughput);
+    var done = document.getElementById("chart-completed");
+    var failed = document.getElementById("chart-failed");
+    if (done) { drawChart(done, minutes, "completed"); }
+    if (failed) { drawChart(failed, minutes, "failed"); }
   }
+  drawCharts();
+  document.addEventListener("conveyor:refreshed", drawCharts);
 
   var live = document.querySelector("[data-live-job]");
   if (live) {
+    offerLive();
     var initial = live.dataset.state;
     var finished = ["completed", "failed", "cancelled", "skipped"];
     var timer = every(1000, function () {
