@@ -10,7 +10,6 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-import operator
 import os
 import pickle
 import signal
@@ -24,15 +23,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from conveyor.errors import ConveyorError
-from conveyor.model.job import JOB_FIELDS
 from conveyor.runtime import child as child_loop
 from conveyor.runtime.registry import JobDefinition
 
 log = logging.getLogger("conveyor.processes")
 ReportSink = Callable[[str, "float | None", "str | None", "str | None"], None]
-# A job crosses the pipe as the tuple of its fields: pickling the frozen dataclass itself
-# cost several times more (its __getstate__ builds a list per job).
-_job_values = operator.attrgetter(*JOB_FIELDS)
 # plain pickle rather than Connection.send's ForkingPickler, which copies its reducer table
 # for every message; nothing sent needs its reducers (no sockets or shared objects)
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -103,6 +98,12 @@ class _Request:
     sink: ReportSink
     answer: asyncio.Future[Any]
     child: _Child | None = None
+    settled: asyncio.Future[None] | None = None  # set by _stop: resolves when the child answers
+
+    def settle(self) -> None:
+        """The child answered or is gone: wake a `_stop` waiting through the grace period."""
+        if self.settled is not None and not self.settled.done():
+            self.settled.set_result(None)
 
 
 class _Child:
@@ -165,7 +166,7 @@ class _Child:
         """Hand `request` to the child; its answer resolves `request.answer`."""
         func = request.definition.func
         request.child, self.request = self, request
-        message = ("run", _job_values(request.job), func.__module__, func.__qualname__)
+        message = ("run", child_loop.job_to_wire(request.job), func.__module__, func.__qualname__)
         try:
             self.conn.send_bytes(pickle.dumps(message, _PROTOCOL))
         except OSError:
@@ -219,6 +220,7 @@ class _Child:
             self.request = None
             if not request.answer.done():
                 request.answer.set_result(answer)
+            request.settle()
             self._on_free(self)
 
     def _gone(self) -> None:
@@ -229,6 +231,8 @@ class _Child:
         self._detach()
         request, self.request = self.request, None
         loop = self._loop
+        if request is not None:
+            request.settle()
         if request is not None and not request.answer.done() and loop is not None:
             answer = request.answer
 
@@ -270,6 +274,8 @@ class _Child:
         if not self.conn.closed:
             self._detach()
         request, self.request = self.request, None
+        if request is not None:
+            request.settle()
         if request is not None and not request.answer.done():
             request.answer.set_exception(
                 ChildCrashed(f"the job's process {exit_description(self.process.exitcode)}")
@@ -328,8 +334,7 @@ class ProcessPool:
             if self._count < self.size:
                 self._grow()
         try:
-            # shielded: a stopped job's answer is still awaited through the grace period
-            result = await asyncio.shield(request.answer)
+            result = await request.answer
         except asyncio.CancelledError:
             if request.child is None:
                 with contextlib.suppress(ValueError):
@@ -352,8 +357,9 @@ class ProcessPool:
             return  # it has answered already
         if reason == "cancelled":
             child.cancel(request)
-            await asyncio.wait([request.answer], timeout=grace)
-            if request.answer.done():
+            request.settled = settled = asyncio.get_running_loop().create_future()
+            await asyncio.wait([settled], timeout=grace)
+            if settled.done():
                 return
         await child.kill(grace if reason != "shutdown" else min(grace, 1.0))
 
