@@ -310,9 +310,9 @@ class ProcessPool:
 
     async def warm_up(self) -> None:
         """Start every child now, so that the first jobs do not wait for them."""
-        for _ in range(self.size - self._count):
-            self._count += 1
-            await self._start_one()
+        missing = self.size - self._count
+        self._count += missing
+        await asyncio.gather(*(self._start_one() for _ in range(missing)))
 
     async def run(
         self,
