@@ -102,4 +102,21 @@ class Context:
         return f"<Context {self.job.name} {self.job.id} attempt {self.job.attempt}>"
 
 
-__all__ = ["Context", "ReportSink"]
+def call_in_scope(
+    ctx: Context, target: Callable[..., Any], positional: tuple[Any, ...], named: dict[str, Any]
+) -> Any:
+    """Call a sync job body with `ctx`, then close the resources it opened (with the error,
+    if it raised). The worker's threads close only what they opened themselves; this is for a
+    body that owns its scope alone (a child process, `app.testing.run`)."""
+    try:
+        value = target(ctx, *positional, **named)
+    except BaseException as exc:
+        if ctx._scope is not None:
+            ctx._scope.close(exc)
+        raise
+    if ctx._scope is not None:
+        ctx._scope.close()
+    return value
+
+
+__all__ = ["Context", "ReportSink", "call_in_scope"]

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
-from conveyor.context import Context, ReportSink
+from conveyor.context import Context, ReportSink, call_in_scope
 from conveyor.errors import InvalidResult, Retry, UnknownJobError, UsageError
 from conveyor.model.job import WAITING_STATES, Job, JobState, new_job_id
 from conveyor.model.validation import check_arguments, result_problem
@@ -217,15 +217,7 @@ class Testing:
             raise UsageError("run() of an async job was called in an event loop: await run_async()")
         ctx, positional, named = self._context(definition, args)
         target = _body(definition)
-        try:
-            value = target(ctx, *positional, **named)
-        except BaseException as exc:
-            if ctx._scope is not None:
-                ctx._scope.close(exc)
-            raise
-        if ctx._scope is not None:
-            ctx._scope.close()
-        return _checked_result(definition, value)
+        return _checked_result(definition, call_in_scope(ctx, target, positional, named))
 
     async def run_async(self, job: JobRef, /, **args: Any) -> Any:
         """`run` for async tests: a sync job's body runs on a thread, as in a worker."""

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from conveyor.context import Context
+from conveyor.context import Context, call_in_scope
 from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry
 from conveyor.model.hints import ANY
 from conveyor.model.job import JOB_FIELDS, Job, JobState, job_from_values
@@ -138,16 +138,10 @@ def run_one(
         target = definition.func().run if definition.is_class else definition.func
         tokens = restore_known(job.metadata)  # trace ids..., as the parent's middleware does
         try:
-            value = target(ctx, *positional, **args)
-        except BaseException as exc:
-            if ctx._scope is not None:
-                ctx._scope.close(exc)
-            raise
+            value = call_in_scope(ctx, target, positional, args)
         finally:
             for var, token in reversed(tokens):
                 var.reset(token)
-        if ctx._scope is not None:
-            ctx._scope.close()
         if spec is not None and spec.result is not ANY:
             value = spec.encode_result(value)
         return ("ok", value)
