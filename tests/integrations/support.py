@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import importlib
 import re
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -73,3 +76,22 @@ def csrf_token(page_html: str) -> str:
     if match is None:
         pytest.fail("the dashboard page carries no CSRF token")
     return match.group(1)
+
+
+def assert_worker_command_runs(
+    command: list[str], cwd: Path, env: dict[str, str], producer: Any, job_id: str, result: Any
+) -> None:
+    """A framework's worker command, started as a process, runs the job to `result` and
+    stops cleanly on SIGTERM (exit 0, no traceback); `producer` is closed afterwards."""
+    from helpers import wait_until
+
+    worker = subprocess.Popen(command, cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: producer.jobs.require(job_id).is_finished, timeout=30)
+        assert producer.jobs.require(job_id).result == result
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+        producer.close()
+    assert worker.returncode == 0, stderr
+    assert "Traceback" not in stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,9 @@ pytest.importorskip("django")
 pytest.importorskip("fastapi")  # the dashboard
 
 import conveyor
-from helpers import wait_until
 from postgres.server import BASE_URL, require_server
+
+from .support import assert_worker_command_runs
 
 PROJECT = Path(__file__).resolve().parents[1] / "django_project"
 
@@ -94,15 +94,6 @@ def test_manage_py_conveyor_worker_runs_jobs_until_sigterm(tmp_path: Path) -> No
     producer.declare("send_receipt", queue="receipts")
     job_id = producer.enqueue("send_receipt", {"order_id": 9}).id
     command = [sys.executable, "manage.py", "conveyor", "worker", "--concurrency", "2"]
-    worker = subprocess.Popen(
-        command, cwd=PROJECT, env=sqlite_env(tmp_path), stderr=subprocess.PIPE, text=True
+    assert_worker_command_runs(
+        command, PROJECT, sqlite_env(tmp_path), producer, job_id, "receipt-9"
     )
-    try:
-        wait_until(lambda: producer.jobs.require(job_id).is_finished, timeout=30)
-        assert producer.jobs.require(job_id).result == "receipt-9"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, stderr = worker.communicate(timeout=30)
-        producer.close()
-    assert worker.returncode == 0, stderr
-    assert "Traceback" not in stderr

@@ -5,8 +5,6 @@ login (its session), with Flask's test client and a SQLite store."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -23,9 +21,8 @@ from flask.testing import FlaskClient
 
 import conveyor
 from conveyor.integrations.flask import Conveyor, extension
-from helpers import wait_until
 
-from .support import csrf_token
+from .support import assert_worker_command_runs, csrf_token
 
 ROLES = {"ada": "manage", "grace": "view", "eve": None}
 
@@ -235,13 +232,4 @@ def test_flask_conveyor_worker_runs_jobs_until_sigterm(tmp_path: Path) -> None:
     producer.declare("shout")  # a producer that does not import the jobs
     job_id = producer.enqueue("shout", {"word": "hi"}).id
     command = [sys.executable, "-m", "flask", "conveyor", "worker", "--concurrency", "2"]
-    worker = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: producer.jobs.require(job_id).is_finished, timeout=30)
-        assert producer.jobs.require(job_id).result == "HI"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _, stderr = worker.communicate(timeout=30)
-        producer.close()
-    assert worker.returncode == 0, stderr
-    assert "Traceback" not in stderr
+    assert_worker_command_runs(command, tmp_path, env, producer, job_id, "HI")
