@@ -28,7 +28,8 @@ class QueueStatus:
 
 
 class JobService:
-    """Get, list, count, cancel, retry, delete and purge jobs; see queues, workers, throughput."""
+    """Get, list, count, cancel, retry, run now, delete and purge jobs; see queues, workers and
+    throughput."""
 
     def __init__(
         self,
@@ -133,6 +134,17 @@ class JobService:
                 f"job {job_id} is {current.state}: only failed or cancelled jobs can be retried"
             )
         job = self._backend().retry(job_id, self._clock())
+        return job if job is not None else self.require(job_id)
+
+    def run_now(self, job_id: str) -> Job:
+        """Make a scheduled job (delayed, or waiting for its next attempt) due now; its attempt
+        count and errors are kept. Another state raises JobStateConflict."""
+        current = self.require(job_id)
+        if current.state is not JobState.SCHEDULED:
+            raise JobStateConflict(
+                f"job {job_id} is {current.state}: only scheduled jobs can be run now"
+            )
+        job = self._backend().run_now(job_id, self._clock())
         return job if job is not None else self.require(job_id)
 
     def delete(self, job_id: str) -> None:

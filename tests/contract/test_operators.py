@@ -132,3 +132,41 @@ def test_delete_a_finished_job(backend: Backend) -> None:
 
 def test_delete_of_an_unknown_job_is_false(backend: Backend) -> None:
     assert backend.delete("no-such-job") is False
+
+
+def test_run_a_scheduled_job_now(backend: Backend) -> None:
+    later, other = enqueue(backend, new(run_at=at(3600)), new(run_at=at(3600)))
+    assert claim(backend, at(5)) == []
+
+    due = backend.run_now(later.id, at(5))
+
+    assert due is not None
+    assert (due.state, due.run_at, due.attempt) == (JobState.PENDING, at(5), later.attempt)
+    assert stored(backend, later.id) == due
+    assert [j.id for j in claim(backend, at(6))] == [later.id]
+    assert stored(backend, other.id).state is JobState.SCHEDULED
+
+
+def test_run_now_keeps_an_earlier_run_at_and_a_retrys_attempt(backend: Backend) -> None:
+    enqueue_one(backend)
+    running = claim_one(backend)
+    waiting = finish(
+        backend, running, JobState.SCHEDULED, at(1), run_at=at(300), error=error(1, "flaky")
+    )
+    overdue = enqueue_one(backend, new(run_at=at(2)))
+
+    due = backend.run_now(waiting.id, at(10))
+    kept = backend.run_now(overdue.id, at(10))
+
+    assert due is not None and kept is not None
+    assert (due.state, due.attempt, due.errors) == (JobState.PENDING, 1, waiting.errors)
+    assert (kept.state, kept.run_at) == (JobState.PENDING, at(2))
+
+
+def test_run_now_leaves_other_states_alone(backend: Backend) -> None:
+    pending = enqueue_one(backend)
+    done = job_in(backend, JobState.COMPLETED)
+
+    assert backend.run_now(pending.id, at(5)) == stored(backend, pending.id) == pending
+    assert backend.run_now(done.id, at(5)) == done
+    assert backend.run_now("no-such-job", at(5)) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ MANAGE_ROUTES = [
     ("DELETE", "/api/jobs/{id}", None),
     ("POST", "/api/jobs/bulk/retry", {}),
     ("POST", "/api/jobs/bulk/cancel", {"state": "pending"}),
+    ("POST", "/api/jobs/bulk/delete", {"ids": [UNKNOWN_ID]}),
+    ("POST", "/api/jobs/bulk/run-now", {"state": "scheduled"}),
     ("POST", "/api/recurring/{name}/toggle", None),
     ("POST", "/api/recurring/{name}/run", None),
     ("DELETE", "/api/recurring/{name}", None),
@@ -417,6 +420,7 @@ def test_openapi_documents_every_route(client: TestClient, viewer: TestClient) -
     paths = schema["paths"]
     for method, path, _ in VIEW_ROUTES + MANAGE_ROUTES:
         templated = path.replace("{id}", "{job_id}").replace("/default/", "/{name}/")
+        templated = re.sub(r"/bulk/[a-z-]+$", "/bulk/{action}", templated)
         assert method.lower() in paths[templated], (method, path)
     assert "JobDetail" in schema["components"]["schemas"]
 

@@ -163,6 +163,10 @@ class OperatorStore(Protocol):
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
 
+    def run_now(self, job_id: str, now: datetime) -> Job | None:
+        """A scheduled job becomes pending, due at `now` (or its earlier run_at), with its
+        attempt and errors kept. Other states: unchanged. None if there is no such job."""
+
 
 @runtime_checkable
 class QueueStore(Protocol):

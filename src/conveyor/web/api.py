@@ -6,19 +6,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
-from conveyor.web.dashboard import Dashboard, states_or_422
+from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
+from conveyor.web.dashboard import Dashboard
 from conveyor.web.schemas import (
     JOB_ID_PATTERN,
     NAME_PATTERN,
     NO_NUL,
     STATES_PATTERN,
     ActionOut,
+    BulkIdsIn,
     BulkIn,
     BulkOut,
     EnqueueIn,
@@ -98,7 +100,7 @@ def api_router(dash: Dashboard) -> APIRouter:
 
 
 def _job_list_routes(routes: _Routes) -> None:
-    """Jobs as a collection: list, enqueue, and retry or cancel a filter's jobs."""
+    """Jobs as a collection: list, enqueue, and act on many (named, or a filter's)."""
     dash = routes.dash
 
     @routes.view("/jobs", response_model=JobPage)
@@ -148,15 +150,33 @@ def _job_list_routes(routes: _Routes) -> None:
         handle = dash.app.enqueue(body.name, body.args, metadata=body.metadata, **options)
         return EnqueueOut(created=handle.created, job=routes.detail(handle.job))
 
-    @routes.manage("POST", "/jobs/bulk/retry", response_model=BulkOut)
-    def bulk_retry(body: Annotated[BulkIn, Body()]) -> BulkOut:
-        """Retry every failed or cancelled job the filter selects (up to 10,000)."""
-        return _bulk(dash, "retry", body)
-
-    @routes.manage("POST", "/jobs/bulk/cancel", response_model=BulkOut)
-    def bulk_cancel(body: Annotated[BulkIn, Body()]) -> BulkOut:
-        """Cancel every scheduled, pending or running job the filter selects (up to 10,000)."""
-        return _bulk(dash, "cancel", body)
+    @routes.manage(
+        "POST", "/jobs/bulk/{action}", response_model=BulkOut, responses=_MISSING | _CONFLICT
+    )
+    def bulk_action(
+        action: Annotated[
+            Literal["retry", "cancel", "delete", "run-now"],
+            Path(description="what to do to each job it applies to"),
+        ],
+        body: Annotated[BulkIdsIn | BulkIn, Body()],
+    ) -> BulkOut:
+        """Retry (failed, cancelled), cancel (scheduled, pending, running), delete (any but
+        running) or run now (scheduled) the jobs named by `ids` (up to 200), or every job
+        the filter selects (up to 10,000); jobs the action does not apply to are left alone."""
+        verb = action_named(action)
+        if isinstance(body, BulkIdsIn):
+            result = on_ids(dash.app.jobs, verb, body.ids)
+        else:
+            result = on_filter(
+                dash.app.jobs, verb, state=body.state, name=body.name, queue=body.queue,
+                search=body.q,
+            )  # fmt: skip
+        return BulkOut(
+            matched=result.matched,
+            changed=len(result.changed),
+            job_ids=result.changed,
+            truncated=result.truncated,
+        )
 
 
 def _one_job_routes(routes: _Routes) -> None:
@@ -282,13 +302,3 @@ def _stats_routes(routes: _Routes) -> None:
     def stats() -> StatsOut:
         """Counts by state and queue; completed and failed per minute, last hour."""
         return StatsOut.of(app.jobs.counts(), app.jobs.throughput(60), app.clock())
-
-
-def _bulk(dash: Dashboard, action: str, body: BulkIn) -> BulkOut:
-    result = dash.bulk(action, state=body.state, name=body.name, queue=body.queue, search=body.q)
-    return BulkOut(
-        matched=result.matched,
-        changed=len(result.changed),
-        job_ids=result.changed,
-        truncated=result.truncated,
-    )

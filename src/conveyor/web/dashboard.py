@@ -1,41 +1,15 @@
-"""What the API and the pages share: the Conveyor app, auth, the URL prefix and job actions."""
+"""What the API and the pages share: the Conveyor app, auth and the URL prefix."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from fastapi import Request
 
 from conveyor.app import App
-from conveyor.backends.records import LIST_COUNT_CAP
-from conveyor.errors import ConveyorError
-from conveyor.model.job import ACTIVE_STATES, JobState
-from conveyor.services import parse_states
+from conveyor.model.job import JobState
 from conveyor.web.auth import CSRF_HEADER, MANAGE, OPEN_REMOTE_REFUSED, VIEW, Auth, Identity
 from conveyor.web.errors import Refused
-
-BULK_LIMIT = LIST_COUNT_CAP  # jobs one bulk call acts on: as many as a listing counts
-_BULK_PAGE = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class BulkResult:
-    """What a bulk action did."""
-
-    matched: int
-    changed: list[str]
-    truncated: bool
-
-
-def states_or_422(state: str | None) -> frozenset[JobState] | None:
-    """Parse a state filter; an unknown state is a 422, not a conflict."""
-    if state is None or not state.strip():
-        return None
-    try:
-        return parse_states(state)
-    except ConveyorError as exc:
-        raise Refused(422, str(exc)) from None
 
 
 class Dashboard:
@@ -81,55 +55,6 @@ class Dashboard:
             return True
         return self.auth.open and "authorization" in request.headers
 
-    # actions shared by the API and the page forms ----------------------------------------
-    def bulk(
-        self,
-        action: str,
-        *,
-        state: str | None,
-        name: str | None,
-        queue: str | None,
-        search: str | None,
-    ) -> BulkResult:
-        """Retry (failed, cancelled) or cancel (scheduled, pending, running) a filter's jobs."""
-        eligible = (
-            frozenset({JobState.FAILED, JobState.CANCELLED}) if action == "retry" else ACTIVE_STATES
-        )
-        wanted = states_or_422(state)
-        states = eligible if wanted is None else eligible & wanted
-        if not states:
-            return BulkResult(0, [], False)
-        ids: list[str] = []
-        page = 1
-        truncated = False
-        while True:
-            found = self.app.jobs.list(
-                state=states,
-                name=name or None,
-                queue=queue or None,
-                search=search or None,
-                page=page,
-                per_page=_BULK_PAGE,
-            )
-            ids.extend(job.id for job in found.jobs)
-            if len(ids) >= BULK_LIMIT:
-                # the listing counts up to LIST_COUNT_CAP (= BULK_LIMIT): not exact means more
-                truncated = len(ids) > BULK_LIMIT or not found.total_exact
-                ids = ids[:BULK_LIMIT]
-                break
-            if len(found.jobs) < _BULK_PAGE:
-                break
-            page += 1
-        changed = []
-        act = self.app.jobs.retry if action == "retry" else self.app.jobs.cancel
-        for job_id in ids:
-            try:
-                act(job_id)
-            except ConveyorError:
-                continue  # it moved on (finished, retried, deleted) since it was listed
-            changed.append(job_id)
-        return BulkResult(len(ids), changed, truncated)
-
     def running_by_worker(self) -> dict[str, list[str]]:
         """Ids of running jobs, by the worker running them."""
         running = self.app.jobs.list(state=JobState.RUNNING, per_page=1000)
@@ -140,4 +65,4 @@ class Dashboard:
         return by_worker
 
 
-__all__ = ["MANAGE", "VIEW", "BulkResult", "Dashboard", "states_or_422"]
+__all__ = ["MANAGE", "VIEW", "Dashboard"]

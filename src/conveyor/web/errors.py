@@ -38,6 +38,11 @@ class Refused(Exception):
         self.message = message
 
 
+class BadForm(Refused):
+    """A form no page of the dashboard sends as it is (tampered with, or naming jobs that are
+    gone): answered with an error page of its status, not a notice on the page it came from."""
+
+
 def status_for(error: ConveyorError) -> int:
     """The HTTP status that says what kind of Conveyor error this is."""
     if isinstance(error, NotFound):

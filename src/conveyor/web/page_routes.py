@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from conveyor.errors import ConveyorError, NotFound
+from conveyor.model.job import Job
 from conveyor.web.auth import (
     CSRF_FIELD,
     FLASH_COOKIE,
@@ -30,7 +33,7 @@ from conveyor.web.auth import (
     set_session_cookie,
 )
 from conveyor.web.dashboard import Dashboard
-from conveyor.web.errors import Refused, status_for
+from conveyor.web.errors import BadForm, Refused, status_for
 from conveyor.web.schemas import preview
 
 log = logging.getLogger("conveyor.web")
@@ -73,6 +76,62 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
+def _iso(value: datetime) -> str:
+    """A time as the browser parses it (app.js shows it relative, in the viewer's zone)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as the pages (and app.js) write it: 450 ms, 3.4 s, 42 s, 2 min 5 s,
+    3 h 10 min, 2 d 4 h; None is a dash."""
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 0.9995:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """A job's durations: queued (due) to started, started to finished, created to finished."""
+
+    waited: float | None
+    ran: float | None
+    total: float | None
+
+    @classmethod
+    def of(cls, job: Job) -> Timings:
+        """From the job's times (None where a time is not there yet)."""
+
+        def between(start: datetime | None, end: datetime | None) -> float | None:
+            if start is None or end is None:
+                return None
+            return max(0.0, (end - start).total_seconds())
+
+        return cls(
+            waited=between(job.run_at, job.started_at),
+            ran=between(job.started_at, job.finished_at),
+            total=between(job.created_at, job.finished_at),
+        )
+
+
+def _reported(job: Job) -> bool:
+    """Whether the job ever reported progress (else the pages show no bar at 0 %)."""
+    return job.progress > 0 or bool(job.progress_message)
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=True)
 
@@ -85,6 +144,10 @@ _templates.filters["when"] = _when
 _templates.filters["percent"] = _percent
 _templates.filters["preview"] = preview
 _templates.filters["pretty"] = _pretty
+_templates.filters["iso"] = _iso
+_templates.filters["duration"] = duration
+_templates.filters["reported"] = _reported
+_templates.globals["timings"] = Timings.of
 
 
 class Page:
@@ -116,6 +179,7 @@ class Page:
             path=self.request.url.path,
             here=_here(self.request),
             flash=flash,
+            now_ms=int(self.dash.app.clock().timestamp() * 1000),
             **values,
         )
         response = HTMLResponse(html, status_code=status)
@@ -248,14 +312,18 @@ class PageRoutes:
 
         Checks the view permission (else the login form), the CSRF token and the manage
         permission (else a 403 page), then redirects back to the form's `next` page, which
-        shows `run`'s notice (or the refusal's message) once, flashed in a signed cookie.
+        shows `run`'s notice (or the refusal's message) once, flashed in a signed cookie. A
+        form `run` finds malformed (BadForm) is an error page of its status instead.
         """
 
         async def endpoint(request: Request) -> Response:
             p = await self.page(request)
             if not p.identity.can(VIEW):
                 return self.login_form(p)
-            form = await request.form()
+            try:
+                form = await request.form()
+            except HTTPException as exc:  # more fields than the parser takes, say
+                return p.error(422, f"The form could not be read: {exc.detail}.")
             target = self.safe_next(request, field(form, "next"))
             back = (target[len(self.dash.base(request)) :], "Back to the page")
             if not self.csrf_ok(p, form):
@@ -272,6 +340,8 @@ class PageRoutes:
             try:
                 done = await run_in_threadpool(run, self.dash, request, form)
                 flash = done if isinstance(done, Flash) else Flash(done)
+            except BadForm as exc:
+                return p.error(exc.status, exc.message, None, back)
             except (Refused, ConveyorError) as exc:
                 flash = Flash(str(exc), error=True)
             response = RedirectResponse(target, status_code=303)

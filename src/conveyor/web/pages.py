@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,14 +21,16 @@ from conveyor.web.auth import (
     new_session,
     set_session_cookie,
 )
-from conveyor.web.dashboard import BULK_LIMIT, Dashboard
-from conveyor.web.errors import Refused
+from conveyor.web.bulk import ACTIONS, BULK_LIMIT, action_named, on_filter, on_ids
+from conveyor.web.dashboard import Dashboard
+from conveyor.web.errors import BadForm, Refused
 from conveyor.web.page_routes import Back, PageRoutes, field
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
 
 PER_PAGE = 50
 JOBS: Back = ("/jobs", "Back to jobs")
 STATES = [state.value for state in JobState]
+BULK_LABELS = {"retry": "Retry", "cancel": "Cancel", "delete": "Delete", "run-now": "Run now"}
 
 
 def install_pages(api: FastAPI, dash: Dashboard) -> PageRoutes:
@@ -73,8 +74,7 @@ def _job_pages(routes: PageRoutes) -> None:
     """The job list and one job's page; cancel, retry or delete one job, or a filter's jobs."""
     routes.view("/jobs", _job_list, "jobs.html", back=JOBS)
     routes.view("/jobs/{job_id}", _job_detail, "job.html", missing="Job not found", back=JOBS)
-    routes.action("/jobs/bulk/retry", partial(_bulk, "retry"))
-    routes.action("/jobs/bulk/cancel", partial(_bulk, "cancel"))
+    routes.action("/jobs/bulk/{action}", _bulk)  # before /jobs/{job_id}/…: "bulk" is no id
     routes.action("/jobs/{job_id}/cancel", _cancel_job)
     routes.action("/jobs/{job_id}/retry", _retry_job)
     routes.action("/jobs/{job_id}/delete", _delete_job)
@@ -117,6 +117,8 @@ def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
         "older": older,
         "page_link": page_link,
         "names": dash.app.job_names,
+        "bulk_actions": list(ACTIONS.values()),
+        "bulk_labels": BULK_LABELS,
         "bulk_retry": state in (None, "failed", "cancelled"),
         "bulk_cancel": bulk_cancel,
         "cancel_question": _cancel_question(dash, kept) if bulk_cancel and found.total else "",
@@ -162,17 +164,32 @@ def _delete_job(dash: Dashboard, request: Request, form: Any) -> str:
     return "Job deleted."
 
 
-def _bulk(kind: str, dash: Dashboard, request: Request, form: Any) -> str:
-    result = dash.bulk(
-        kind,
-        state=field(form, "state"),
-        name=field(form, "name"),
-        queue=field(form, "queue"),
-        search=field(form, "q"),
-    )
-    verb = "retried" if kind == "retry" else "cancelled"
-    more = " (limit reached: run it again)" if result.truncated else ""
-    return f"{len(result.changed)} of {result.matched} jobs {verb}{more}."
+def _bulk(dash: Dashboard, request: Request, form: Any) -> str:
+    """A bulk action on the ticked jobs (`ids`), or with `scope=matching` on every job the
+    list's filter (sent along) matches."""
+    try:
+        action = action_named(str(request.path_params["action"]))
+    except Refused as exc:
+        raise BadForm(exc.status, exc.message) from None
+    scope = field(form, "scope") or "selected"
+    if scope == "matching":
+        return on_filter(
+            dash.app.jobs,
+            action,
+            state=field(form, "state"),
+            name=field(form, "name"),
+            queue=field(form, "queue"),
+            search=field(form, "q"),
+        ).notice()
+    if scope != "selected":
+        raise BadForm(422, f"scope {scope[:40]!r} is neither 'selected' nor 'matching'")
+    ids = [value for value in form.getlist("ids") if isinstance(value, str)]
+    if not ids:  # a person's slip (the buttons wait for a tick): a notice, not an error page
+        raise Refused(422, "No job is selected: tick the jobs to act on first.")
+    try:
+        return on_ids(dash.app.jobs, action, ids).notice()
+    except Refused as exc:
+        raise BadForm(exc.status, exc.message) from None
 
 
 def _job_id(request: Request) -> str:

@@ -22,6 +22,7 @@ from conveyor.model.validation import (
 )
 from conveyor.services import QueueStatus
 
+MAX_SELECTED = 200  # job ids one bulk call may name (web/bulk.py)
 PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
 JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _STATE = "(scheduled|pending|running|completed|failed|cancelled|skipped)"
@@ -273,10 +274,23 @@ class BulkIn(BaseModel):
     )
 
 
+class BulkIdsIn(BaseModel):
+    """The jobs a bulk action applies to, by id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] = Field(
+        min_length=1,
+        max_length=MAX_SELECTED,
+        description=f"1 to {MAX_SELECTED} job ids; every one must exist (else 404, nothing "
+        "done); jobs the action does not apply to are left as they are",
+    )
+
+
 class BulkOut(BaseModel):
     """What a bulk action did."""
 
-    matched: int = Field(description="eligible jobs the filter selected")
+    matched: int = Field(description="the ids given, or the eligible jobs the filter selected")
     changed: int = Field(description="jobs the action changed")
     job_ids: list[str] = Field(description="ids of the changed jobs")
     truncated: bool = Field(description="more jobs matched than one call handles")

@@ -170,6 +170,20 @@ class OperatorVerbs(JobIndex):
         self._call_back()
         return again
 
+    def run_now(self, job_id: str, now: datetime) -> Job | None:
+        """A scheduled job becomes pending, due now (attempt and errors kept); else unchanged."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state is not JobState.SCHEDULED:
+                return job
+            self._drop_waiting(job_id, self._queues[job.queue])
+            due = replace(job, state=JobState.PENDING, run_at=min(job.run_at, now))
+            self._put(due, job)
+            self._add_waiting(due, now)  # its old entry in the scheduled heap is skipped
+            self._announce()
+        self._call_back()
+        return due
+
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
         with self._lock:

@@ -443,6 +443,18 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
             self._notify()
         return job_from_row(row)
 
+    def run_now(self, job_id: str, now: datetime) -> Job | None:
+        """A scheduled job becomes pending, due now (attempt and errors kept); else unchanged."""
+        params = {"id": job_id, "now": now, "channel": self.config.channel}
+        with self._db.transaction() as conn:
+            row = conn.execute(self._q["run_now"], params).fetchone()
+            if row is not None:
+                conn.execute(self._q["notify"], params)
+        if row is None:
+            return self.get(job_id)
+        self._notify()
+        return job_from_row(row)
+
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
         with self._db.connection() as conn:

@@ -546,5 +546,12 @@ SELECT pg_notify(%(channel)s, '');
 -- name: listen
 LISTEN __channel__;
 
+-- A scheduled job made due now ("run now"); an earlier run_at is kept.
+-- name: run_now
+UPDATE __schema__.jobs
+SET state = 'pending', run_at = least(run_at, %(now)s)
+WHERE id = %(id)s AND state = 'scheduled'
+RETURNING *;
+
 -- name: delete_job
 DELETE FROM __schema__.jobs WHERE id = %(id)s AND state <> 'running';

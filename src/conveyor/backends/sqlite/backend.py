@@ -436,6 +436,17 @@ class SQLiteBackend(RecurringVerbs):
             self._notify()
         return None if row is None else job_from_row(row)
 
+    def run_now(self, job_id: str, now: datetime) -> Job | None:
+        """A scheduled job becomes pending, due now (attempt and errors kept); else unchanged."""
+        with self._db.write() as conn:
+            row = conn.execute(Q["run_now"], {"id": job_id, "now": ts(now)}).fetchone()
+            made_due = row is not None
+            if row is None:
+                row = conn.execute(Q["get_job"], (job_id,)).fetchone()
+        if made_due:
+            self._notify()
+        return None if row is None else job_from_row(row)
+
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
         with self._db.write() as conn:

@@ -403,5 +403,12 @@ SET state = 'pending',
 WHERE id = :id AND state IN ('failed', 'cancelled')
 RETURNING *;
 
+-- A scheduled job made due now ("run now"); an earlier run_at is kept.
+-- name: run_now
+UPDATE conveyor_jobs
+SET state = 'pending', run_at = min(run_at, :now)
+WHERE id = :id AND state = 'scheduled'
+RETURNING *;
+
 -- name: delete_job
 DELETE FROM conveyor_jobs WHERE id = ? AND state != 'running';
