@@ -29,6 +29,7 @@ VIEW_ROUTES = [
     ("GET", "/api/queues", None),
     ("GET", "/api/workers", None),
     ("GET", "/api/stats", None),
+    ("GET", "/api/stats/runtimes", None),
 ]
 MANAGE_ROUTES = [
     ("POST", "/api/jobs", {"name": "hello"}),

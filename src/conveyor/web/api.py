@@ -32,6 +32,7 @@ from conveyor.web.schemas import (
     QueueOut,
     RecurringOut,
     RunNowOut,
+    RuntimesOut,
     StatsOut,
     WorkerOut,
 )
@@ -295,10 +296,16 @@ def _worker_routes(routes: _Routes) -> None:
 
 
 def _stats_routes(routes: _Routes) -> None:
-    """Counts and throughput."""
+    """Counts, throughput and run times."""
     app = routes.dash.app
 
     @routes.view("/stats", response_model=StatsOut)
     def stats() -> StatsOut:
         """Counts by state and queue; completed and failed per minute, last hour."""
         return StatsOut.of(app.jobs.counts(), app.jobs.throughput(60), app.clock())
+
+    @routes.view("/stats/runtimes", response_model=RuntimesOut)
+    def runtimes() -> RuntimesOut:
+        """p50 and p95 run time per job name and per queue, of the latest 1,000 completed jobs
+        (read at most every 10 s)."""
+        return RuntimesOut.of(routes.dash.runtimes.get())

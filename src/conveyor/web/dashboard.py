@@ -7,9 +7,10 @@ from collections.abc import Callable
 from fastapi import Request
 
 from conveyor.app import App
-from conveyor.model.job import JobState
+from conveyor.model.job import Job, JobState
 from conveyor.web.auth import CSRF_HEADER, MANAGE, OPEN_REMOTE_REFUSED, VIEW, Auth, Identity
 from conveyor.web.errors import Refused
+from conveyor.web.runtimes import RuntimeCache
 
 
 class Dashboard:
@@ -19,6 +20,7 @@ class Dashboard:
         self.app = app
         self.auth = auth
         self.prefix = prefix
+        self.runtimes = RuntimeCache(app.jobs)
 
     def base(self, request: Request) -> str:
         """The URL path the dashboard is served under (mount point plus prefix, no slash)."""
@@ -55,13 +57,13 @@ class Dashboard:
             return True
         return self.auth.open and "authorization" in request.headers
 
-    def running_by_worker(self) -> dict[str, list[str]]:
-        """Ids of running jobs, by the worker running them."""
+    def running_by_worker(self) -> dict[str, list[Job]]:
+        """Running jobs (the newest 1,000), by the worker running them."""
         running = self.app.jobs.list(state=JobState.RUNNING, per_page=1000)
-        by_worker: dict[str, list[str]] = {}
+        by_worker: dict[str, list[Job]] = {}
         for job in running.jobs:
             if job.worker_id:
-                by_worker.setdefault(job.worker_id, []).append(job.id)
+                by_worker.setdefault(job.worker_id, []).append(job)
         return by_worker
 
 

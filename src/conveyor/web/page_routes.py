@@ -323,7 +323,8 @@ class PageRoutes:
             try:
                 form = await request.form()
             except HTTPException as exc:  # more fields than the parser takes, say
-                return p.error(422, f"The form could not be read: {exc.detail}.")
+                why = str(exc.detail).rstrip(".")
+                return p.error(422, f"The form could not be read: {why}.", "Form not accepted")
             target = self.safe_next(request, field(form, "next"))
             back = (target[len(self.dash.base(request)) :], "Back to the page")
             if not self.csrf_ok(p, form):

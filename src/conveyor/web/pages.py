@@ -66,6 +66,7 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
         "queues": jobs.queues(),
         "workers": jobs.workers(),
         "running": dash.running_by_worker(),
+        "runtimes": dash.runtimes.get(),
     }
 
 

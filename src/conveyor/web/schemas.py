@@ -21,6 +21,7 @@ from conveyor.model.validation import (
     UNIQUE_KEY_MAX,
 )
 from conveyor.services import QueueStatus
+from conveyor.web.runtimes import Runtime, Runtimes
 
 MAX_SELECTED = 200  # job ids one bulk call may name (web/bulk.py)
 PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
@@ -373,11 +374,12 @@ class WorkerOut(BaseModel):
     concurrency: int
     started_at: datetime
     last_seen_at: datetime
-    current_jobs: list[str]
+    current_jobs: list[str] = Field(description="ids of the jobs it runs")
+    current_job_names: list[str] = Field(description="their names, in the same order")
 
     @classmethod
-    def of(cls, worker: WorkerInfo, current: list[str]) -> WorkerOut:
-        """From the store's record and the ids of its running jobs."""
+    def of(cls, worker: WorkerInfo, current: list[Job]) -> WorkerOut:
+        """From the store's record and its running jobs."""
         return cls(
             id=worker.id,
             host=worker.host,
@@ -386,7 +388,8 @@ class WorkerOut(BaseModel):
             concurrency=worker.concurrency,
             started_at=worker.started_at,
             last_seen_at=worker.last_seen_at,
-            current_jobs=current,
+            current_jobs=[job.id for job in current],
+            current_job_names=[job.name for job in current],
         )
 
 
@@ -422,3 +425,36 @@ class StatsOut(BaseModel):
                 )
             )
         return cls(by_state=counts.by_state, by_queue=counts.by_queue, throughput=series)
+
+
+class RuntimeOut(BaseModel):
+    """Run times of one job name's or queue's sampled jobs."""
+
+    key: str = Field(description="the job name or queue")
+    count: int = Field(description="sampled jobs")
+    p50_seconds: float
+    p95_seconds: float
+
+    @classmethod
+    def of(cls, row: Runtime) -> RuntimeOut:
+        """From the dashboard's record."""
+        return cls(key=row.key, count=row.count, p50_seconds=row.p50, p95_seconds=row.p95)
+
+
+class RuntimesOut(BaseModel):
+    """p50 and p95 run time (started to finished) of the latest completed jobs."""
+
+    by_name: list[RuntimeOut]
+    by_queue: list[RuntimeOut]
+    sampled: int = Field(description="completed jobs read, newest first (at most 1,000)")
+    complete: bool = Field(description="false when more completed jobs exist than were read")
+
+    @classmethod
+    def of(cls, runtimes: Runtimes) -> RuntimesOut:
+        """From the dashboard's percentiles."""
+        return cls(
+            by_name=[RuntimeOut.of(r) for r in runtimes.by_name],
+            by_queue=[RuntimeOut.of(r) for r in runtimes.by_queue],
+            sampled=runtimes.sampled,
+            complete=runtimes.complete,
+        )
