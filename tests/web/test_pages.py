@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -86,8 +88,9 @@ def test_markup_in_logs_args_and_errors_is_shown_as_text(
         assert "<script>alert" not in html
         if path.startswith("/jobs/"):
             assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html
-    # the only script tag is the shipped one
-    assert manager.get(f"/jobs/{job.id}").text.count("<script") == 1
+    # the only script tags are the shipped ones
+    scripts = re.findall(r"<script[^>]*>", manager.get(f"/jobs/{job.id}").text)
+    assert scripts == ['<script src="/static/theme.js">', '<script src="/static/app.js" defer>']
 
 
 def test_job_names_and_errors_are_escaped(manager: TestClient, app: conveyor.App) -> None:
@@ -351,9 +354,10 @@ def test_cancel_all_past_the_cap_says_how_many_it_cancels(crowded: conveyor.App)
 
 
 def test_static_assets_are_shipped(client: TestClient) -> None:
-    for asset in ("app.js", "app.css"):
+    for asset in ("app.js", "app.css", "theme.js", "favicon.svg"):
         response = client.get(f"/static/{asset}")
-        assert response.status_code == 200 and len(response.content) > 500
+        assert response.status_code == 200 and len(response.content) > 300, asset
+    assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg+xml")
 
 
 def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:

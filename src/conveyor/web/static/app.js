@@ -48,6 +48,39 @@
     showLive(paused() ? "paused" : "");
   }
 
+  // Theme: the toggle switches to the other one and remembers it (theme.js applies it early).
+  var THEME_KEY = "conveyor.theme";
+  var themeToggle = document.querySelector("[data-theme-toggle]");
+  var systemDark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  function theme() {
+    var chosen = document.documentElement.dataset.theme;
+    if (chosen === "light" || chosen === "dark") { return chosen; }
+    return systemDark && systemDark.matches ? "dark" : "light";
+  }
+  function showTheme() {
+    var other = theme() === "dark" ? "light" : "dark";
+    themeToggle.textContent = other === "dark" ? "Dark theme" : "Light theme";
+    themeToggle.setAttribute("aria-label", "Switch to the " + other + " theme");
+    body.dataset.themeShown = theme();
+  }
+  if (themeToggle) {
+    themeToggle.hidden = false;
+    themeToggle.addEventListener("click", function () {
+      var next = theme() === "dark" ? "light" : "dark";
+      document.documentElement.dataset.theme = next;
+      try { window.localStorage.setItem(THEME_KEY, next); } catch (e) { /* private mode */ }
+      showTheme();
+    });
+    window.addEventListener("storage", function (event) {  // another tab chose
+      if (event.key === THEME_KEY && (event.newValue === "light" || event.newValue === "dark")) {
+        document.documentElement.dataset.theme = event.newValue;
+        showTheme();
+      }
+    });
+    if (systemDark && systemDark.addEventListener) { systemDark.addEventListener("change", showTheme); }
+    showTheme();
+  }
+
   function every(ms, fn, waitFirst) {
     var busy = false;
     function tick() {
@@ -190,7 +223,7 @@
   function absolute(date) {
     var local = date.toLocaleString(undefined, {
       year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-      second: "2-digit", timeZoneName: "short"
+      second: "2-digit", hourCycle: "h23", timeZoneName: "short"
     });
     return local + (zone ? " (your time zone, " + zone + ")" : " (your time zone)");
   }
