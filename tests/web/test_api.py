@@ -35,6 +35,7 @@ MANAGE_ROUTES = [
     ("POST", "/api/jobs", {"name": "hello"}),
     ("POST", "/api/jobs/{id}/cancel", None),
     ("POST", "/api/jobs/{id}/retry", None),
+    ("POST", "/api/jobs/{id}/run-now", None),
     ("DELETE", "/api/jobs/{id}", None),
     ("POST", "/api/jobs/bulk/retry", {}),
     ("POST", "/api/jobs/bulk/cancel", {"state": "pending"}),
@@ -266,7 +267,8 @@ def test_bad_filters_are_422(viewer: TestClient, params: dict[str, str]) -> None
 
 @pytest.mark.parametrize("bad", ["abc", "123", "01a20a4f-0000-7000-8000-00000000000g", "%00"])
 @pytest.mark.parametrize(
-    ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("POST", "/retry"), ("DELETE", "")]
+    ("method", "suffix"),
+    [("GET", ""), ("POST", "/cancel"), ("POST", "/retry"), ("POST", "/run-now"), ("DELETE", "")],
 )
 def test_malformed_ids_are_422(manager: TestClient, bad: str, method: str, suffix: str) -> None:
     response = manager.request(method, f"/api/jobs/{bad}{suffix}")
@@ -275,7 +277,8 @@ def test_malformed_ids_are_422(manager: TestClient, bad: str, method: str, suffi
 
 
 @pytest.mark.parametrize(
-    ("method", "suffix"), [("GET", ""), ("POST", "/cancel"), ("POST", "/retry"), ("DELETE", "")]
+    ("method", "suffix"),
+    [("GET", ""), ("POST", "/cancel"), ("POST", "/retry"), ("POST", "/run-now"), ("DELETE", "")],
 )
 def test_unknown_ids_are_404(manager: TestClient, method: str, suffix: str) -> None:
     response = manager.request(method, f"/api/jobs/{UNKNOWN_ID}{suffix}")
@@ -294,6 +297,15 @@ def test_cancel_retry_delete(manager: TestClient, app: conveyor.App) -> None:
     assert conflict.status_code == 409 and "only failed or cancelled" in conflict.json()["error"]
     assert manager.delete(f"/api/jobs/{job.id}").status_code == 204
     assert manager.get(f"/api/jobs/{job.id}").status_code == 404
+
+
+def test_run_a_scheduled_job_now(manager: TestClient, app: conveyor.App) -> None:
+    later = app.enqueue("hello", delay=3600)
+    ran = manager.post(f"/api/jobs/{later.id}/run-now")
+    assert ran.status_code == 200 and ran.json()["job"]["state"] == "pending"
+    assert app.jobs.require(later.id).run_at <= app.clock()
+    again = manager.post(f"/api/jobs/{later.id}/run-now")
+    assert again.status_code == 409 and "only scheduled jobs" in again.json()["error"]
 
 
 def test_bulk_retry_and_cancel(manager: TestClient, app: conveyor.App) -> None:

@@ -253,3 +253,18 @@ def test_a_form_with_too_many_fields_is_an_error_page(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("text/html")
     assert "<h1>Form not accepted</h1>" in response.text and "Too many fields" in response.text
+
+
+def test_cancelling_a_running_job_says_it_was_asked_to_stop(
+    client: TestClient, app: conveyor.App
+) -> None:
+    from contract.support import claim_one
+
+    running = app.enqueue("hello").id
+    waiting = app.enqueue("hello").id
+    assert claim_one(app.backend, app.clock()).id == running
+    csrf = login(client, MANAGE_TOKEN)
+    page = post(client, "/jobs/bulk/cancel", csrf, ids=[running, waiting])
+    assert "2 of 2 selected jobs cancelled (1 running: asked to stop)." in page
+    assert app.jobs.require(running).cancel_requested
+    assert state(app, waiting) is JobState.CANCELLED

@@ -254,6 +254,10 @@ def test_every_page_action(client: TestClient, app: conveyor.App) -> None:
     assert "Queue default paused" in post("/queues/default/pause")
     assert any(q.paused for q in app.jobs.queues())
     assert "Queue default resumed" in post("/queues/default/resume")
+    later = app.enqueue("hello", delay=3600).id
+    assert 'data-action="run now"' in client.get(f"/jobs/{later}").text
+    assert "Job made due now" in post(f"/jobs/{later}/run-now")
+    assert "only scheduled jobs" in post(f"/jobs/{later}/run-now")
 
 
 @pytest.mark.parametrize(

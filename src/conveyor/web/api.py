@@ -181,7 +181,7 @@ def _job_list_routes(routes: _Routes) -> None:
 
 
 def _one_job_routes(routes: _Routes) -> None:
-    """One job: everything about it; cancel, retry or delete it."""
+    """One job: everything about it; cancel, retry, run now or delete it."""
     jobs = routes.dash.app.jobs
 
     @routes.view("/jobs/{job_id}", response_model=JobDetail, responses=_MISSING)
@@ -202,6 +202,13 @@ def _one_job_routes(routes: _Routes) -> None:
     def retry_job(job_id: JobId) -> ActionOut:
         """Run a failed or cancelled job again."""
         return ActionOut(job=routes.detail(jobs.retry(job_id)))
+
+    @routes.manage(
+        "POST", "/jobs/{job_id}/run-now", response_model=ActionOut, responses=_MISSING | _CONFLICT
+    )
+    def run_job_now(job_id: JobId) -> ActionOut:
+        """Make a scheduled job (delayed, or waiting for its next attempt) due now."""
+        return ActionOut(job=routes.detail(jobs.run_now(job_id)))
 
     @routes.manage("DELETE", "/jobs/{job_id}", status_code=204, responses=_MISSING | _CONFLICT)
     def delete_job(job_id: JobId) -> Response:

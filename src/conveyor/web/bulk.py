@@ -98,15 +98,18 @@ class BulkResult:
     changed: list[str]
     truncated: bool
     selected: bool  # on named ids, not on a filter
+    asked_to_stop: int = 0  # of the changed, running jobs a cancel asked to stop
 
     def notice(self) -> str:
         """The sentence a page shows after it."""
         which = "selected " if self.selected else ""
         text = f"{len(self.changed)} of {_jobs(self.matched, which)} {self.action.done}"
         skipped = self.matched - len(self.changed)
+        if self.asked_to_stop:
+            text += f" ({self.asked_to_stop:,} running: asked to stop)"
         if self.selected and skipped:
             were = "was" if skipped == 1 else "were"
-            text += f"; {skipped} {were} {self.action.passed_over}"
+            text += f"; {skipped:,} {were} {self.action.passed_over}"
         if self.truncated:
             text += f" (the limit of {BULK_LIMIT:,} a call was reached: run it again for the rest)"
         return text + "."
@@ -160,7 +163,8 @@ def on_ids(jobs: JobService, action: BulkAction, ids: Sequence[str]) -> BulkResu
             "nothing was done; reload the list and select again",
         )
     eligible = [job.id for job in found if job.state in action.states]
-    return BulkResult(action, len(wanted), _act(jobs, action, eligible), False, True)
+    changed, asked = _act(jobs, action, eligible)
+    return BulkResult(action, len(wanted), changed, False, True, asked)
 
 
 def on_filter(
@@ -199,16 +203,20 @@ def on_filter(
         if len(found.jobs) < _PAGE:
             break
         page += 1
-    return BulkResult(action, len(ids), _act(jobs, action, ids), truncated, False)
+    changed, asked = _act(jobs, action, ids)
+    return BulkResult(action, len(ids), changed, truncated, False, asked)
 
 
-def _act(jobs: JobService, action: BulkAction, ids: list[str]) -> list[str]:
+def _act(jobs: JobService, action: BulkAction, ids: list[str]) -> tuple[list[str], int]:
+    """The ids `action` changed, and how many of them were running jobs asked to stop."""
     act = action.apply(jobs)
     changed = []
+    asked = 0
     for job_id in ids:
         try:
-            act(job_id)
+            after = act(job_id)
         except ConveyorError:
             continue  # it moved on (finished, retried, deleted) since it was listed
         changed.append(job_id)
-    return changed
+        asked += isinstance(after, Job) and after.state is JobState.RUNNING
+    return changed, asked

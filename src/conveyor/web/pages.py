@@ -72,13 +72,15 @@ def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
 
 # jobs --------------------------------------------------------------------------------------
 def _job_pages(routes: PageRoutes) -> None:
-    """The job list and one job's page; cancel, retry or delete one job, or a filter's jobs."""
+    """The job list and one job's page; cancel, retry, run now or delete one job, the ticked
+    jobs or a filter's jobs."""
     routes.view("/jobs", _job_list, "jobs.html", back=JOBS)
     routes.view("/jobs/{job_id}", _job_detail, "job.html", missing="Job not found", back=JOBS)
     routes.action("/jobs/bulk/{action}", _bulk)  # before /jobs/{job_id}/…: "bulk" is no id
     routes.action("/jobs/{job_id}/cancel", _cancel_job)
     routes.action("/jobs/{job_id}/retry", _retry_job)
     routes.action("/jobs/{job_id}/delete", _delete_job)
+    routes.action("/jobs/{job_id}/run-now", _run_job_now)
 
 
 def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
@@ -158,6 +160,11 @@ def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str | Flash:
 def _retry_job(dash: Dashboard, request: Request, form: Any) -> str:
     dash.app.jobs.retry(_job_id(request))
     return "Job queued to run again."
+
+
+def _run_job_now(dash: Dashboard, request: Request, form: Any) -> str:
+    dash.app.jobs.run_now(_job_id(request))
+    return "Job made due now: the next free worker runs it."
 
 
 def _delete_job(dash: Dashboard, request: Request, form: Any) -> str:
