@@ -310,14 +310,14 @@
     offer.textContent = "Select " + matchingWords();
     clear.hidden = !n;
     bulk.querySelectorAll("[data-bulk-action]").forEach(function (button) {
-      var base = button.dataset.label || (button.dataset.label = button.textContent);
+      var word = button.dataset.label || (button.dataset.label = button.textContent);
       if (matching) {
         button.disabled = false;
-        button.textContent = base;
+        button.textContent = word;
       } else {
         var k = eligible(button);
         button.disabled = k === 0;
-        button.textContent = n ? base + " (" + k + ")" : base;
+        button.textContent = n ? word + " (" + k + ")" : word;
       }
     });
   }
