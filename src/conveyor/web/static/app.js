@@ -210,7 +210,7 @@
 
   function relative(ms) {
     var seconds = (nowMs() - ms) / 1000;
-    if (Math.abs(seconds) < 5) { return "just now"; }
+    if (Math.abs(seconds) < 1) { return "just now"; }
     var size = Math.abs(seconds);
     // one unit is enough for "ago": 45 s, 3 min, 2 h, 1 d
     var words = size < 60 ? Math.floor(size) + " s" : duration(size).replace(/ \d+ (s|min|h)$/, "");
