@@ -146,3 +146,11 @@ def test_workers_show_the_names_of_the_jobs_they_run(
     assert '<div class="small" data-running>slow</div>' in manager.get("/").text
     [worker] = manager.get("/api/workers").json()
     assert worker["current_jobs"] == [job.id] and worker["current_job_names"] == ["slow"]
+
+
+def test_the_api_lists_durations_too(manager: TestClient, app: conveyor.App) -> None:
+    job_id = ran_for(app, waited=1.5, ran=3.25)
+    waiting = app.enqueue("hello").id
+    listed = {j["id"]: j for j in manager.get("/api/jobs").json()["jobs"]}
+    assert (listed[job_id]["wait_seconds"], listed[job_id]["duration_seconds"]) == (1.5, 3.25)
+    assert listed[waiting]["wait_seconds"] is listed[waiting]["duration_seconds"] is None

@@ -123,6 +123,7 @@ def _job_list_routes(routes: _Routes) -> None:
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> JobPage:
         """Jobs, newest first, filtered by state, name, queue and text; large values cut."""
+        now = dash.app.clock()
         found = dash.app.jobs.list(
             state=states_or_422(state),
             name=name or None,
@@ -132,7 +133,7 @@ def _job_list_routes(routes: _Routes) -> None:
             per_page=per_page,
         )
         return JobPage(
-            jobs=[JobSummary.of(job) for job in found.jobs],
+            jobs=[JobSummary.of(job, now) for job in found.jobs],
             total=found.total,
             total_exact=found.total_exact,
             page=found.page,

@@ -100,11 +100,14 @@ class JobSummary(BaseModel):
     run_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    duration_seconds: float | None = Field(description="finished (or now) minus started")
+    wait_seconds: float | None = Field(description="started minus due")
 
     @classmethod
-    def of(cls, job: Job) -> JobSummary:
-        """From the model."""
+    def of(cls, job: Job, now: datetime) -> JobSummary:
+        """From the model; `now` measures a running job's duration so far."""
         error = job.last_error
+        duration, wait = _durations(job, now)
         return cls(
             id=job.id,
             name=job.name,
@@ -122,7 +125,17 @@ class JobSummary(BaseModel):
             run_at=job.run_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            duration_seconds=duration,
+            wait_seconds=wait,
         )
+
+
+def _durations(job: Job, now: datetime) -> tuple[float | None, float | None]:
+    """How long the job has run (to `now` while it runs) and waited once due, in seconds."""
+    if job.started_at is None:
+        return None, None
+    duration = ((job.finished_at or now) - job.started_at) / timedelta(seconds=1)
+    return duration, max(0.0, (job.started_at - job.run_at) / timedelta(seconds=1))
 
 
 class JobDetail(BaseModel):
@@ -159,12 +172,7 @@ class JobDetail(BaseModel):
     @classmethod
     def of(cls, job: Job, now: datetime) -> JobDetail:
         """From the model; `now` measures a running job's duration so far."""
-        duration = None
-        if job.started_at is not None:
-            duration = ((job.finished_at or now) - job.started_at) / timedelta(seconds=1)
-        wait = None
-        if job.started_at is not None:
-            wait = max(0.0, (job.started_at - job.run_at) / timedelta(seconds=1))
+        duration, wait = _durations(job, now)
         return cls(
             id=job.id,
             name=job.name,
