@@ -168,6 +168,22 @@ def test_select_all_matching_then_delete_asks_with_the_count(
     page.context.close()
 
 
+def test_shift_click_ticks_a_range(browser: Any, live: LiveServer) -> None:
+    clear(live.app)
+    ids = scheduled(live.app, 6)[::-1]  # as listed: newest first
+    page = open_page(browser, live, MANAGE_TOKEN)
+    page.goto(live.url + "/jobs?name=evil&state=scheduled")
+    box(page, ids[1]).click()
+    box(page, ids[4]).click(modifiers=["Shift"])
+    expect(page.locator("[data-bulk-count]")).to_have_text("4 jobs selected")
+    ticked = [i for i in ids if box(page, i).is_checked()]
+    assert ticked == ids[1:5]
+    box(page, ids[2]).click(modifiers=["Shift"])  # unticks 2..4 (from the last click)
+    expect(page.locator("[data-bulk-count]")).to_have_text("1 job selected")
+    assert [i for i in ids if box(page, i).is_checked()] == [ids[1]]
+    page.context.close()
+
+
 def test_cancelling_ticked_jobs_asks_how_many_first(browser: Any, live: LiveServer) -> None:
     clear(live.app)
     done = live.app.enqueue("hello")

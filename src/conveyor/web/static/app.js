@@ -349,6 +349,22 @@
       }
       syncSelection();
     });
+    // shift-click ticks (or unticks) every row from the last one clicked to this one
+    var lastClicked = null;
+    document.addEventListener("click", function (event) {
+      var box = event.target;
+      if (!box.matches || !box.matches("input[data-select]")) { return; }
+      var all = boxes();
+      var from = all.findIndex(function (b) { return b.value === lastClicked; });
+      var to = all.indexOf(box);
+      if (event.shiftKey && from >= 0 && to >= 0) {
+        all.slice(Math.min(from, to), Math.max(from, to) + 1).forEach(function (b) {
+          b.checked = box.checked;
+          if (box.checked) { picked[b.value] = true; } else { delete picked[b.value]; matching = false; }
+        });
+      }
+      lastClicked = box.value;
+    });
     bulk.querySelector("[data-select-matching]").addEventListener("click", function () {
       matching = true;
       syncSelection();
