@@ -53,6 +53,7 @@ from conveyor.runtime.registry import Executor, JobDefinition
 from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
 from conveyor.testing import Testing
+from conveyor.workflows import Workflow, WorkflowHandle, WorkflowService
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultedTypeVar
@@ -110,6 +111,7 @@ class App:
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment, lambda: self._definitions, clock)
+        self.workflows = WorkflowService(lambda: self.backend, clock)
 
     def _job_queues(self) -> set[str]:
         """The queues this app's registered and declared jobs are enqueued on by default."""
@@ -463,6 +465,46 @@ class App:
             results = backend.enqueue(jobs, now)
         return self._announce(results)
 
+    def workflow(self, name: str) -> Workflow:
+        """Start building a workflow: `wf.add(fn.request(...), after=[...])`, then
+        `wf.enqueue()` (docs/workflows.md)."""
+        return Workflow(name, self)
+
+    def enqueue_workflow(self, workflow: Workflow, *, connection: Any = None) -> WorkflowHandle:
+        """Store a workflow (from `app.workflow`, `conveyor.chain` or `conveyor.group`): every
+        step in one transaction, or none; with `connection`, in the caller's own PostgreSQL
+        transaction."""
+        jobs = workflow.requests()
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)
+        if connection is not None:
+            results = self._transactional().enqueue_workflow_in(
+                connection, workflow.id, workflow.name, jobs, now
+            )
+        else:
+            results = self.backend.enqueue_workflow(workflow.id, workflow.name, jobs, now)
+        return WorkflowHandle(self, workflow, self._announce(results))
+
+    async def enqueue_workflow_async(
+        self, workflow: Workflow, *, connection: Any = None
+    ) -> WorkflowHandle:
+        """`enqueue_workflow` for async code."""
+        jobs = workflow.requests()
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)
+        if connection is not None:
+            store = self._transactional()
+            results = await store.enqueue_workflow_in_async(
+                connection, workflow.id, workflow.name, jobs, now
+            )
+        else:
+            results = await asyncio.to_thread(
+                self.backend.enqueue_workflow, workflow.id, workflow.name, jobs, now
+            )
+        return WorkflowHandle(self, workflow, self._announce(results))
+
     def _transactional(self) -> TransactionalEnqueue:
         """The store, if it can join the caller's transaction (a declared capability)."""
         backend = self.backend
@@ -497,6 +539,8 @@ class App:
                 None if options.concurrency_key is None
                 else render_key(options.concurrency_key, name, args)
             ),
+            after=options.after,
+            on_parent_failure=options.on_parent_failure,
         )  # fmt: skip
 
     def _announce(self, results: list[Enqueued]) -> list[JobHandle]:

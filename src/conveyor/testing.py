@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
 from conveyor.context import Context, ReportSink, call_in_scope
 from conveyor.errors import InvalidResult, Retry, UnknownJobError, UsageError
-from conveyor.model.job import WAITING_STATES, Job, JobState, new_job_id
+from conveyor.model.job import QUEUED_STATES, Job, JobState, new_job_id
 from conveyor.model.validation import check_arguments, result_problem
 from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
@@ -98,7 +98,7 @@ class Testing:
     def enqueued(self, name: str | None = None, *, queue: str | None = None) -> list[Job]:
         """Jobs waiting to run (scheduled or pending), oldest first."""
         backend = self._environment().backend
-        page = backend.list_jobs(JobFilter(WAITING_STATES, name, queue, None, 1, 1000))
+        page = backend.list_jobs(JobFilter(QUEUED_STATES, name, queue, None, 1, 1000))
         return list(reversed(page.jobs))
 
     def assert_enqueued(

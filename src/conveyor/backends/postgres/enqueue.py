@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
 from conveyor.errors import DuplicateJobId, StoreUnavailable
-from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
+from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
 COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
@@ -173,7 +173,7 @@ class EnqueueVerbs:
                 chunk = [new.to_job(now) for new in jobs[start : start + COPY_CHUNK]]
                 stamped += chunk
                 plain = [job for job in chunk if job.unique_key is None]
-                waiting = waiting or any(job.state in WAITING_STATES for job in plain)
+                waiting = waiting or any(job.state in QUEUED_STATES for job in plain)
                 copy.write(copy_text(plain))
             # the server is still storing the last chunks: group the batch meanwhile
             batch = _Batch.of(stamped)
