@@ -221,10 +221,10 @@ def check_dependencies(job: NewJob) -> None:
         check_text(job.step, "the step name", NAME_MAX)
     if job.workflow_id is not None:
         check_text(job.workflow_id, "the workflow id", _ID_LENGTH_MAX)
-    if job.after and job.unique_key is not None:
+    if (job.after or job.workflow_id is not None) and job.unique_key is not None:
         raise InvalidJobOptions(
-            "a job that waits on other jobs (after=) cannot carry a unique_key: "
-            "de-duplicate the workflow's first step instead"
+            "workflow steps and jobs that wait on other jobs (after=) cannot carry a "
+            "unique_key: drop it, or de-duplicate with a plain job that enqueues the workflow"
         )
 
 
@@ -256,7 +256,7 @@ def check_new_job(job: NewJob, now: datetime) -> None:
         check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
     if job.recurring_name is not None:
         check_text(job.recurring_name, "recurring_name", NAME_MAX)
-    if job.after or job.step is not None or job.on_parent_failure != "cancel":
+    if job.after or job.workflow_id is not None or job.on_parent_failure != "cancel":
         check_dependencies(job)
     check_arguments(job.args)
 
