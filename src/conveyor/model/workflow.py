@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from conveyor.errors import NotFound
 from conveyor.model.job import ACTIVE_STATES, Job
 
 __all__ = ["StoredWorkflow", "WorkflowPage", "WorkflowSummary", "workflow_state"]
@@ -79,11 +80,11 @@ class StoredWorkflow:
         return workflow_state(self.counts)
 
     def step(self, name: str) -> Job:
-        """The step of this name; KeyError naming the steps there are."""
+        """The step of this name; NotFound naming the steps there are."""
         for job in self.steps:
             if job.step == name:
                 return job
-        raise KeyError(f"no step {name!r} in workflow {self.name!r}: it has {self.step_names}")
+        raise NotFound(f"no step {name!r} in workflow {self.name!r}: it has {self.step_names}")
 
     @property
     def step_names(self) -> list[str]:
