@@ -102,7 +102,7 @@ def _summary(item: WorkflowSummary) -> dict[str, object]:
 
 
 def _detail(stored: StoredWorkflow) -> dict[str, object]:
-    names = {job.id: job.step or job.id for job in stored.steps}
+    after = stored.runs_after()
     return {
         **_summary(stored.summary()),
         "steps": [
@@ -111,7 +111,7 @@ def _detail(stored: StoredWorkflow) -> dict[str, object]:
                 "job_id": job.id,
                 "job": job.name,
                 "state": job.state.value,
-                "after": [names.get(p, p) for p, c in stored.edges if c == job.id],
+                "after": after[job.id],
                 "error": None if job.last_error is None else job.last_error.message,
             }
             for job in stored.steps
@@ -130,12 +130,12 @@ def _print_workflow(out: Console, stored: StoredWorkflow, app: App) -> None:
         f"[bold]{escape(stored.name)}[/] {stored.id}  {styled_state(stored.state)}  "
         f"created {when(stored.created_at, now)}"
     )
-    names = {job.id: job.step or job.id for job in stored.steps}
+    runs_after = stored.runs_after()
     table = Table(header_style="bold")
     for column in ("step", "job", "state", "after", "job id"):
         table.add_column(column)
     for job in stored.steps:
-        after = [names.get(p, p) for p, c in stored.edges if c == job.id]
+        after = runs_after[job.id]
         state = styled_state(job.state.value)
         if job.last_error is not None and job.last_error.kind == "parent":
             state += " [dim](parent)[/]"

@@ -91,6 +91,15 @@ class StoredWorkflow:
         """The names of its steps, in the order they were added."""
         return [job.step or job.id for job in self.steps]
 
+    def runs_after(self) -> dict[str, list[str]]:
+        """For each step's job id, the steps (by name; a job outside it by id) it runs after."""
+        names = {job.id: job.step or job.id for job in self.steps}
+        after: dict[str, list[str]] = {job.id: [] for job in self.steps}
+        for parent, child in self.edges:
+            if child in after:
+                after[child].append(names.get(parent, parent))
+        return after
+
     def summary(self) -> WorkflowSummary:
         """The listing row of this workflow."""
         return WorkflowSummary(self.id, self.name, self.created_at, self.counts)
