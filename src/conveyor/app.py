@@ -486,23 +486,17 @@ class App:
             results = self.backend.enqueue_workflow(workflow.id, workflow.name, jobs, now)
         return WorkflowHandle(self, workflow, self._announce(results))
 
-    async def enqueue_workflow_async(
-        self, workflow: Workflow, *, connection: Any = None
-    ) -> WorkflowHandle:
-        """`enqueue_workflow` for async code."""
+    async def enqueue_workflow_async(self, workflow: Workflow) -> WorkflowHandle:
+        """`enqueue_workflow` for async code (the store is written from a thread). To store
+        a workflow inside your own transaction, use `enqueue_workflow(wf, connection=...)`
+        on a sync psycopg connection."""
         jobs = workflow.requests()
         now = self.clock()
         for job in jobs:
             check_new_job(job, now)
-        if connection is not None:
-            store = self._transactional()
-            results = await store.enqueue_workflow_in_async(
-                connection, workflow.id, workflow.name, jobs, now
-            )
-        else:
-            results = await asyncio.to_thread(
-                self.backend.enqueue_workflow, workflow.id, workflow.name, jobs, now
-            )
+        results = await asyncio.to_thread(
+            self.backend.enqueue_workflow, workflow.id, workflow.name, jobs, now
+        )
         return WorkflowHandle(self, workflow, self._announce(results))
 
     def _transactional(self) -> TransactionalEnqueue:

@@ -278,11 +278,6 @@ class TransactionalEnqueue(Protocol):
     ) -> list[Enqueued]:
         """`WorkflowStore.enqueue_workflow` on the caller's `connection` and transaction."""
 
-    async def enqueue_workflow_in_async(
-        self, connection: Any, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
-    ) -> list[Enqueued]:
-        """`enqueue_workflow_in` on the caller's async connection."""
-
 
 @runtime_checkable
 class Migrating(Protocol):

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
-from conveyor.backends.postgres.workflows import insert_linked
+from conveyor.backends.postgres.workflows import in_callers_transaction, insert_linked
 from conveyor.errors import DuplicateJobId, StoreUnavailable, UsageError
 from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
 
@@ -82,8 +82,11 @@ class EnqueueVerbs:
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
                 if linked:
-                    with connection.transaction():  # a savepoint inside the caller's one
-                        results = insert_linked(connection, self._q, self.config, jobs, now, None)
+                    results = in_callers_transaction(
+                        connection,
+                        self._q,
+                        lambda: insert_linked(connection, self._q, self.config, jobs, now, None),
+                    )
                 elif connection.autocommit and idle:
                     with connection.transaction():
                         results = self._insert(connection, jobs, now)

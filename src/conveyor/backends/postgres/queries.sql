@@ -566,6 +566,10 @@ FROM unnest(%(ids)s::text[], %(counts)s::integer[]) AS d (id, n)
 WHERE j.id = d.id
 RETURNING j.id, j.state;
 
+-- The first statement of a caller's transaction (psycopg sends BEGIN before it).
+-- name: open_transaction
+SELECT 1;
+
 -- name: insert_workflow
 INSERT INTO __schema__.workflows (id, name, created_at)
 VALUES (%(id)s, %(name)s, %(created_at)s);

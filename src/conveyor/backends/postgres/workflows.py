@@ -11,11 +11,12 @@ so exactly one transaction sees it reach zero.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig
@@ -176,6 +177,20 @@ def insert_linked(
     return [Enqueued(rows[job.id], True) for job in stamped]
 
 
+def in_callers_transaction(
+    connection: Conn, queries: Mapping[str, str], store: Callable[[], list[Enqueued]]
+) -> list[Enqueued]:
+    """Run `store` in a savepoint of the caller's transaction, so a refused batch leaves the
+    caller's own work usable; an autocommit connection outside a block commits it at once."""
+    idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+    if idle and not connection.autocommit:
+        # psycopg opens the caller's transaction with its first statement: open it now, so
+        # that the block below is a savepoint in it rather than a transaction of its own
+        connection.execute(queries["open_transaction"])
+    with connection.transaction():
+        return store()
+
+
 def forget(conn: Conn, queries: Mapping[str, str], deleted: Iterable[Any]) -> None:
     """Drop the edges of deleted jobs (rows with id and workflow_id), and workflows left
     with no step."""
@@ -222,10 +237,14 @@ class WorkflowVerbs:
     def enqueue_workflow_in(
         self, connection: Conn, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
     ) -> list[Enqueued]:
-        """`enqueue_workflow` inside the caller's transaction on `connection`."""
-        with self._db.errors("cannot enqueue on the given connection to"), connection.transaction():
-            results = insert_linked(
-                connection, self._q, self.config, jobs, now, (workflow_id, name)
+        """`enqueue_workflow` inside the caller's transaction on `connection` (its own one,
+        committed at once, for an autocommit connection outside a transaction block)."""
+        workflow = (workflow_id, name)
+        with self._db.errors("cannot enqueue on the given connection to"):
+            results = in_callers_transaction(
+                connection,
+                self._q,
+                lambda: insert_linked(connection, self._q, self.config, jobs, now, workflow),
             )
         self._notify()
         return results
