@@ -53,7 +53,13 @@ from conveyor.runtime.registry import Executor, JobDefinition
 from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
 from conveyor.testing import Testing
-from conveyor.workflows import Workflow, WorkflowHandle, WorkflowService
+from conveyor.workflows import (
+    Workflow,
+    WorkflowHandle,
+    WorkflowService,
+    launcher,
+    launcher_name,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultedTypeVar
@@ -274,8 +280,9 @@ class App:
         self,
         name: str,
         cron: str,
-        job: JobFunction[Any, Any] | str,
+        job: JobFunction[Any, Any] | str | None = None,
         *,
+        workflow: Callable[..., Workflow] | None = None,
         kwargs: dict[str, Any] | None = None,
         overlap: Overlap = "skip",
         timezone: str = "UTC",
@@ -288,7 +295,19 @@ class App:
         "allow" (run concurrently) or "queue" (run after it). After downtime, up to `catch_up`
         of the latest missed ticks run. Synced into the store when a worker starts; an
         operator's run-time enable/disable is kept. Bad expressions are refused here.
+
+        `workflow=factory` instead of `job`: each tick stores the workflow `factory(**kwargs)`
+        builds, with `overlap` applied to whole workflows of its name (docs/workflows.md).
         """
+        if (job is None) == (workflow is None):
+            raise ConfigurationError(
+                f"recurring job {name!r}: give either a job or workflow=factory, not both"
+            )
+        if workflow is not None:
+            job = self.job(name=launcher_name(name), max_attempts=3, validate=False)(
+                launcher(self, workflow, overlap)
+            )
+        assert job is not None
         job_name = job if isinstance(job, str) else job.name
         self.options_for(job_name)
         spec = self.spec_for(job_name)

@@ -32,7 +32,16 @@ from conveyor.model.workflow import StoredWorkflow, WorkflowPage
 if TYPE_CHECKING:
     from conveyor.app import App, JobHandle
 
-__all__ = ["Step", "Workflow", "WorkflowHandle", "WorkflowService", "chain", "group"]
+__all__ = [
+    "Step",
+    "Workflow",
+    "WorkflowHandle",
+    "WorkflowService",
+    "chain",
+    "group",
+    "launcher",
+    "launcher_name",
+]
 
 
 class Step:
@@ -60,9 +69,9 @@ class Workflow:
     Steps may only run after steps added before them (or after jobs already enqueued, by
     id or handle), so a workflow can never hold a cycle."""
 
-    def __init__(self, name: str, app: App | None = None) -> None:
+    def __init__(self, name: str, app: App | None = None, *, id: str | None = None) -> None:
         self.name = check_text(name, "the workflow name", NAME_MAX)
-        self.id = new_job_id()
+        self.id = id or new_job_id()
         self._app = app
         self._steps: dict[str, Step] = {}
         self._ids: set[str] = set()
@@ -262,3 +271,62 @@ class WorkflowService:
                 f"no workflow has id {workflow_id!r}: see `conveyor workflows ls`"
             )
         return stored
+
+
+# recurring workflows -----------------------------------------------------------------------------
+def launcher_name(recurring_name: str) -> str:
+    """The job a recurring workflow fires at each tick."""
+    return f"workflow:{recurring_name}"
+
+
+def launcher(
+    app: App, factory: Callable[..., Workflow], overlap: str
+) -> Callable[..., dict[str, Any]]:
+    """The body of a recurring workflow's job: build the workflow with `factory(**kwargs)` and
+    store it under the job's own id (so a retried run never stores it twice), applying
+    `overlap` to whole workflows: "skip" stores nothing while an earlier run of the same name
+    is unfinished, "queue" makes the new run's first steps wait for the earlier run's last
+    ones (and run whatever they did), "allow" runs them side by side."""
+
+    def launch(ctx: Any, **kwargs: Any) -> dict[str, Any]:
+        stored = app.backend.workflow(ctx.id)
+        if stored is not None:  # an earlier attempt stored it and then lost its lease
+            return {"workflow_id": stored.id, "steps": len(stored.steps)}
+        built = factory(**kwargs)
+        if not isinstance(built, Workflow):
+            raise InvalidWorkflow(
+                f"the workflow factory of {ctx.name!r} returned {type(built).__name__}: "
+                "make it return the workflow it builds (app.workflow(name) ... return wf)"
+            )
+        workflow = Workflow(built.name, app, id=ctx.id)
+        workflow._steps, workflow._ids = built._steps, built._ids
+        for step in workflow.steps:
+            step.workflow = workflow
+            step.request.workflow_id = ctx.id
+        earlier = _unfinished_leaves(app, workflow.name, ctx.id)
+        if earlier and overlap == "skip":
+            ctx.log(f"skipped: an earlier run of workflow {workflow.name!r} is unfinished")
+            return {"skipped": True, "unfinished_steps": len(earlier)}
+        if earlier and overlap == "queue":
+            for step in workflow.steps:
+                if not step.request.after:
+                    step.request.after = tuple(earlier)
+                    step.request.on_parent_failure = "run"
+        handle = app.enqueue_workflow(workflow)
+        return {"workflow_id": handle.id, "steps": len(handle.steps)}
+
+    return launch
+
+
+def _unfinished_leaves(app: App, name: str, own_id: str) -> list[str]:
+    """The unfinished steps, with no step after them, of earlier workflows named `name`:
+    when they have all finished, so has every step of those workflows."""
+    leaves: list[str] = []
+    page = app.workflows.list(name=name, per_page=100)
+    for summary in page.workflows:
+        if summary.id == own_id or summary.state != "running":
+            continue
+        stored = app.workflows.get(summary.id)
+        parents = {parent for parent, _ in stored.edges}
+        leaves += [job.id for job in stored.steps if job.id not in parents and not job.is_finished]
+    return leaves
