@@ -252,16 +252,17 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             "channel": self.config.channel,
             "commit": self.config.commit_mode,
             "limited": sorted(self._limited_queues),
+            "now": outcomes[0].now,  # when the dependents a completed job frees are released
         }
         with self._db.connection() as conn:
             rows = conn.execute(self._q["finish_jobs"], params).fetchall()
         applied = {(row["id"], row["worker_id"], row["attempt"]) for row in rows if row["id"]}
         woke = any(row["notified"] is not None for row in rows)
         if len(applied) < len(entries):
-            # jobs others wait on were left out (or the lease was lost): their outcome and
-            # their dependents' release commit together
+            # jobs others wait on that failed or were cancelled were left out (or the lease
+            # was lost): their outcome and their dependents' fate commit together
             rest = [e for e in entries if (e["id"], e["worker_id"], e["attempt"]) not in applied]
-            linked = self._finish_linked({**params, "outcomes": dumps(rest)}, outcomes[0].now)
+            linked = self._finish_linked({**params, "outcomes": dumps(rest)}, params["now"])
             applied |= linked
             woke = woke or bool(linked)
         dropped: list[str] = []

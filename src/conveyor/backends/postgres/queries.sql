@@ -182,9 +182,14 @@ WHERE state = 'scheduled' AND run_at > %(now)s
 -- outcome from a worker that lost its lease matches no row and is dropped. One NOTIFY wakes
 -- other workers, only when one may now claim something it could not before: a job went back
 -- to pending, or room opened in a limited queue (:limited) or for a concurrency key.
--- finish_jobs leaves out jobs other jobs wait on (dependents > 0): it is one autocommitted
--- statement, and their outcome must commit with their dependents' release, so the store
--- applies those with finish_jobs_linked inside a transaction (backends/postgres/workflows.py).
+-- A completed job that others wait on releases them in this same statement (resolved …
+-- released: model/dependencies.py's first rule, that a completed parent satisfies every
+-- edge, applied here so a chain of steps costs one statement a step; the child's row lock
+-- serialises two parents finishing at once, and the UPDATE re-reads the locked row, so
+-- exactly one of them sees the counter reach zero). A job with dependents that *failed* or
+-- was cancelled is left out by finish_jobs, one autocommitted statement, and applied by
+-- finish_jobs_linked in a transaction with the decision of its dependents
+-- (backends/postgres/workflows.py).
 -- name: finish_jobs, finish_jobs_linked
 WITH commit_mode AS (
     -- fast_acks: this transaction alone commits without waiting for the WAL flush
@@ -209,15 +214,35 @@ WITH commit_mode AS (
     FROM outcome AS o, commit_mode
     WHERE j.id = o.id AND j.worker_id = o.worker_id AND j.attempt = o.attempt
       AND j.state = 'running'
-      AND j.dependents = 0  -- only: finish_jobs
-    RETURNING j.id, o.worker_id, o.attempt, j.dependents > 0 AND j.finished_at IS NOT NULL AS ends_parent,
+      AND (j.dependents = 0 OR o.state NOT IN ('failed', 'cancelled'))  -- only: finish_jobs
+    RETURNING j.id, o.worker_id, o.attempt,
+              j.dependents > 0 AND j.state IN ('failed', 'cancelled') AS ends_parent,
+              j.dependents > 0 AND j.state = 'completed' AS releases,
               j.state = 'pending' OR j.concurrency_key IS NOT NULL
               OR j.queue = ANY(%(limited)s::text[]) AS frees_room
+), resolved AS (
+    UPDATE __schema__.edges AS e SET resolved = true
+    FROM finished AS f
+    WHERE f.releases AND e.parent_id = f.id AND NOT e.resolved
+    RETURNING e.child_id
+), per_child AS (
+    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
+), released AS (
+    UPDATE __schema__.jobs AS j
+    SET parents_left = j.parents_left - c.n,
+        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
+                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
+        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
+                      ELSE greatest(j.run_at, %(now)s) END
+    FROM per_child AS c
+    WHERE j.id = c.child_id
+    RETURNING j.state
 )
 SELECT id, worker_id, attempt, ends_parent, NULL AS notified FROM finished
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, pg_notify(%(channel)s, '')::text
-WHERE EXISTS (SELECT 1 FROM finished WHERE frees_room);
+WHERE EXISTS (SELECT 1 FROM finished WHERE frees_room)
+   OR EXISTS (SELECT 1 FROM released WHERE state = 'pending');
 
 -- name: job_logs
 SELECT id, logs FROM __schema__.jobs
