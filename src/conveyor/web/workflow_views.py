@@ -64,7 +64,10 @@ class Node:
 
     @property
     def summary(self) -> str:
-        """Its states counted, most first: "9,000 completed, 1,000 running"."""
+        """Its states counted, most first: "9,000 completed, 1,000 running" (a single step:
+        its state)."""
+        if self.single:
+            return next(iter(self.counts))
         return ", ".join(f"{n:,} {state}" for state, n in self.counts.most_common())
 
 
