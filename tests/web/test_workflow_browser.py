@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .support import MANAGE_TOKEN, LiveServer, wait_for
-from .test_browser import browser, live, open_page, shots  # noqa: F401 - fixtures
+from .test_browser import browser, live, open_page, shots  # the fixtures, shared
 
 __all__ = ["browser", "live", "shots"]
 

@@ -262,7 +262,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             # jobs others wait on that failed or were cancelled were left out (or the lease
             # was lost): their outcome and their dependents' fate commit together
             rest = [e for e in entries if (e["id"], e["worker_id"], e["attempt"]) not in applied]
-            linked = self._finish_linked({**params, "outcomes": dumps(rest)}, params["now"])
+            linked = self._finish_linked({**params, "outcomes": dumps(rest)}, outcomes[0].now)
             applied |= linked
             woke = woke or bool(linked)
         dropped: list[str] = []
