@@ -18,6 +18,7 @@ from conveyor.errors import (
     InvalidFilter,
     InvalidJobOptions,
     InvalidResult,
+    InvalidWorkflow,
     JobNotFound,
     JobStateConflict,
     NotFound,
@@ -31,13 +32,16 @@ from conveyor.errors import (
     UnknownJobError,
     UsageError,
     WaitTimeout,
+    WorkflowNotFound,
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
+from conveyor.model.workflow import StoredWorkflow
 from conveyor.runtime.hooks import JobEvent
 from conveyor.runtime.worker import Worker
+from conveyor.workflows import Step, Workflow, WorkflowHandle, chain, group
 
 __all__ = [
     "App",
@@ -58,6 +62,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidJobOptions",
     "InvalidResult",
+    "InvalidWorkflow",
     "Job",
     "JobEvent",
     "JobFunction",
@@ -76,11 +81,18 @@ __all__ = [
     "Retry",
     "ScopeClosed",
     "Settings",
+    "Step",
     "StoreUnavailable",
+    "StoredWorkflow",
     "UnknownJobError",
     "UsageError",
     "WaitTimeout",
     "Worker",
+    "Workflow",
+    "WorkflowHandle",
+    "WorkflowNotFound",
+    "chain",
+    "group",
 ]
 __version__ = "0.1.0"
 

@@ -55,7 +55,7 @@ ACTIONS: dict[str, BulkAction] = {
             "cancel",
             ACTIVE_STATES,
             "cancelled",
-            "scheduled, pending or running",
+            "waiting, scheduled, pending or running",
             "already finished",
             True,
         ),

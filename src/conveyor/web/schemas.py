@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
-from conveyor.model.job import AttemptError, Job, LogLine
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
     MAX_HORIZON,
@@ -26,7 +26,7 @@ from conveyor.web.runtimes import Runtime, Runtimes
 MAX_SELECTED = 200  # job ids one bulk call may name (web/bulk.py)
 PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
 JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_STATE = "(scheduled|pending|running|completed|failed|cancelled|skipped)"
+_STATE = f"({'|'.join(state.value for state in JobState)})"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
 NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
 NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
@@ -104,8 +104,9 @@ class JobSummary(BaseModel):
     wait_seconds: float | None = Field(description="started minus due")
 
     @classmethod
-    def of(cls, job: Job, now: datetime) -> JobSummary:
-        """From the model; `now` measures a running job's duration so far."""
+    def of(cls, job: Job, now: datetime | None = None) -> JobSummary:
+        """From the model; `now` measures a running job's duration so far (without it a
+        running job has none)."""
         error = job.last_error
         duration, wait = _durations(job, now)
         return cls(
@@ -130,12 +131,13 @@ class JobSummary(BaseModel):
         )
 
 
-def _durations(job: Job, now: datetime) -> tuple[float | None, float | None]:
+def _durations(job: Job, now: datetime | None) -> tuple[float | None, float | None]:
     """How long the job has run (to `now` while it runs) and waited once due, in seconds."""
     if job.started_at is None:
         return None, None
-    duration = ((job.finished_at or now) - job.started_at) / timedelta(seconds=1)
-    return duration, max(0.0, (job.started_at - job.run_at) / timedelta(seconds=1))
+    wait = max(0.0, (job.started_at - job.run_at) / timedelta(seconds=1))
+    end = job.finished_at or now
+    return (None if end is None else (end - job.started_at) / timedelta(seconds=1)), wait
 
 
 class JobDetail(BaseModel):
@@ -159,6 +161,8 @@ class JobDetail(BaseModel):
     unique_key: str | None
     recurring_name: str | None
     concurrency_key: str | None
+    workflow_id: str | None = None
+    step: str | None = None
     worker_id: str | None
     cancel_requested: bool
     created_at: datetime
@@ -192,6 +196,8 @@ class JobDetail(BaseModel):
             unique_key=job.unique_key,
             recurring_name=job.recurring_name,
             concurrency_key=job.concurrency_key,
+            workflow_id=job.workflow_id,
+            step=job.step,
             worker_id=job.worker_id,
             cancel_requested=job.cancel_requested,
             created_at=job.created_at,

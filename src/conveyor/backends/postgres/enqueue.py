@@ -15,8 +15,9 @@ from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
-from conveyor.errors import DuplicateJobId, StoreUnavailable
-from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
+from conveyor.backends.postgres.workflows import in_callers_transaction, insert_linked
+from conveyor.errors import DuplicateJobId, StoreUnavailable, UsageError
+from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
 COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
@@ -55,6 +56,9 @@ class EnqueueVerbs:
         return results
 
     def _store(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        if any(job.after for job in jobs):
+            with self._db.transaction() as conn:
+                return insert_linked(conn, self._q, self.config, jobs, now, None)
         with self._db.connection() as conn:
             if _uses_copy(jobs):
                 with conn.transaction():
@@ -74,9 +78,16 @@ class EnqueueVerbs:
         if not jobs:
             return []
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+        linked = any(job.after for job in jobs)
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
-                if connection.autocommit and idle:
+                if linked:
+                    results = in_callers_transaction(
+                        connection,
+                        self._q,
+                        lambda: insert_linked(connection, self._q, self.config, jobs, now, None),
+                    )
+                elif connection.autocommit and idle:
                     with connection.transaction():
                         results = self._insert(connection, jobs, now)
                 else:
@@ -94,6 +105,12 @@ class EnqueueVerbs:
         workers are woken, only once the caller's transaction commits."""
         if not jobs:
             return []
+        if any(job.after for job in jobs):
+            raise UsageError(
+                "jobs that wait on other jobs (after=) cannot be enqueued on an async "
+                "connection yet: use enqueue_in on a sync psycopg connection, or enqueue "
+                "without a connection"
+            )
         batch = _Batch.of([new.to_job(now) for new in jobs])
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
         params = {**job_arrays(batch.to_insert), "channel": self.config.channel}
@@ -173,7 +190,7 @@ class EnqueueVerbs:
                 chunk = [new.to_job(now) for new in jobs[start : start + COPY_CHUNK]]
                 stamped += chunk
                 plain = [job for job in chunk if job.unique_key is None]
-                waiting = waiting or any(job.state in WAITING_STATES for job in plain)
+                waiting = waiting or any(job.state in QUEUED_STATES for job in plain)
                 copy.write(copy_text(plain))
             # the server is still storing the last chunks: group the batch meanwhile
             batch = _Batch.of(stamped)

@@ -39,8 +39,16 @@ from conveyor.backends.sqlite.rows import (
     worker_row,
 )
 from conveyor.backends.sqlite.sql import Q
+from conveyor.backends.sqlite.workflows import (
+    SQLiteGraph,
+    WorkflowVerbs,
+    forget,
+    link,
+    rearm_after_retry,
+)
 from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import DuplicateJobId, StoreUnavailable
+from conveyor.model.dependencies import settle
 from conveyor.model.job import (
     Enqueued,
     Job,
@@ -57,7 +65,7 @@ WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
 
 
-class SQLiteBackend(RecurringVerbs):
+class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     """Jobs in one SQLite file in WAL mode: durable, and safe for several worker processes
     and threads on one host. Every write is one short BEGIN IMMEDIATE transaction."""
 
@@ -92,13 +100,28 @@ class SQLiteBackend(RecurringVerbs):
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
         job with created=False."""
+        return self._enqueue(jobs, now)
+
+    def _enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        workflow: tuple[str, str] | None = None,
+    ) -> list[Enqueued]:
         if not jobs:
             return []
         stamped: list[Job] = [new.to_job(now) for new in jobs]
-        plain = [job_row(job) for job in stamped if job.unique_key is None]
+        plain = [
+            job_row(job, new.after, new.on_parent_failure)
+            for new, job in zip(jobs, stamped, strict=True)
+            if job.unique_key is None
+        ]
         results = [Enqueued(job, True) for job in stamped]
+        linked = workflow is not None or any(new.after for new in jobs)
         try:
             with self._db.write() as conn:
+                if workflow is not None:
+                    conn.execute(Q["insert_workflow"], (*workflow, ts(now)))
                 if plain:
                     conn.executemany(Q["insert_job"], plain)
                 for index, job in enumerate(stamped):
@@ -108,6 +131,8 @@ class SQLiteBackend(RecurringVerbs):
                         key = (job.unique_key,)
                         row = conn.execute(Q["active_by_unique_key"], key).fetchone()
                         results[index] = Enqueued(job_from_row(row), False)
+                if linked and link(conn, jobs, now):
+                    results = _reread(conn, results)
         except sqlite3.IntegrityError as exc:
             taken = self._taken_id(stamped)
             if taken is None:
@@ -219,15 +244,24 @@ class SQLiteBackend(RecurringVerbs):
         dropped: list[str] = []
         applied: list[dict[str, Any]] = []
         with self._db.write() as conn:
-            owners = {row[0]: (row[1], row[2]) for row in conn.execute(Q["running_owners"], (ids,))}
+            owners = {
+                row[0]: (row[1], row[2], row[3])
+                for row in conn.execute(Q["running_owners"], (ids,))
+            }
+            parents: list[str] = []  # jobs others wait on that reached a final state
             for outcome, param in zip(outcomes, params, strict=True):
-                if owners.get(outcome.job_id) == (outcome.worker_id, outcome.attempt):
+                owner = owners.get(outcome.job_id)
+                if owner is not None and owner[:2] == (outcome.worker_id, outcome.attempt):
                     del owners[outcome.job_id]  # a second outcome for the attempt is dropped
                     applied.append(param)
+                    if owner[2] and param["finished_at"] is not None:
+                        parents.append(outcome.job_id)
                 else:
                     dropped.append(outcome.job_id)
             if applied:
                 conn.executemany(Q["finish_job"], applied)
+            if parents:
+                settle(SQLiteGraph(conn), parents, outcomes[0].now)
         if applied:
             self._notify()
         return dropped
@@ -344,7 +378,15 @@ class SQLiteBackend(RecurringVerbs):
         was requested); returns their ids."""
         with self._db.write() as conn:
             expired = conn.execute(Q["expired_leases"], (ts(now),)).fetchall()
-            conn.executemany(Q["rescue_job"], [_rescue_params(row, now) for row in expired])
+            params = [_rescue_params(row, now) for row in expired]
+            conn.executemany(Q["rescue_job"], params)
+            parents = [
+                row["id"]
+                for row, param in zip(expired, params, strict=True)
+                if row["dependents"] and param["finished_at"] is not None
+            ]
+            if parents:
+                settle(SQLiteGraph(conn), parents, now)
         rescued = [row["id"] for row in expired]
         if rescued:
             self._notify()
@@ -366,7 +408,9 @@ class SQLiteBackend(RecurringVerbs):
         total = 0
         while True:
             with self._db.write() as conn:
-                deleted = conn.execute(Q["prune_batch"], params).rowcount
+                rows = conn.execute(Q["prune_batch"], params).fetchall()
+                forget(conn, rows)
+                deleted = len(rows)
             total += deleted
             if deleted < PRUNE_BATCH:
                 self._prune_fires(failed_before)
@@ -414,6 +458,8 @@ class SQLiteBackend(RecurringVerbs):
         params = {"id": job_id, "now": ts(now)}
         with self._db.write() as conn:
             row = conn.execute(Q["cancel_waiting"], params).fetchone()
+            if row is not None and row["dependents"]:
+                settle(SQLiteGraph(conn), [job_id], now)
             if row is None:
                 row = conn.execute(Q["request_cancel"], {"id": job_id}).fetchone()
             if row is None:
@@ -428,6 +474,8 @@ class SQLiteBackend(RecurringVerbs):
             try:
                 row = conn.execute(Q["retry_job"], {"id": job_id, "now": ts(now)}).fetchone()
                 retried = row is not None
+                if retried:
+                    rearm_after_retry(conn, job_id, now)
             except sqlite3.IntegrityError:
                 row = None  # an active job already holds this unique_key
             if row is None:
@@ -450,7 +498,9 @@ class SQLiteBackend(RecurringVerbs):
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
         with self._db.write() as conn:
-            return conn.execute(Q["delete_job"], (job_id,)).rowcount > 0
+            rows = conn.execute(Q["delete_job"], (job_id,)).fetchall()
+            forget(conn, rows)
+            return bool(rows)
 
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
@@ -480,6 +530,18 @@ class SQLiteBackend(RecurringVerbs):
         exact = total <= LIST_COUNT_CAP
         jobs = [job_from_row(row) for row in rows]
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+
+
+def _reread(conn: sqlite3.Connection, results: list[Enqueued]) -> list[Enqueued]:
+    """The batch as stored once its edges were decided (a step whose parents had all
+    finished is already released or cancelled)."""
+    rows = {
+        row["id"]: row
+        for row in conn.execute(
+            Q["jobs_by_ids"], (json_list(r.job.id for r in results if r.created),)
+        )
+    }
+    return [Enqueued(job_from_row(rows[r.job.id]), True) if r.created else r for r in results]
 
 
 def _like_literal(text: str) -> str:
