@@ -183,6 +183,15 @@ def test_page_bulk_action_on_everything_matching_the_filter(
     assert [j.id for j in app.jobs.list().jobs] == [mixed.failed]
 
 
+def test_page_bulk_action_on_a_filter_nothing_it_applies_to_matches(
+    client: TestClient, app: conveyor.App, mixed: Mixed
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    page = post(client, "/jobs/bulk/run-now", csrf, scope="matching", state="failed")
+    assert "No job matching the filter is scheduled: none made due now." in page
+    assert state(app, mixed.scheduled) is JobState.SCHEDULED
+
+
 def test_page_bulk_action_with_nothing_ticked_is_a_notice(
     client: TestClient, app: conveyor.App, mixed: Mixed
 ) -> None:

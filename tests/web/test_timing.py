@@ -14,6 +14,8 @@ from contract.support import claim_one, finish
 from conveyor import JobState
 from conveyor.web.page_routes import duration
 
+from .support import MANAGE_TOKEN
+
 
 @pytest.mark.parametrize(
     ("seconds", "words"),
@@ -154,3 +156,22 @@ def test_the_api_lists_durations_too(manager: TestClient, app: conveyor.App) -> 
     listed = {j["id"]: j for j in manager.get("/api/jobs").json()["jobs"]}
     assert (listed[job_id]["wait_seconds"], listed[job_id]["duration_seconds"]) == (1.5, 3.25)
     assert listed[waiting]["wait_seconds"] is listed[waiting]["duration_seconds"] is None
+
+
+def test_a_waiting_workflow_step_says_so_and_a_bulk_cancel_takes_it(
+    client: TestClient, app: conveyor.App
+) -> None:
+    from .test_pages import login
+
+    flow = conveyor.chain(app.request("hello"), app.request("hello"), name="pair")
+    handle = app.enqueue_workflow(flow)
+    first, second = (step.id for step in handle.steps.values())
+    assert app.jobs.require(second).state is JobState.WAITING
+    csrf = login(client, MANAGE_TOKEN)
+    html = client.get("/jobs").text
+    assert "waiting on its parents" in text_of(row_of(html, second))
+    assert "waiting on its parents" in text_of(client.get(f"/jobs/{second}").text)
+    done = client.post("/jobs/bulk/cancel", data={"csrf": csrf, "ids": [second], "next": "/jobs"})
+    assert "1 of 1 selected jobs cancelled." in done.text
+    assert app.jobs.require(second).state is JobState.CANCELLED
+    assert app.jobs.require(first).state is JobState.PENDING

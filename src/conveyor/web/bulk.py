@@ -103,6 +103,10 @@ class BulkResult:
     def notice(self) -> str:
         """The sentence a page shows after it."""
         which = "selected " if self.selected else ""
+        if not self.selected and not self.matched:
+            return (
+                f"No job matching the filter is {self.action.applies_to}: none {self.action.done}."
+            )
         text = f"{len(self.changed)} of {_jobs(self.matched, which)} {self.action.done}"
         skipped = self.matched - len(self.changed)
         if self.asked_to_stop:
