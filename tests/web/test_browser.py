@@ -272,7 +272,7 @@ def test_page_errors_are_dashboard_pages_with_a_way_back(
     answer = page.goto(live.url + "/no/such/page")
     assert answer is not None and answer.status == 404
     assert page.title() == "Page not found · Conveyor"
-    assert page.locator("nav a").count() == 5  # the dashboard's own frame, not raw JSON
+    assert page.locator("nav a").count() == 6  # the dashboard's own frame, not raw JSON
     page.click("[data-back]")
     page.wait_for_selector("h1:has-text('Overview')")
     page.context.close()

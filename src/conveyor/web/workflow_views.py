@@ -20,7 +20,7 @@ from conveyor.model.workflow import StoredWorkflow, WorkflowSummary
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import Refused
 from conveyor.web.page_routes import Back, PageRoutes
-from conveyor.web.schemas import JOB_ID_PATTERN, NAME_PATTERN, JobSummary
+from conveyor.web.schemas import JOB_ID_PATTERN, NAME_PATTERN, ErrorOut, JobSummary
 
 if TYPE_CHECKING:
     from conveyor.web.api import _Routes
@@ -32,6 +32,10 @@ PER_PAGE = 50
 STEPS_SHOWN = 200  # rows of the steps table (the graph groups the rest)
 
 _URGENCY = ("failed", "running", "pending", "scheduled", "waiting", "cancelled", "skipped")
+
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no workflow has this id"}
+}
 
 WorkflowId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a workflow id")]
 
@@ -266,12 +270,14 @@ def workflow_api(routes: _Routes) -> None:
             has_more=found.has_more,
         )
 
-    @routes.view("/workflows/{workflow_id}", response_model=WorkflowOut)
+    @routes.view("/workflows/{workflow_id}", response_model=WorkflowOut, responses=_MISSING)
     def get_workflow(workflow_id: WorkflowId) -> WorkflowOut:
         """One workflow: its steps (each with its job) and its edges."""
         return WorkflowOut.of(workflows.get(workflow_id))
 
-    @routes.manage("POST", "/workflows/{workflow_id}/cancel", response_model=WorkflowOut)
+    @routes.manage(
+        "POST", "/workflows/{workflow_id}/cancel", response_model=WorkflowOut, responses=_MISSING
+    )
     def cancel_workflow(workflow_id: WorkflowId) -> WorkflowOut:
         """Cancel every unfinished step (running ones are asked to stop)."""
         return WorkflowOut.of(workflows.cancel(workflow_id))
