@@ -290,6 +290,18 @@ class PageRoutes:
         )
 
 
+def page_number(request: Request) -> int:
+    """The `page` of a listing's query string (default 1); a 422 refusal when it is not a
+    whole number from 1 to 1,000,000."""
+    try:
+        number = int(request.query_params.get("page", "1"))
+    except ValueError:
+        raise Refused(422, "page must be a whole number") from None
+    if not 1 <= number <= 1_000_000:
+        raise Refused(422, "page must be between 1 and 1,000,000")
+    return number
+
+
 def field(form: Any, name: str) -> str | None:
     """A form's text field, or None when it is missing or a file."""
     value = form.get(name)

@@ -24,7 +24,7 @@ from conveyor.web.auth import (
 )
 from conveyor.web.dashboard import BULK_LIMIT, Dashboard
 from conveyor.web.errors import Refused
-from conveyor.web.page_routes import Back, PageRoutes, field
+from conveyor.web.page_routes import Back, PageRoutes, field, page_number
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
 from conveyor.web.workflow_views import workflow_pages
 
@@ -85,12 +85,7 @@ def _job_pages(routes: PageRoutes) -> None:
 def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
     params = request.query_params
     state = params.get("state") or None
-    try:
-        number = int(params.get("page", "1"))
-    except ValueError:
-        raise Refused(422, "page must be a whole number") from None
-    if not 1 <= number <= 1_000_000:
-        raise Refused(422, "page must be between 1 and 1,000,000")
+    number = page_number(request)
     filters = {k: params.get(k, "")[:200] for k in ("state", "name", "queue", "q")}
     found = dash.app.jobs.list(
         state=state,

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from conveyor.model.workflow import StoredWorkflow, WorkflowSummary
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import Refused
-from conveyor.web.page_routes import Back, PageRoutes
+from conveyor.web.page_routes import Back, PageRoutes, page_number
 from conveyor.web.schemas import JOB_ID_PATTERN, NAME_PATTERN, ErrorOut, JobSummary
 
 if TYPE_CHECKING:
@@ -140,14 +140,8 @@ def workflow_pages(routes: PageRoutes) -> None:
 
 
 def _workflow_list(dash: Dashboard, request: Request) -> dict[str, Any]:
-    params = request.query_params
-    try:
-        number = int(params.get("page", "1"))
-    except ValueError:
-        raise Refused(422, "page must be a whole number") from None
-    if not 1 <= number <= 1_000_000:
-        raise Refused(422, "page must be between 1 and 1,000,000")
-    name = params.get("name", "")[:200] or None
+    number = page_number(request)
+    name = request.query_params.get("name", "")[:200] or None
     found = dash.app.workflows.list(page=number, per_page=PER_PAGE, name=name)
     return {"title": "Workflows", "found": found, "name": name or ""}
 
