@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from conveyor.web.auth import (
 )
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import Refused, status_for
-from conveyor.web.schemas import preview
+from conveyor.web.schemas import JOB_ID_PATTERN, preview
 
 log = logging.getLogger("conveyor.web")
 
@@ -288,6 +289,15 @@ class PageRoutes:
         self.api.add_api_route(
             f"{self.dash.prefix}{path}", endpoint, methods=["POST"], include_in_schema=False
         )
+
+
+def path_id(request: Request, what: str) -> str:
+    """The `{what}_id` of the path (job and workflow ids have one form); a 404 refusal when
+    it is not an id, so no such thing can have it."""
+    value = str(request.path_params[f"{what}_id"])
+    if not re.match(JOB_ID_PATTERN, value):
+        raise Refused(404, f"{value!r} is not a {what} id, so no {what} has it")
+    return value
 
 
 def page_number(request: Request) -> int:

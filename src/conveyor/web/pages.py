@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
@@ -23,9 +22,8 @@ from conveyor.web.auth import (
     set_session_cookie,
 )
 from conveyor.web.dashboard import BULK_LIMIT, Dashboard
-from conveyor.web.errors import Refused
-from conveyor.web.page_routes import Back, PageRoutes, field, page_number
-from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
+from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
+from conveyor.web.schemas import StatsOut
 from conveyor.web.workflow_views import workflow_pages
 
 PER_PAGE = 50
@@ -173,10 +171,7 @@ def _bulk(kind: str, dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _job_id(request: Request) -> str:
-    job_id = str(request.path_params["job_id"])
-    if not re.match(JOB_ID_PATTERN, job_id):
-        raise Refused(404, f"{job_id!r} is not a job id, so no job has it")
-    return job_id
+    return path_id(request, "job")
 
 
 # recurring jobs ----------------------------------------------------------------------------

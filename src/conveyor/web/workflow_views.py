@@ -8,7 +8,6 @@ are more than `GROUP_ABOVE` of them, so a fan-out of 10,000 stays one readable n
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,8 +17,7 @@ from pydantic import BaseModel
 
 from conveyor.model.workflow import StoredWorkflow, WorkflowSummary
 from conveyor.web.dashboard import Dashboard
-from conveyor.web.errors import Refused
-from conveyor.web.page_routes import Back, PageRoutes, page_number
+from conveyor.web.page_routes import Back, PageRoutes, page_number, path_id
 from conveyor.web.schemas import JOB_ID_PATTERN, NAME_PATTERN, ErrorOut, JobSummary
 
 if TYPE_CHECKING:
@@ -165,10 +163,7 @@ def _cancel_workflow(dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _workflow_id(request: Request) -> str:
-    workflow_id = str(request.path_params["workflow_id"])
-    if not re.match(JOB_ID_PATTERN, workflow_id):
-        raise Refused(404, f"{workflow_id!r} is not a workflow id, so no workflow has it")
-    return workflow_id
+    return path_id(request, "workflow")
 
 
 # API ------------------------------------------------------------------------------------------
