@@ -3,8 +3,6 @@ once by many workers, and a workflow that completes although a worker was SIGKIL
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,36 +11,17 @@ import pytest
 import conveyor
 from conveyor import JobState
 from helpers import wait_until
-from integration.test_processes import HERE, Workers
+from integration.test_processes import Workers, producer, workers  # the fixtures, shared
 from integration_support import store
 
 pytestmark = pytest.mark.slow
+__all__ = ["producer", "workers"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres"])  # the shared fixtures' store
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with store(request.param, tmp_path) as found:
         yield found
-
-
-@pytest.fixture
-def producer(url: str) -> Iterator[conveyor.App]:
-    sys.path.insert(0, str(HERE))
-    os.environ["CONVEYOR_URL"] = url
-    import process_app
-
-    process_app.app.close()
-    process_app.app.url = url
-    yield process_app.app
-    process_app.app.close()
-    sys.path.remove(str(HERE))
-
-
-@pytest.fixture
-def workers(url: str) -> Iterator[Workers]:
-    pool = Workers(url)
-    yield pool
-    pool.stop_all()
 
 
 def fan(app: conveyor.App, width: int) -> conveyor.Workflow:

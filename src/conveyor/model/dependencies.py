@@ -19,10 +19,12 @@ its release cannot happen: they commit together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from conveyor.errors import InvalidWorkflow
 from conveyor.model.job import AttemptError, JobState, NewJob
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "Cancellation",
     "DependencyGraph",
     "OpenEdge",
+    "check_parents",
+    "outside_parents",
     "parent_error",
     "rearm",
     "settle",
@@ -97,6 +101,24 @@ def parent_error(edge: OpenEdge, now: datetime) -> AttemptError:
         at=now,
         kind=PARENT_ERROR_KIND,
     )
+
+
+def outside_parents(jobs: Sequence[NewJob]) -> Counter[str]:
+    """The parents a batch names that are not in it, with how many of its jobs name each."""
+    batch = {job.id for job in jobs}
+    return Counter(p for job in jobs for p in job.after if p not in batch)
+
+
+def check_parents(jobs: Sequence[NewJob], stored: Container[str]) -> None:
+    """InvalidWorkflow unless every job's parents are `stored` or earlier in the batch (so no
+    cycle can be stored)."""
+    batch = {job.id: index for index, job in enumerate(jobs)}
+    for index, job in enumerate(jobs):
+        for parent_id in job.after:
+            position = batch.get(parent_id)
+            known = parent_id in stored if position is None else position < index
+            if not known:
+                raise InvalidWorkflow(unknown_parent_message(job, parent_id))
 
 
 def unknown_parent_message(child: NewJob, parent_id: str) -> str:

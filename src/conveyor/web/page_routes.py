@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from conveyor.web.auth import (
 )
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import BadForm, Refused, status_for
-from conveyor.web.schemas import preview
+from conveyor.web.schemas import JOB_ID_PATTERN, preview
 
 log = logging.getLogger("conveyor.web")
 
@@ -359,6 +360,27 @@ class PageRoutes:
         self.api.add_api_route(
             f"{self.dash.prefix}{path}", endpoint, methods=["POST"], include_in_schema=False
         )
+
+
+def path_id(request: Request, what: str) -> str:
+    """The `{what}_id` of the path (job and workflow ids have one form); a 404 refusal when
+    it is not an id, so no such thing can have it."""
+    value = str(request.path_params[f"{what}_id"])
+    if not re.match(JOB_ID_PATTERN, value):
+        raise Refused(404, f"{value!r} is not a {what} id, so no {what} has it")
+    return value
+
+
+def page_number(request: Request) -> int:
+    """The `page` of a listing's query string (default 1); a 422 refusal when it is not a
+    whole number from 1 to 1,000,000."""
+    try:
+        number = int(request.query_params.get("page", "1"))
+    except ValueError:
+        raise Refused(422, "page must be a whole number") from None
+    if not 1 <= number <= 1_000_000:
+        raise Refused(422, "page must be between 1 and 1,000,000")
+    return number
 
 
 def field(form: Any, name: str) -> str | None:

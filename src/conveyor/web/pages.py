@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,8 +23,8 @@ from conveyor.web.auth import (
 from conveyor.web.bulk import ACTIONS, BULK_LIMIT, action_named, on_filter, on_ids
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.errors import BadForm, Refused
-from conveyor.web.page_routes import Back, PageRoutes, field
-from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
+from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
+from conveyor.web.schemas import StatsOut
 from conveyor.web.workflow_views import workflow_pages
 
 PER_PAGE = 50
@@ -88,12 +87,7 @@ def _job_pages(routes: PageRoutes) -> None:
 def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
     params = request.query_params
     state = params.get("state") or None
-    try:
-        number = int(params.get("page", "1"))
-    except ValueError:
-        raise Refused(422, "page must be a whole number") from None
-    if not 1 <= number <= 1_000_000:
-        raise Refused(422, "page must be between 1 and 1,000,000")
+    number = page_number(request)
     filters = {k: params.get(k, "")[:200] for k in ("state", "name", "queue", "q")}
     found = dash.app.jobs.list(
         state=state,
@@ -203,10 +197,7 @@ def _bulk(dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _job_id(request: Request) -> str:
-    job_id = str(request.path_params["job_id"])
-    if not re.match(JOB_ID_PATTERN, job_id):
-        raise Refused(404, f"{job_id!r} is not a job id, so no job has it")
-    return job_id
+    return path_id(request, "job")
 
 
 # recurring jobs ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ are more than `GROUP_ABOVE` of them, so a fan-out of 10,000 stays one readable n
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,8 +17,7 @@ from pydantic import BaseModel
 
 from conveyor.model.workflow import StoredWorkflow, WorkflowSummary
 from conveyor.web.dashboard import Dashboard
-from conveyor.web.errors import Refused
-from conveyor.web.page_routes import Back, PageRoutes
+from conveyor.web.page_routes import Back, PageRoutes, page_number, path_id
 from conveyor.web.schemas import JOB_ID_PATTERN, NAME_PATTERN, ErrorOut, JobSummary
 
 if TYPE_CHECKING:
@@ -32,6 +30,10 @@ PER_PAGE = 50
 STEPS_SHOWN = 200  # rows of the steps table (the graph groups the rest)
 
 _URGENCY = ("failed", "running", "pending", "scheduled", "waiting", "cancelled", "skipped")
+
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no workflow has this id"}
+}
 
 WorkflowId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a workflow id")]
 
@@ -136,14 +138,8 @@ def workflow_pages(routes: PageRoutes) -> None:
 
 
 def _workflow_list(dash: Dashboard, request: Request) -> dict[str, Any]:
-    params = request.query_params
-    try:
-        number = int(params.get("page", "1"))
-    except ValueError:
-        raise Refused(422, "page must be a whole number") from None
-    if not 1 <= number <= 1_000_000:
-        raise Refused(422, "page must be between 1 and 1,000,000")
-    name = params.get("name", "")[:200] or None
+    number = page_number(request)
+    name = request.query_params.get("name", "")[:200] or None
     found = dash.app.workflows.list(page=number, per_page=PER_PAGE, name=name)
     return {"title": "Workflows", "found": found, "name": name or ""}
 
@@ -167,10 +163,7 @@ def _cancel_workflow(dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _workflow_id(request: Request) -> str:
-    workflow_id = str(request.path_params["workflow_id"])
-    if not re.match(JOB_ID_PATTERN, workflow_id):
-        raise Refused(404, f"{workflow_id!r} is not a workflow id, so no workflow has it")
-    return workflow_id
+    return path_id(request, "workflow")
 
 
 # API ------------------------------------------------------------------------------------------
@@ -247,12 +240,6 @@ class WorkflowOut(BaseModel):
         )
 
 
-#: documented, so the schema names every status these routes answer
-_UNKNOWN: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "no workflow has this id"}
-}
-
-
 def workflow_api(routes: _Routes) -> None:
     """/api/workflows: list, one with its steps and edges, cancel."""
     workflows = routes.dash.app.workflows
@@ -272,13 +259,13 @@ def workflow_api(routes: _Routes) -> None:
             has_more=found.has_more,
         )
 
-    @routes.view("/workflows/{workflow_id}", response_model=WorkflowOut, responses=_UNKNOWN)
+    @routes.view("/workflows/{workflow_id}", response_model=WorkflowOut, responses=_MISSING)
     def get_workflow(workflow_id: WorkflowId) -> WorkflowOut:
         """One workflow: its steps (each with its job) and its edges."""
         return WorkflowOut.of(workflows.get(workflow_id))
 
     @routes.manage(
-        "POST", "/workflows/{workflow_id}/cancel", response_model=WorkflowOut, responses=_UNKNOWN
+        "POST", "/workflows/{workflow_id}/cancel", response_model=WorkflowOut, responses=_MISSING
     )
     def cancel_workflow(workflow_id: WorkflowId) -> WorkflowOut:
         """Cancel every unfinished step (running ones are asked to stop)."""

@@ -182,6 +182,25 @@ WHERE state = 'scheduled' AND run_at > %(now)s
 -- outcome from a worker that lost its lease matches no row and is dropped. One NOTIFY wakes
 -- other workers, only when one may now claim something it could not before: a job went back
 -- to pending, or room opened in a limited queue (:limited) or for a concurrency key.
+-- Decrement the children of the edges a statement's `resolved` CTE just resolved; a child
+-- whose last open edge that was, and that still waits, is released (SET reads the row as
+-- locked, so each CASE sees the counter before this decrement; a concurrent decrement is
+-- waited for and then seen). Its `released` CTE returns the children's new states.
+-- fragment: release_resolved
+per_child AS (
+    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
+), released AS (
+    UPDATE __schema__.jobs AS j
+    SET parents_left = j.parents_left - c.n,
+        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
+                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
+        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
+                      ELSE greatest(j.run_at, %(now)s) END
+    FROM per_child AS c
+    WHERE j.id = c.child_id
+    RETURNING j.state
+)
+
 -- A completed job that others wait on releases them in this same statement (resolved …
 -- released: model/dependencies.py's first rule, that a completed parent satisfies every
 -- edge, applied here so a chain of steps costs one statement a step; the child's row lock
@@ -225,19 +244,7 @@ WITH commit_mode AS (
     FROM finished AS f
     WHERE f.releases AND e.parent_id = f.id AND NOT e.resolved
     RETURNING e.child_id
-), per_child AS (
-    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
-), released AS (
-    UPDATE __schema__.jobs AS j
-    SET parents_left = j.parents_left - c.n,
-        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
-                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
-        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
-                      ELSE greatest(j.run_at, %(now)s) END
-    FROM per_child AS c
-    WHERE j.id = c.child_id
-    RETURNING j.state
-)
+), {release_resolved}
 SELECT id, worker_id, attempt, ends_parent, NULL AS notified FROM finished
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, pg_notify(%(channel)s, '')::text
@@ -646,28 +653,14 @@ JOIN __schema__.jobs AS p ON p.id = e.parent_id
 JOIN __schema__.jobs AS c ON c.id = e.child_id
 WHERE e.parent_id = ANY(%(ids)s::text[]) AND NOT e.resolved;
 
--- Resolve edges and decrement their children; a child whose last open edge this was, and
--- that still waits, is released (SET reads the row as locked, so each CASE sees the counter
--- before this decrement, and a concurrent decrement is waited for and then seen).
+-- Resolve edges and release the children left with none open (release_resolved).
 -- name: release_children
 WITH resolved AS (
     UPDATE __schema__.edges AS e SET resolved = true
     FROM unnest(%(parents)s::text[], %(children)s::text[]) AS r (parent_id, child_id)
     WHERE e.parent_id = r.parent_id AND e.child_id = r.child_id AND NOT e.resolved
     RETURNING e.child_id
-), per_child AS (
-    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
-), released AS (
-    UPDATE __schema__.jobs AS j
-    SET parents_left = j.parents_left - c.n,
-        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
-                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
-        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
-                      ELSE greatest(j.run_at, %(now)s) END
-    FROM per_child AS c
-    WHERE j.id = c.child_id
-    RETURNING j.state
-)
+), {release_resolved}
 SELECT pg_notify(%(channel)s, '') FROM (SELECT 1) AS one
 WHERE EXISTS (SELECT 1 FROM released WHERE state = 'pending');
 

@@ -27,13 +27,13 @@ from conveyor.backends.postgres.rows import (
     json_as_text,
     utc,
 )
-from conveyor.errors import InvalidWorkflow
 from conveyor.model.dependencies import (
     Cancellation,
     OpenEdge,
+    check_parents,
+    outside_parents,
     rearm,
     settle,
-    unknown_parent_message,
 )
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 from conveyor.model.workflow import StoredWorkflow, WorkflowPage, WorkflowSummary
@@ -121,23 +121,17 @@ def insert_linked(
     """Store a batch whose jobs wait on others (or a workflow's steps) inside the
     connection's transaction: parents locked and checked first, then the jobs, their edges,
     and the decision of every parent that had already finished."""
-    batch = {job.id: index for index, job in enumerate(jobs)}
-    outside = Counter(p for job in jobs for p in job.after if p not in batch)
+    batch = {job.id for job in jobs}
+    outside = outside_parents(jobs)
     with conn.cursor(row_factory=dict_row) as cur:
         json_as_text(cur.adapters)
         states: dict[str, JobState] = {}
         if outside:
             ids = sorted(outside)  # one lock order for every batch: no deadlock between them
-            cur.execute(
-                queries["add_dependents"], {"ids": ids, "counts": [outside[i] for i in ids]}
-            )
+            counts = [outside[parent_id] for parent_id in ids]
+            cur.execute(queries["add_dependents"], {"ids": ids, "counts": counts})
             states = {row["id"]: JobState(row["state"]) for row in cur.fetchall()}
-        for index, job in enumerate(jobs):
-            for parent_id in job.after:
-                position = batch.get(parent_id)
-                known = parent_id in states if position is None else position < index
-                if not known:
-                    raise InvalidWorkflow(unknown_parent_message(job, parent_id))
+        check_parents(jobs, states)
         if workflow is not None:
             cur.execute(
                 queries["insert_workflow"],

@@ -12,13 +12,13 @@ from datetime import datetime
 from conveyor.backends.sqlite.database import Database
 from conveyor.backends.sqlite.rows import dt, error_json, job_from_row, json_list, ts
 from conveyor.backends.sqlite.sql import Q
-from conveyor.errors import InvalidWorkflow
 from conveyor.model.dependencies import (
     Cancellation,
     OpenEdge,
+    check_parents,
+    outside_parents,
     rearm,
     settle,
-    unknown_parent_message,
 )
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 from conveyor.model.workflow import StoredWorkflow, WorkflowPage, WorkflowSummary
@@ -85,18 +85,12 @@ def link(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: datetime) -> boo
     waiting = [job for job in jobs if job.after]
     if not waiting:
         return False
-    batch = {job.id: index for index, job in enumerate(jobs)}
-    outside = {p for job in waiting for p in job.after if p not in batch}
+    outside = outside_parents(jobs)
     states = {
         row[0]: JobState(row[1])
         for row in conn.execute(Q["existing_parents"], (json_list(outside),))
     }
-    for index, job in enumerate(jobs):
-        for parent_id in job.after:
-            position = batch.get(parent_id)
-            known = parent_id in states if position is None else position < index
-            if not known:
-                raise InvalidWorkflow(unknown_parent_message(job, parent_id))
+    check_parents(jobs, states)
     conn.executemany(
         Q["insert_edge"],
         [(p, job.id, position) for job in waiting for position, p in enumerate(job.after)],
