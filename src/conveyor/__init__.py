@@ -17,6 +17,7 @@ from conveyor.errors import (
     InvalidArguments,
     InvalidFilter,
     InvalidJobOptions,
+    InvalidQueueSettings,
     InvalidResult,
     JobNotFound,
     JobStateConflict,
@@ -34,6 +35,7 @@ from conveyor.errors import (
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
+from conveyor.model.queues import QueueSettings
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
 from conveyor.runtime.hooks import JobEvent
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidArguments",
     "InvalidFilter",
     "InvalidJobOptions",
+    "InvalidQueueSettings",
     "InvalidResult",
     "Job",
     "JobEvent",
@@ -71,6 +74,7 @@ __all__ = [
     "PermissionHookError",
     "QueueFull",
     "QueueNotFound",
+    "QueueSettings",
     "RecurringJob",
     "RecurringJobNotFound",
     "Retry",
