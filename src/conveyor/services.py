@@ -35,7 +35,7 @@ class QueueStatus:
     concurrency: int | None  # None: limited only by the workers' slots
     max_size: int | None = None  # None: unbounded
     when_full: WhenFull = "wait"
-    operator_set: frozenset[str] = frozenset()
+    operator_set: tuple[str, ...] = ()  # the settings an operator set, by name
 
     @property
     def settings(self) -> QueueSettings:
@@ -48,7 +48,7 @@ class QueueStatus:
         s = q.settings
         return cls(
             q.name, q.waiting, q.due, q.running, q.paused, q.oldest_due_at,
-            s.concurrency, s.max_size, s.when_full, q.operator_set,
+            s.concurrency, s.max_size, s.when_full, tuple(sorted(q.operator_set)),
         )  # fmt: skip
 
 
