@@ -98,14 +98,15 @@ class JobService:
             for name in sorted(names)
         ]
 
-    def queue(self, name: str) -> QueueStatus:
+    def queue(self, name: str, *, known: bool = True) -> QueueStatus:
         """One queue's status (a queue the store has nothing of runs with the defaults);
-        QueueNotFound for a queue nobody knows."""
+        QueueNotFound for a queue nobody knows, unless `known` is False."""
         check_queue(name)
         for queue in self.queues():
             if queue.name == name:
                 return queue
-        self._require_queue(name)
+        if known:
+            self._require_queue(name)
         return QueueStatus.of(QueueInfo(name, 0, 0, 0, False, None))
 
     def set_queue_settings(
@@ -127,7 +128,7 @@ class JobService:
             self._require_queue(name)
         change = QueueChange.by_operator(**values)
         self._backend().change_queue_settings(name, change, self._clock())
-        return self.queue(name)
+        return self.queue(name, known=False)
 
     def reset_queue_settings(self, name: str) -> QueueStatus:
         """Hand a queue's settings back to code: its operator marks are cleared and its
@@ -138,7 +139,7 @@ class JobService:
         self._require_queue(name)
         declared = self._declared_queues().get(name, QueueSettings())
         self._backend().change_queue_settings(name, QueueChange.reset(declared), self._clock())
-        return self.queue(name)
+        return self.queue(name, known=False)
 
     def pause_queue(self, name: str, *, create: bool = False) -> None:
         """Stop every worker claiming this queue's jobs (running ones finish). A queue nobody
