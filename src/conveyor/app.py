@@ -27,7 +27,7 @@ from typing import (
 )
 
 from conveyor.backends import open_backend
-from conveyor.backends.protocol import Backend, TransactionalEnqueue
+from conveyor.backends.protocol import Backend, Bounded, TransactionalEnqueue
 from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
@@ -489,7 +489,7 @@ class App:
         if connection is not None:
             store = self._transactional()
             return self._announce(await store.enqueue_in_async(connection, jobs, now))
-        if backend.blocking or self.settings.queue_full == "wait":
+        if backend.blocking or (isinstance(backend, Bounded) and backend.enqueue_may_wait):
             results = await asyncio.to_thread(backend.enqueue, jobs, now)
         else:
             results = backend.enqueue(jobs, now)

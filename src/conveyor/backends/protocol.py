@@ -265,7 +265,14 @@ class Migrating(Protocol):
 
 @runtime_checkable
 class Bounded(Protocol):
-    """A store that caps how many jobs may wait: an enqueue past the cap waits or is refused."""
+    """A store that caps how many jobs may wait in all its queues together (the memory store,
+    which holds them in memory): an enqueue past the cap waits or is refused. Per-queue
+    bounds (a queue's stored `max_size`) are every store's, through `Producing.enqueue`."""
 
     max_queue_size: int  # 0: no cap
     queue_full: Literal["wait", "refuse"]
+
+    @property
+    def enqueue_may_wait(self) -> bool:
+        """Whether `enqueue` may block waiting for room (the store is otherwise not blocking):
+        async producers then call it from a thread."""

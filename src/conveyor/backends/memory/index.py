@@ -177,6 +177,17 @@ class JobIndex:
             new_count += 1
         return plan, new_count
 
+    @property
+    def enqueue_may_wait(self) -> bool:
+        """Whether an enqueue may block waiting for room: the store-wide cap in wait mode, or
+        a queue bounded with when_full="wait" (async producers then enqueue on a thread)."""
+        if self.max_queue_size and self.queue_full == "wait":
+            return True
+        return any(
+            kept.settings.max_size is not None and kept.settings.when_full == "wait"
+            for kept in list(self._settings.values())
+        )
+
     def _full_queue(
         self, jobs: Sequence[NewJob], plan: Sequence[Job | None]
     ) -> tuple[str, QueueSettings, int] | None:
