@@ -109,18 +109,19 @@ class EnqueueVerbs:
         deadlock), insert, count their waiting jobs; _Full (rolling the transaction back)
         when one is past its bound. Counting after the insert, under the lock, counts exactly
         the new jobs (a unique_key already held adds none) and every job committed before."""
-        bounds = conn.execute(self._q["queue_bounds"], {"queues": queues}).fetchall()
-        names = [row["name"] for row in bounds]
-        self._bounded_queues = (self._bounded_queues - set(queues)) | set(names)
-        if names:
-            prefix = f"conveyor:{self.config.schema}:bound:"
-            conn.execute(self._q["lock_queues"], {"prefix": prefix, "queues": names})
-        results = self._insert(conn, jobs, now, checked=True)
-        if names:
-            counted = conn.execute(self._q["count_waiting"], {"queues": names}).fetchall()
-            waiting = {row["queue"]: row["waiting"] for row in counted}
-            for row in bounds:
-                _check_bound(row, waiting.get(row["name"], 0), results)
+        with conn.cursor(row_factory=dict_row) as cur:  # `conn` may be the caller's
+            bounds = cur.execute(self._q["queue_bounds"], {"queues": queues}).fetchall()
+            names = [row["name"] for row in bounds]
+            self._bounded_queues = (self._bounded_queues - set(queues)) | set(names)
+            if names:
+                prefix = f"conveyor:{self.config.schema}:bound:"
+                cur.execute(self._q["lock_queues"], {"prefix": prefix, "queues": names})
+            results = self._insert(conn, jobs, now, checked=True)
+            if names:
+                counted = cur.execute(self._q["count_waiting"], {"queues": names}).fetchall()
+                waiting = {row["queue"]: row["waiting"] for row in counted}
+                for row in bounds:
+                    _check_bound(row, waiting.get(row["name"], 0), results)
         return results
 
     def enqueue_in(
