@@ -151,7 +151,7 @@ def test_a_hook_answer_that_is_no_permission_is_an_error_never_access(
         ({"CONVEYOR_SETTINGS": "fast"}, "CONVEYOR_SETTINGS must be a dict"),
         ({"CONVEYOR_SETTINGS": {"speed": 9}}, "unknown setting"),
         ({"CONVEYOR_QUEUES": {"mail": "two"}}, r"CONVEYOR_QUEUES\['mail'\] must be"),
-        ({"CONVEYOR_QUEUES": {"mail": 0}}, "at least 1"),
+        ({"CONVEYOR_QUEUES": {"mail": 0}}, "concurrency must be from 1"),
     ],
 )
 def test_bad_config_is_refused_with_what_to_do(config: dict[str, Any], words: str) -> None:
