@@ -393,6 +393,18 @@ def test_queue_settings_refusals_are_422(
     assert manager.get("/api/queues/reports").json()["operator_set"] == []
 
 
+def test_enqueue_into_a_full_queue_is_429_naming_it(manager: TestClient) -> None:
+    bounded = manager.patch(
+        "/api/queues/reports/settings", json={"max_size": 1, "when_full": "refuse"}
+    )
+    assert bounded.status_code == 200
+    assert manager.post("/api/jobs", json={"name": "slow"}).status_code == 201
+    full = manager.post("/api/jobs", json={"name": "slow"})
+    assert full.status_code == 429
+    assert "queue 'reports' is full" in full.json()["error"]
+    assert "max_size=1" in full.json()["error"]
+
+
 def test_settings_of_an_unknown_queue_are_404_unless_created(manager: TestClient) -> None:
     assert manager.get("/api/queues/never-seen").status_code == 404
     missing = manager.patch("/api/queues/never-seen/settings", json={"concurrency": 1})

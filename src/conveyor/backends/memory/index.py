@@ -193,12 +193,17 @@ class JobIndex:
     ) -> tuple[str, QueueSettings, int] | None:
         """The first queue (by name) whose stored `max_size` the new jobs of this batch would
         pass: (queue, its settings, how many new jobs it was asked to take); None if all fit."""
-        if not self._settings:
+        bounded = {
+            name for name, kept in self._settings.items() if kept.settings.max_size is not None
+        }
+        if not bounded:
             return None
         asked: dict[str, int] = {}
         keys: set[str] = set()
         for new, existing in zip(jobs, plan, strict=True):
             if existing is not None:
+                continue
+            if new.queue not in bounded:
                 continue
             if new.unique_key is not None:
                 if new.unique_key in keys:
