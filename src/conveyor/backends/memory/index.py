@@ -203,13 +203,12 @@ class JobIndex:
         for new, existing in zip(jobs, plan, strict=True):
             if existing is not None:
                 continue
-            if new.queue not in bounded:
-                continue
             if new.unique_key is not None:
                 if new.unique_key in keys:
-                    continue
+                    continue  # it resolves to the batch's first job of that key
                 keys.add(new.unique_key)
-            asked[new.queue] = asked.get(new.queue, 0) + 1
+            if new.queue in bounded:
+                asked[new.queue] = asked.get(new.queue, 0) + 1
         for queue in sorted(asked):
             stored = self._settings.get(queue)
             if stored is None or stored.settings.max_size is None:
