@@ -177,6 +177,29 @@ def check_queue_settings(
     return QueueSettings(**values)
 
 
+def queue_settings_from_config(value: object, where: str) -> QueueSettings:
+    """A queue's settings as a framework's configuration gives them: a concurrency limit (an
+    int, or None), or a mapping of settings (concurrency, max_size, when_full); `where` names
+    the entry in the refusal (InvalidQueueSettings)."""
+    if value is None or (type(value) is int):
+        return check_queue_settings(concurrency=value)
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in SETTING_FIELDS)
+        if unknown:
+            raise InvalidQueueSettings(
+                f"{where}: unknown queue setting(s) {', '.join(unknown)}; "
+                f"the settings are {', '.join(SETTING_FIELDS)}"
+            )
+        try:
+            return check_queue_settings(**value)
+        except InvalidQueueSettings as exc:
+            raise InvalidQueueSettings(f"{where}: {exc}") from None
+    raise InvalidQueueSettings(
+        f"{where} must be a concurrency limit (int) or None, or a mapping of queue settings "
+        f"({', '.join(SETTING_FIELDS)}), got {value!r}"
+    )
+
+
 def check_priority(value: object) -> int:
     """A priority in range, or InvalidJobOptions."""
     return _integer(value, "priority", PRIORITY_MIN, PRIORITY_MAX)
