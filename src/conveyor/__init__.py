@@ -19,6 +19,7 @@ from conveyor.errors import (
     InvalidJobOptions,
     InvalidQueueSettings,
     InvalidResult,
+    InvalidWorkflow,
     JobNotFound,
     JobStateConflict,
     NotFound,
@@ -32,14 +33,17 @@ from conveyor.errors import (
     UnknownJobError,
     UsageError,
     WaitTimeout,
+    WorkflowNotFound,
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
 from conveyor.model.queues import QueueSettings
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
+from conveyor.model.workflow import StoredWorkflow
 from conveyor.runtime.hooks import JobEvent
 from conveyor.runtime.worker import Worker
+from conveyor.workflows import Step, Workflow, WorkflowHandle, chain, group
 
 __all__ = [
     "App",
@@ -61,6 +65,7 @@ __all__ = [
     "InvalidJobOptions",
     "InvalidQueueSettings",
     "InvalidResult",
+    "InvalidWorkflow",
     "Job",
     "JobEvent",
     "JobFunction",
@@ -80,11 +85,18 @@ __all__ = [
     "Retry",
     "ScopeClosed",
     "Settings",
+    "Step",
     "StoreUnavailable",
+    "StoredWorkflow",
     "UnknownJobError",
     "UsageError",
     "WaitTimeout",
     "Worker",
+    "Workflow",
+    "WorkflowHandle",
+    "WorkflowNotFound",
+    "chain",
+    "group",
 ]
 __version__ = "0.1.0"
 

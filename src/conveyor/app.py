@@ -54,6 +54,13 @@ from conveyor.runtime.registry import Executor, JobDefinition
 from conveyor.runtime.worker import Worker
 from conveyor.services import JobService
 from conveyor.testing import Testing
+from conveyor.workflows import (
+    Workflow,
+    WorkflowHandle,
+    WorkflowService,
+    launcher,
+    launcher_name,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as DefaultedTypeVar
@@ -111,6 +118,7 @@ class App:
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment, lambda: self._definitions, clock)
+        self.workflows = WorkflowService(lambda: self.backend, clock)
 
     def _job_queues(self) -> set[str]:
         """The queues this app's registered and declared jobs are enqueued on by default."""
@@ -304,8 +312,9 @@ class App:
         self,
         name: str,
         cron: str,
-        job: JobFunction[Any, Any] | str,
+        job: JobFunction[Any, Any] | str | None = None,
         *,
+        workflow: Callable[..., Workflow] | None = None,
         kwargs: dict[str, Any] | None = None,
         overlap: Overlap = "skip",
         timezone: str = "UTC",
@@ -318,7 +327,19 @@ class App:
         "allow" (run concurrently) or "queue" (run after it). After downtime, up to `catch_up`
         of the latest missed ticks run. Synced into the store when a worker starts; an
         operator's run-time enable/disable is kept. Bad expressions are refused here.
+
+        `workflow=factory` instead of `job`: each tick stores the workflow `factory(**kwargs)`
+        builds, with `overlap` applied to whole workflows of its name (docs/workflows.md).
         """
+        if (job is None) == (workflow is None):
+            raise ConfigurationError(
+                f"recurring job {name!r}: give either a job or workflow=factory, not both"
+            )
+        if workflow is not None:
+            job = self.job(name=launcher_name(name), max_attempts=3, validate=False)(
+                launcher(self, workflow, overlap)
+            )
+        assert job is not None
         job_name = job if isinstance(job, str) else job.name
         self.options_for(job_name)
         spec = self.spec_for(job_name)
@@ -495,6 +516,40 @@ class App:
             results = backend.enqueue(jobs, now)
         return self._announce(results)
 
+    def workflow(self, name: str) -> Workflow:
+        """Start building a workflow: `wf.add(fn.request(...), after=[...])`, then
+        `wf.enqueue()` (docs/workflows.md)."""
+        return Workflow(name, self)
+
+    def enqueue_workflow(self, workflow: Workflow, *, connection: Any = None) -> WorkflowHandle:
+        """Store a workflow (from `app.workflow`, `conveyor.chain` or `conveyor.group`): every
+        step in one transaction, or none; with `connection`, in the caller's own PostgreSQL
+        transaction."""
+        jobs = workflow.requests()
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)
+        if connection is not None:
+            results = self._transactional().enqueue_workflow_in(
+                connection, workflow.id, workflow.name, jobs, now
+            )
+        else:
+            results = self.backend.enqueue_workflow(workflow.id, workflow.name, jobs, now)
+        return WorkflowHandle(self, workflow, self._announce(results))
+
+    async def enqueue_workflow_async(self, workflow: Workflow) -> WorkflowHandle:
+        """`enqueue_workflow` for async code (the store is written from a thread). To store
+        a workflow inside your own transaction, use `enqueue_workflow(wf, connection=...)`
+        on a sync psycopg connection."""
+        jobs = workflow.requests()
+        now = self.clock()
+        for job in jobs:
+            check_new_job(job, now)
+        results = await asyncio.to_thread(
+            self.backend.enqueue_workflow, workflow.id, workflow.name, jobs, now
+        )
+        return WorkflowHandle(self, workflow, self._announce(results))
+
     def _transactional(self) -> TransactionalEnqueue:
         """The store, if it can join the caller's transaction (a declared capability)."""
         backend = self.backend
@@ -529,6 +584,8 @@ class App:
                 None if options.concurrency_key is None
                 else render_key(options.concurrency_key, name, args)
             ),
+            after=options.after,
+            on_parent_failure=options.on_parent_failure,
         )  # fmt: skip
 
     def _announce(self, results: list[Enqueued]) -> list[JobHandle]:

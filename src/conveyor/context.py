@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -15,6 +16,12 @@ _log = logging.getLogger("conveyor.scope")
 
 #: Where a context sends its progress and log lines (the worker's buffer).
 ReportSink = Callable[[str, "float | None", "str | None", "str | None"], None]
+#: Reads a job's parents' results from the store, by step name (or job id), when first asked.
+ParentResults = Callable[[], dict[str, Any]]
+
+
+def _no_parents() -> dict[str, Any]:
+    return {}
 
 
 class Context:
@@ -25,19 +32,30 @@ class Context:
     or its timeout passes: sync jobs should check it in their loops (threads cannot be killed).
     """
 
-    __slots__ = ("_overrides", "_scope", "_sink", "cancel_requested", "job")
+    __slots__ = (
+        "_overrides",
+        "_parent_results",
+        "_parents",
+        "_scope",
+        "_sink",
+        "cancel_requested",
+        "job",
+    )
 
     def __init__(
         self,
         job: Job,
         sink: ReportSink,
         overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+        parents: ParentResults = _no_parents,
     ) -> None:
         self.job = job
         self._sink = sink
         self.cancel_requested = False
         self._scope: Scope | None = None
         self._overrides = overrides  # resource factory -> stand-in (app.testing)
+        self._parents = parents
+        self._parent_results: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -72,6 +90,20 @@ class Context:
     def log(self, message: str) -> None:
         """Append a timestamped line to the job's log."""
         self._sink(self.job.id, None, None, str(message))
+
+    def parent_results(self) -> dict[str, Any]:
+        """The results of the jobs this one ran after, by step name (by job id for a parent
+        that is no workflow step): read from the store on first call, then kept. A parent
+        that failed (a step added with on_parent_failure="run") has None."""
+        if self._parent_results is None:
+            self._parent_results = self._parents()
+        return self._parent_results
+
+    async def parent_results_async(self) -> dict[str, Any]:
+        """`parent_results` for async jobs: the store is read on a thread."""
+        if self._parent_results is None:
+            self._parent_results = await asyncio.to_thread(self._parents)
+        return self._parent_results
 
     # per-job dependency scope (created only when a job asks for a resource) -----------------
     @property

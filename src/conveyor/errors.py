@@ -14,6 +14,7 @@
     ├── InvalidFilter             a listing's state, page or page size is out of range
     ├── JobStateConflict          the job's state does not allow this (retry a completed job…)
     ├── DuplicateJobId            a job with this id is already stored
+    ├── InvalidWorkflow           a step waits on an unknown job, a later step, another workflow
     ├── WaitTimeout               job.wait() gave up (also a TimeoutError)
     ├── UsageError                a call made where it cannot work (drain inside a loop…)
     │   ├── BridgeClosed          the main-loop bridge was shut down
@@ -21,7 +22,8 @@
     └── NotFound                  what was asked for does not exist
         ├── JobNotFound           no job has the given id
         ├── QueueNotFound         no queue has the given name
-        └── RecurringJobNotFound  no recurring job has the given name
+        ├── RecurringJobNotFound  no recurring job has the given name
+        └── WorkflowNotFound      no workflow has the given id
 
 Retry and Fail are not errors of Conveyor: a job raises them to steer its own retries.
 Each class's docstring is its default message, and each message says what to do.
@@ -92,6 +94,11 @@ class DuplicateJobId(ConveyorError):
     """A job with this id already exists: give each job its own id, or let Conveyor pick one."""
 
 
+class InvalidWorkflow(ConveyorError):
+    """A workflow step waits on a job that is not there: name only jobs already enqueued, or
+    steps added earlier to the same workflow (docs/workflows.md)."""
+
+
 class WaitTimeout(ConveyorError, TimeoutError):
     """The job did not finish in time: wait longer, or check that a worker is running."""
 
@@ -122,6 +129,10 @@ class QueueNotFound(NotFound):
 
 class RecurringJobNotFound(NotFound):
     """No recurring job has this name: see app.recurring_jobs.list()."""
+
+
+class WorkflowNotFound(NotFound):
+    """No workflow has this id: see `conveyor workflows ls` for the workflows there are."""
 
 
 class Retry(Exception):

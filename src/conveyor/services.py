@@ -199,6 +199,8 @@ class JobService:
         current = self.require(job_id)
         if current.state is JobState.RUNNING:
             raise JobStateConflict(f"job {job_id} is running: cancel it first, then delete it")
+        if not current.is_finished:  # cancelled first, so the jobs waiting on it are decided
+            self._backend().cancel(job_id, self._clock())
         self._backend().delete(job_id)
 
     def purge(self, finished_before: datetime, *, failed: bool = True) -> int:

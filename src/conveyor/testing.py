@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from conveyor.backends.records import ClaimRequest, JobFilter, Outcome
 from conveyor.context import Context, ReportSink, call_in_scope
 from conveyor.errors import InvalidResult, Retry, UnknownJobError, UsageError
-from conveyor.model.job import WAITING_STATES, Job, JobState, new_job_id
+from conveyor.model.job import QUEUED_STATES, Job, JobState, new_job_id
 from conveyor.model.validation import check_arguments, result_problem
 from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
@@ -31,6 +31,7 @@ from conveyor.runtime.registry import JobDefinition
 from conveyor.runtime.reporting import ReportBuffer
 from conveyor.runtime.threads import DaemonThreadPool
 
+_NOT_STARTED = QUEUED_STATES | {JobState.WAITING}  # what `enqueued` lists
 TEST_WORKER_ID = "conveyor-testing"
 log = logging.getLogger("conveyor.testing")
 
@@ -96,9 +97,10 @@ class Testing:
                 self.resource_overrides[factory] = previous  # type: ignore[assignment]
 
     def enqueued(self, name: str | None = None, *, queue: str | None = None) -> list[Job]:
-        """Jobs waiting to run (scheduled or pending), oldest first."""
+        """Jobs waiting to run (scheduled, pending, or a workflow step waiting on its
+        parents), oldest first."""
         backend = self._environment().backend
-        page = backend.list_jobs(JobFilter(WAITING_STATES, name, queue, None, 1, 1000))
+        page = backend.list_jobs(JobFilter(_NOT_STARTED, name, queue, None, 1, 1000))
         return list(reversed(page.jobs))
 
     def assert_enqueued(

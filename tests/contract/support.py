@@ -112,13 +112,25 @@ def worker_info(worker_id: str = "w1", seen: datetime = T0) -> WorkerInfo:
     )
 
 
-def job_in(backend: Backend, state: JobState, **fields: Any) -> Job:
+def job_in(backend: Backend, state: JobState, *, by_parent: bool = False, **fields: Any) -> Job:
     """A job driven through the protocol into `state` (scheduled at at(60); finished at at(1)).
 
     Unless `fields` names one, the job's queue is named after `state`, so that waiting jobs
-    made earlier are never claimed in its place.
+    made earlier are never claimed in its place. A waiting job waits on a pending parent in
+    queue "<queue>-parent"; `by_parent` makes a cancelled one cancelled because that parent
+    failed.
     """
     fields.setdefault("queue", state.value)
+    if state is JobState.WAITING or by_parent:
+        parent = enqueue_one(backend, new("parent", queue=f"{fields['queue']}-parent"))
+        job = enqueue_one(backend, new(after=(parent.id,), **fields))
+        if state is JobState.WAITING:
+            return job
+        running = claim_one(backend, queues=[parent.queue])
+        finish(backend, running, JobState.FAILED, at(1), error=error(running.attempt))
+        cancelled = stored(backend, job.id)
+        assert cancelled.state is state
+        return cancelled
     if state is JobState.SCHEDULED:
         return enqueue_one(backend, new(run_at=at(60), **fields))
     job = enqueue_one(backend, new(**fields))

@@ -16,7 +16,7 @@ from conveyor.model.job import Enqueued, JobState
 from conveyor.model.queues import QueueChange, QueueSettings
 from conveyor.model.settings import Settings
 
-from .support import T0, MakeBackend, at, claim, enqueue, new
+from .support import T0, MakeBackend, at, claim, enqueue, finish, new
 
 
 def bound(
@@ -174,3 +174,45 @@ def test_concurrent_producers_never_pass_the_bound(backend: Backend) -> None:
     assert errors == [] and not any(t.is_alive() for t in threads)
     assert refused, "the producers asked for more than the bound"
     assert size - 1 <= waiting(backend, "q") <= size
+
+
+def test_steps_waiting_on_parents_do_not_count_until_released(backend: Backend) -> None:
+    bound(backend, "q", 1)
+    parent = new("fetch", queue="q")
+    child = new("clean", queue="q", after=(parent.id,))
+
+    stored_parent, stored_child = enqueue(backend, parent, child)
+
+    assert (stored_parent.state, stored_child.state) == (JobState.PENDING, JobState.WAITING)
+    [running] = claim(backend, at(1))
+    finish(backend, running, JobState.COMPLETED, at(2))  # releases the child: never refused
+    assert waiting(backend, "q") == 1
+
+
+def test_a_batch_with_dependencies_is_bounded_whole(backend: Backend) -> None:
+    bound(backend, "q", 1)
+    enqueue(backend, new(queue="q"))
+    parent = new("fetch", id="parent-1", queue="q")
+    child = new("clean", id="child-1", queue="other", after=(parent.id,))
+
+    with pytest.raises(QueueFull, match="'q'"):
+        backend.enqueue([parent, child], T0)
+
+    assert backend.get("parent-1") is None and backend.get("child-1") is None
+
+
+def test_a_workflow_is_bounded_whole(backend: Backend) -> None:
+    bound(backend, "q", 2)
+    first = new("fetch", id="wf-fetch", queue="q", workflow_id="wf-1", step="fetch")
+    second = new("load", id="wf-load", queue="q", workflow_id="wf-1", step="load")
+    then = new(
+        "publish", queue="q", workflow_id="wf-1", step="publish", after=(first.id, second.id)
+    )
+    backend.enqueue_workflow("wf-1", "import", [first, second, then], T0)  # 2 queued, 1 waiting
+
+    late = new("fetch", id="wf2-fetch", queue="q", workflow_id="wf-2", step="fetch")
+    with pytest.raises(QueueFull, match="'q'"):
+        backend.enqueue_workflow("wf-2", "import", [late], T0)
+
+    assert backend.get("wf2-fetch") is None and backend.workflow("wf-2") is None
+    assert waiting(backend, "q") == 2

@@ -42,6 +42,20 @@ def _retry(backend: Backend, job: Job) -> None:
     backend.retry(job.id, at(2))
 
 
+def _end_parent(state: JobState) -> Drive:
+    def drive(backend: Backend, job: Job) -> None:
+        (parent,) = backend.parents(job.id)
+        running = claim_one(backend, at(2), queues=[parent.queue])
+        finish(backend, running, state, at(2))
+
+    return drive
+
+
+def _retry_parent(backend: Backend, job: Job) -> None:
+    (parent,) = backend.parents(job.id)
+    backend.retry(parent.id, at(3))
+
+
 # (source, target, verb, how, extra NewJob fields)
 DRIVES: list[tuple[JobState, JobState, str, Drive, dict[str, object]]] = [
     (S.SCHEDULED, S.PENDING, "promote", _promote, {}),
@@ -58,6 +72,11 @@ DRIVES: list[tuple[JobState, JobState, str, Drive, dict[str, object]]] = [
     (S.RUNNING, S.PENDING, "rescue", _rescue, {"max_attempts": 2}),
     (S.FAILED, S.PENDING, "retry", _retry, {}),
     (S.CANCELLED, S.PENDING, "retry", _retry, {}),
+    (S.WAITING, S.PENDING, "finish-parent", _end_parent(S.COMPLETED), {}),
+    (S.WAITING, S.SCHEDULED, "finish-parent", _end_parent(S.COMPLETED), {"run_at": at(99)}),
+    (S.WAITING, S.CANCELLED, "cancel", _cancel, {}),
+    (S.WAITING, S.CANCELLED, "fail-parent", _end_parent(S.FAILED), {}),
+    (S.CANCELLED, S.WAITING, "retry-parent", _retry_parent, {"by_parent": True}),
 ]
 
 # Allowed by the model, but no store verb makes them: the runtime or a later feature does.
@@ -104,7 +123,7 @@ def test_a_finished_job_cannot_be_cancelled(backend: Backend, state: JobState) -
     assert stored(backend, job.id) == job
 
 
-@pytest.mark.parametrize("state", [S.COMPLETED, S.SCHEDULED, S.PENDING, S.RUNNING])
+@pytest.mark.parametrize("state", [S.COMPLETED, S.SCHEDULED, S.PENDING, S.RUNNING, S.WAITING])
 def test_only_failed_or_cancelled_jobs_can_be_retried(backend: Backend, state: JobState) -> None:
     job = job_in(backend, state)
 

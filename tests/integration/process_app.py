@@ -45,6 +45,14 @@ async def sleepy(ctx: conveyor.Context, seconds: float) -> int:
     return os.getpid()
 
 
+@app.job(max_attempts=3)
+async def sleepy_first(ctx: conveyor.Context, seconds: float) -> int:
+    """Holds its slot on its first attempt only (a rescued run finishes at once)."""
+    if ctx.attempt == 1:
+        await asyncio.sleep(seconds)
+    return os.getpid()
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     queues = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] != "all" else None

@@ -55,6 +55,12 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_recurring_next"),
     ("table", "conveyor_queues"),
     ("index", "conveyor_jobs_state_created"),
+    ("table", "conveyor_edges"),
+    ("index", "conveyor_edges_child"),
+    ("table", "conveyor_workflows"),
+    ("index", "conveyor_workflows_created"),
+    ("index", "conveyor_workflows_name"),
+    ("index", "conveyor_jobs_workflow"),
 }
 
 
@@ -98,7 +104,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -36,6 +36,7 @@ from conveyor.backends.records import (
 from conveyor.model.job import Enqueued, Job, JobState, NewJob
 from conveyor.model.queues import QueueChange, StoredQueue
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
+from conveyor.model.workflow import StoredWorkflow, WorkflowPage
 
 __all__ = [
     "Backend",
@@ -49,6 +50,7 @@ __all__ = [
     "StoreLifecycle",
     "TransactionalEnqueue",
     "WorkerStore",
+    "WorkflowStore",
 ]
 
 
@@ -165,7 +167,8 @@ class OperatorStore(Protocol):
         (errors kept). Other states: unchanged. None if there is no such job."""
 
     def delete(self, job_id: str) -> bool:
-        """Remove a job that is not running; False if absent or running."""
+        """Remove a job that is not running; False if absent or running. Jobs waiting on an
+        unfinished one are not decided: callers cancel it first (`app.jobs.delete` does)."""
 
 
 @runtime_checkable
@@ -222,6 +225,34 @@ class RecurringStore(Protocol):
 
 
 @runtime_checkable
+class WorkflowStore(Protocol):
+    """Workflows: jobs that wait on other jobs (`NewJob.after`), and named sets of them.
+
+    Any enqueue may carry `after`: the job is stored `waiting`, with an open edge to each
+    parent, and every verb that ends a job (finish, rescue, cancel) decides its dependents in
+    the same transaction with `model.dependencies.settle`; retry re-arms them with `rearm`.
+    Each `after` id must be stored already or come earlier in the same batch (so no cycle can
+    be stored); otherwise InvalidWorkflow, and nothing of the batch is stored."""
+
+    def enqueue_workflow(
+        self, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """Store a workflow and its steps (jobs carrying its id) in one transaction."""
+
+    def workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        """A workflow with its steps and edges, or None."""
+
+    def list_workflows(self, page: int, per_page: int, name: str | None = None) -> WorkflowPage:
+        """Workflows newest first (optionally of one name), their steps counted by state."""
+
+    def cancel_workflow(self, workflow_id: str, now: datetime) -> StoredWorkflow | None:
+        """Cancel every unfinished step (running ones are asked to stop); None if absent."""
+
+    def parents(self, job_id: str) -> list[Job]:
+        """The jobs `job_id` was enqueued after, in the order given (pruned ones left out)."""
+
+
+@runtime_checkable
 class Backend(
     StoreLifecycle,
     Producing,
@@ -230,6 +261,7 @@ class Backend(
     OperatorStore,
     QueueStore,
     RecurringStore,
+    WorkflowStore,
     Protocol,
 ):
     """A job store: every required protocol. Each verb is atomic: a job is never seen in two
@@ -249,6 +281,11 @@ class TransactionalEnqueue(Protocol):
         self, connection: Any, jobs: Sequence[NewJob], now: datetime
     ) -> list[Enqueued]:
         """`enqueue_in` on the caller's async connection."""
+
+    def enqueue_workflow_in(
+        self, connection: Any, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """`WorkflowStore.enqueue_workflow` on the caller's `connection` and transaction."""
 
 
 @runtime_checkable

@@ -367,6 +367,7 @@ def when(moment: datetime | None, now: datetime) -> str:
 
 
 STATE_STYLES = {
+    "waiting": "dim cyan",
     "scheduled": "cyan",
     "pending": "blue",
     "running": "yellow",

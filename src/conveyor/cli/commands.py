@@ -35,6 +35,7 @@ from conveyor.cli.jobs import jobs
 from conveyor.cli.live import StatusLine
 from conveyor.cli.loading import ENV_VAR, USAGE
 from conveyor.cli.web import web
+from conveyor.cli.workflows import workflows
 from conveyor.errors import ConveyorError
 from conveyor.observability import logging as job_logging
 
@@ -249,5 +250,6 @@ cli.add_command(queues)
 cli.add_command(workers)
 cli.add_command(stats)
 cli.add_command(web)
+cli.add_command(workflows)
 
 __all__ = ["ENV_VAR", "cli", "run_with_app"]

@@ -218,6 +218,7 @@ def render_job(out: Console, job: Job, app: App, log_count: int) -> None:
         ("worker", job.worker_id),
         ("unique key", job.unique_key),
         ("recurring", job.recurring_name),
+        ("workflow", f"{job.workflow_id} (step {job.step})" if job.workflow_id else None),
         ("timeout", f"{job.timeout:g} s" if job.timeout else None),
     ]
     rows += [(label, escape(value)) for label, value in optional if value]

@@ -26,6 +26,7 @@ else:
 class JobState(StrEnum):
     """Where a job is in its life."""
 
+    WAITING = "waiting"  # a workflow step whose parents have not all completed
     SCHEDULED = "scheduled"  # run_at is in the future (a delay, or a retry's wait)
     PENDING = "pending"  # due, waiting for a worker
     RUNNING = "running"  # claimed by a worker holding a lease
@@ -35,13 +36,19 @@ class JobState(StrEnum):
     SKIPPED = "skipped"  # a recurring run whose previous run was still going
 
 
-ACTIVE_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING})
-WAITING_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING})
+ACTIVE_STATES = frozenset(
+    {JobState.WAITING, JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING}
+)
+#: The states of a job in a queue, claimable once due (a waiting step is not yet in one).
+QUEUED_STATES = frozenset({JobState.SCHEDULED, JobState.PENDING})
 FINISHED_STATES = frozenset(
     {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.SKIPPED}
 )
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # released when its last parent completes (scheduled if it was given a later run_at),
+    # or cancelled with its parent
+    JobState.WAITING: frozenset({JobState.PENDING, JobState.SCHEDULED, JobState.CANCELLED}),
     JobState.SCHEDULED: frozenset({JobState.PENDING, JobState.RUNNING, JobState.CANCELLED}),
     JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.SCHEDULED}),
     JobState.RUNNING: frozenset(
@@ -55,7 +62,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     ),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset({JobState.PENDING}),  # manual retry
-    JobState.CANCELLED: frozenset({JobState.PENDING}),  # manual retry
+    # manual retry; a step cancelled with its parent waits again when the parent is retried
+    JobState.CANCELLED: frozenset({JobState.PENDING, JobState.WAITING}),
     JobState.SKIPPED: frozenset(),
 }
 
@@ -167,6 +175,8 @@ class Job(Generic[ResultT]):
     worker_id: str | None = None
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
+    workflow_id: str | None = None  # the workflow this job is a step of
+    step: str | None = None  # its step name in that workflow (unique within it)
 
     @property
     def is_finished(self) -> bool:
@@ -200,12 +210,24 @@ class NewJob:
     state: JobState | None = None  # None: scheduled or pending by run_at; SKIPPED for a skip
     logs: tuple[LogLine, ...] = ()
     id: str = field(default_factory=new_job_id)
+    #: ids of the jobs this one waits on: it is `waiting` until they have all completed
+    after: tuple[str, ...] = ()
+    #: when a parent fails for good or is cancelled: "cancel" this job too, or "run" it anyway
+    on_parent_failure: str = "cancel"
+    workflow_id: str | None = None
+    step: str | None = None
 
     def to_job(self, now: datetime) -> Job:
         """The record this request becomes when stored at `now`."""
         run_at = self.run_at or now
         # waiting_state's rule, inline: this runs once per enqueued job
-        state = self.state or (JobState.SCHEDULED if run_at > now else JobState.PENDING)
+        state = self.state or (
+            JobState.WAITING
+            if self.after
+            else JobState.SCHEDULED
+            if run_at > now
+            else JobState.PENDING
+        )
         return job_from_values(
             (
                 self.id,
@@ -233,6 +255,8 @@ class NewJob:
                 None,  # worker_id
                 None,  # lease_expires_at
                 False,  # cancel_requested
+                self.workflow_id,
+                self.step,
             )
         )
 

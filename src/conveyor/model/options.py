@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypedDict
@@ -10,7 +11,9 @@ from typing import Any, TypedDict
 from conveyor.errors import ConfigurationError, InvalidJobOptions
 from conveyor.model.keys import KeyRule, check_key_rule
 from conveyor.model.validation import (
+    check_after,
     check_delay,
+    check_failure_policy,
     check_max_attempts,
     check_metadata,
     check_priority,
@@ -63,6 +66,9 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     # jobs with the same key never run at once, fleet-wide (model/keys.py)
     concurrency_key: KeyRule | None = None
+    # the jobs (ids or handles) this one waits on, and what it does when one of them fails
+    after: tuple[str, ...] = ()
+    on_parent_failure: str = "cancel"
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -74,6 +80,9 @@ class JobOptions:
         check_unique_key(self.unique_key)
         check_metadata(self.metadata)
         check_key_rule(self.concurrency_key)
+        if self.after:
+            object.__setattr__(self, "after", check_after(self.after))
+        check_failure_policy(self.on_parent_failure)
         if not isinstance(self.backoff, Backoff):
             raise InvalidJobOptions(
                 f"backoff must be a conveyor.Backoff, not {type(self.backoff).__name__}"
@@ -106,6 +115,8 @@ class EnqueueOptions(TypedDict, total=False):
     run_at: datetime | None
     unique_key: str | None
     concurrency_key: KeyRule | None
+    after: Sequence[Any]
+    on_parent_failure: str
 
 
 class OptionOverrides(EnqueueOptions, total=False):

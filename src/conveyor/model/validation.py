@@ -261,6 +261,56 @@ def check_metadata(value: object) -> dict[str, str]:
     return value
 
 
+#: How many jobs one job may wait on (a fan-in wider than this is a group of groups).
+MAX_PARENTS = 10_000
+_ID_LENGTH_MAX = 200
+
+
+def check_after(value: object) -> tuple[str, ...]:
+    """The ids a job waits on: job ids (text) or anything with an `id` (a JobHandle, a Job),
+    in order, repeats dropped."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise InvalidJobOptions(
+            f"after must be a list of job ids or job handles, not {type(value).__name__}"
+        )
+    ids: dict[str, None] = {}
+    for item in value:
+        job_id = getattr(item, "id", item)
+        if not isinstance(job_id, str) or not job_id or len(job_id) > _ID_LENGTH_MAX:
+            raise InvalidJobOptions(
+                f"after holds {item!r}: give job ids (text) or job handles of enqueued jobs"
+            )
+        ids[job_id] = None
+    if len(ids) > MAX_PARENTS:
+        raise InvalidJobOptions(
+            f"a job may wait on at most {MAX_PARENTS} jobs, not {len(ids)}: wait on a step "
+            "that itself waits on the rest"
+        )
+    return tuple(ids)
+
+
+def check_failure_policy(value: object) -> str:
+    """on_parent_failure: "cancel" (the default) or "run"."""
+    if value not in ("cancel", "run"):
+        raise InvalidJobOptions(f'on_parent_failure must be "cancel" or "run", not {value!r}')
+    return str(value)
+
+
+def check_dependencies(job: NewJob) -> None:
+    """The workflow fields of a request: its `after` ids, its failure policy, its step name."""
+    check_after(job.after)
+    check_failure_policy(job.on_parent_failure)
+    if job.step is not None:
+        check_text(job.step, "the step name", NAME_MAX)
+    if job.workflow_id is not None:
+        check_text(job.workflow_id, "the workflow id", _ID_LENGTH_MAX)
+    if (job.after or job.workflow_id is not None) and job.unique_key is not None:
+        raise InvalidJobOptions(
+            "workflow steps and jobs that wait on other jobs (after=) cannot carry a "
+            "unique_key: drop it, or de-duplicate with a plain job that enqueues the workflow"
+        )
+
+
 def check_new_job(job: NewJob, now: datetime) -> None:
     """Refuse a request no store should keep (InvalidJobOptions or InvalidArguments), before
     anything is stored: every enqueue path calls this for every job of a batch. On the
@@ -289,6 +339,8 @@ def check_new_job(job: NewJob, now: datetime) -> None:
         check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
     if job.recurring_name is not None:
         check_text(job.recurring_name, "recurring_name", NAME_MAX)
+    if job.after or job.workflow_id is not None or job.on_parent_failure != "cancel":
+        check_dependencies(job)
     check_arguments(job.args)
 
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Coroutine, Sequence
+from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from conveyor.backends.records import Outcome
 from conveyor.context import Context, ReportSink
+from conveyor.errors import InvalidResult
 from conveyor.model.job import Job, JobState
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import JobExecutor, RunningJob
@@ -71,7 +74,8 @@ class Attempts:
         """A claimed job with its Context, ready to run."""
         env = self._env
         sink = self._progress_hook_sink(job) if env.hooks.wants("progress") else self._reports.add
-        return RunningJob(job, Context(job, sink, env.resource_overrides))
+        parents = partial(parent_results, env, job.id)
+        return RunningJob(job, Context(job, sink, env.resource_overrides, parents))
 
     def run(self, running: RunningJob) -> Coroutine[Any, Any, Outcome]:
         """Fire the job's `started` hooks and return the run to await for its outcome (the
@@ -117,3 +121,20 @@ def _log_failure(job: Job, outcome: Outcome) -> None:
             "job %s %s attempt %d/%d failed (%s); it will be retried",
             job.name, job.id, job.attempt, job.max_attempts, error.message, extra=extra,
         )  # fmt: skip
+
+
+def parent_results(env: Environment, job_id: str) -> dict[str, Any]:
+    """What `ctx.parent_results()` returns: each parent's result by step name (job id when
+    it is no step), rebuilt by its job's return hint when this app knows the job; None for
+    a parent that did not complete."""
+    results: dict[str, Any] = {}
+    for parent in env.backend.parents(job_id):
+        value = parent.result if parent.state is JobState.COMPLETED else None
+        definition = env.registry.get(parent.name)
+        spec = definition.spec if definition is not None else None
+        if value is not None and spec is not None:
+            # a middleware may have replaced what the job returned: then given as stored
+            with suppress(InvalidResult):
+                value = spec.decode_result(value)
+        results[parent.step or parent.id] = value
+    return results

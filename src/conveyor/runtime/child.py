@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from conveyor.context import Context, call_in_scope
-from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry
+from conveyor.errors import Fail, InvalidArguments, InvalidResult, Retry, UsageError
 from conveyor.model.hints import ANY
 from conveyor.model.job import JOB_FIELDS, Job, JobState, job_from_values
 from conveyor.model.options import JobOptions
@@ -78,6 +78,13 @@ class ChildContext(Context):
     @cancel_requested.setter
     def cancel_requested(self, value: bool) -> None:
         self._flag.value = 1 if value else 0
+
+    def parent_results(self) -> dict[str, Any]:
+        """Not available in a child process yet: it has no store connection."""
+        raise UsageError(
+            "ctx.parent_results() is not available in a process job yet: run the step "
+            "with the default executor, or pass what it needs as arguments"
+        )
 
 
 def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> None:

@@ -395,8 +395,11 @@ class Worker:
             if self._writer_done:
                 return  # stop() writes what is left
             self._flush_needed.clear()
-            if self._outcomes and len(self._outcomes) < settings.ack_batch_size:
-                await asyncio.sleep(settings.ack_interval)  # gather a batch
+            # Gather a batch while other jobs run and may finish meanwhile; with none running
+            # no outcome is coming to batch with, and waiting would only delay what the
+            # outcome frees (a serial queue's next job, a workflow's next step).
+            if self._outcomes and len(self._outcomes) < settings.ack_batch_size and self._running:
+                await asyncio.sleep(settings.ack_interval)
             await self._flush()
 
     async def _flush(self, final: bool = False) -> None:

@@ -34,6 +34,7 @@ from conveyor.web.schemas import (
     StatsOut,
     WorkerOut,
 )
+from conveyor.web.workflow_views import workflow_api
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_PAGE = 1_000_000
@@ -95,6 +96,7 @@ def api_router(dash: Dashboard) -> APIRouter:
     _queue_routes(routes.tagged("queues"))
     _worker_routes(routes.tagged("workers"))
     _stats_routes(routes.tagged("stats"))
+    workflow_api(routes.tagged("workflows"))
     return router
 
 

@@ -27,6 +27,7 @@ from conveyor.web.dashboard import BULK_LIMIT, Dashboard
 from conveyor.web.errors import Refused
 from conveyor.web.page_routes import Back, PageRoutes, field
 from conveyor.web.schemas import JOB_ID_PATTERN, StatsOut
+from conveyor.web.workflow_views import workflow_pages
 
 PER_PAGE = 50
 JOBS: Back = ("/jobs", "Back to jobs")
@@ -42,6 +43,7 @@ def install_pages(api: FastAPI, dash: Dashboard) -> PageRoutes:
     _recurring_pages(routes)
     _queue_pages(routes)
     _worker_pages(routes)
+    workflow_pages(routes)
     _login_routes(routes)
     return routes
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
-from conveyor.model.job import AttemptError, Job, LogLine
+from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
     MAX_HORIZON,
@@ -26,7 +26,7 @@ from conveyor.services import QueueStatus
 
 PREVIEW_CHARS = 200  # args and messages in lists are cut to this many characters
 JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_STATE = "(scheduled|pending|running|completed|failed|cancelled|skipped)"
+_STATE = f"({'|'.join(state.value for state in JobState)})"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
 NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
 NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
@@ -146,6 +146,8 @@ class JobDetail(BaseModel):
     unique_key: str | None
     recurring_name: str | None
     concurrency_key: str | None
+    workflow_id: str | None = None
+    step: str | None = None
     worker_id: str | None
     cancel_requested: bool
     created_at: datetime
@@ -184,6 +186,8 @@ class JobDetail(BaseModel):
             unique_key=job.unique_key,
             recurring_name=job.recurring_name,
             concurrency_key=job.concurrency_key,
+            workflow_id=job.workflow_id,
+            step=job.step,
             worker_id=job.worker_id,
             cancel_requested=job.cancel_requested,
             created_at=job.created_at,

@@ -24,7 +24,7 @@ from typing import Any
 
 from conveyor.backends.memory.index import DueEntry, QueueIndex
 from conveyor.backends.memory.maintenance import MaintenanceVerbs
-from conveyor.backends.memory.operators import OperatorVerbs
+from conveyor.backends.memory.workflows import WorkflowVerbs
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
 from conveyor.model.job import JOB_FIELDS, SLOT_SETTERS, Enqueued, Job, JobState
 from conveyor.model.lifecycle import ATTEMPT_ENDINGS
@@ -49,7 +49,7 @@ def _evolve(job: Job, **changes: Any) -> Job:
     return copy
 
 
-class MemoryBackend(OperatorVerbs, MaintenanceVerbs):
+class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
     """A job store held in this process's memory: fast, bounded, gone when the process exits.
 
     `max_queue_size` caps the scheduled + pending jobs (0 = no cap). When an enqueue would pass

@@ -23,10 +23,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
+from conveyor.backends.memory.edges import Edges, Graph, WorkflowRow
 from conveyor.backends.memory.recurring import RecurringTable
 from conveyor.backends.records import WorkerInfo
 from conveyor.backends.subscribers import Subscribers
-from conveyor.errors import ConfigurationError, DuplicateJobId, QueueFull
+from conveyor.errors import ConfigurationError, DuplicateJobId, InvalidWorkflow, QueueFull
+from conveyor.model.dependencies import settle, unknown_parent_message
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 from conveyor.model.queues import QueueSettings, StoredQueue, full_message
 
@@ -92,6 +94,9 @@ class JobIndex:
         self._paused: set[str] = set()
         self._settings: dict[str, StoredQueue] = {}  # queue settings kept in the store
         self._recurring = RecurringTable()
+        self._edges = Edges()
+        self._graph = Graph(self)
+        self._workflows: dict[str, WorkflowRow] = {}
 
     # producers -------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
@@ -100,6 +105,11 @@ class JobIndex:
         The whole batch fits or none of it is stored: a full store waits for room or raises
         `QueueFull` (see `MemoryBackend`).
         """
+        return self._enqueue(jobs, now, None)
+
+    def _enqueue(
+        self, jobs: Sequence[NewJob], now: datetime, workflow: WorkflowRow | None
+    ) -> list[Enqueued]:
         if not jobs:
             return []
         with self._lock:
@@ -134,8 +144,11 @@ class JobIndex:
                     raise QueueFull(self._full_message(new_count, waited=True))
                 self._space.wait(remaining)
 
+            if workflow is not None:
+                self._workflows[workflow.id] = workflow
             results: list[Enqueued] = []
             made: dict[str, Job] = {}  # unique_key -> job created earlier in this batch
+            ended_parents: set[str] = set()  # parents already finished when named
             for new, existing in zip(jobs, plan, strict=True):
                 if existing is not None:
                     results.append(Enqueued(job=existing, created=False))
@@ -146,7 +159,15 @@ class JobIndex:
                 job = self._store_new(new, now)
                 if job.unique_key is not None:
                     made[job.unique_key] = job
+                if workflow is not None:
+                    workflow.step_ids[job.id] = None
+                for parent_id in new.after:
+                    if self._jobs[parent_id].state in FINISHED_STATES:
+                        ended_parents.add(parent_id)
                 results.append(Enqueued(job=job, created=True))
+            if ended_parents:
+                settle(self._graph, sorted(ended_parents), now)
+                results = [Enqueued(self._jobs[r.job.id], r.created) for r in results]
             if new_count:
                 self._announce()
         if new_count:
@@ -173,6 +194,9 @@ class JobIndex:
                 raise DuplicateJobId(
                     f"a job with id {new.id!r} already exists: give each job its own id"
                 )
+            for parent_id in new.after:
+                if parent_id not in ids and parent_id not in self._jobs:
+                    raise InvalidWorkflow(unknown_parent_message(new, parent_id))
             ids.add(new.id)
             new_count += 1
         return plan, new_count
@@ -201,7 +225,7 @@ class JobIndex:
         asked: dict[str, int] = {}
         keys: set[str] = set()
         for new, existing in zip(jobs, plan, strict=True):
-            if existing is not None:
+            if existing is not None or new.after:  # a step waiting on its parents: not queued
                 continue
             if new.unique_key is not None:
                 if new.unique_key in keys:
@@ -251,6 +275,9 @@ class JobIndex:
             return job
         if job.unique_key is not None:
             self._unique[job.unique_key] = job.id
+        if new.after:
+            self._edges.add(job.id, new.after, new.on_parent_failure)
+            return job  # waiting: indexed for claims once released
         self._add_waiting(job, now)
         return job
 
@@ -270,6 +297,11 @@ class JobIndex:
 
     def _remove(self, job: Job) -> None:
         del self._jobs[job.id]
+        self._edges.forget(job.id)
+        if job.workflow_id is not None and (row := self._workflows.get(job.workflow_id)):
+            row.step_ids.pop(job.id, None)
+            if not row.step_ids:
+                del self._workflows[row.id]
         key = (job.queue, job.state)
         left = self._counts[key] - 1
         if left:
@@ -345,7 +377,14 @@ class JobIndex:
                 del self._held[key]
 
     def _settle(self, job: Job) -> None:
-        """Bookkeeping for a job that just reached a final state."""
+        """Bookkeeping for a job that just reached a final state, and its dependents."""
+        self._record_finished(job)
+        if job.id in self._edges.children:
+            assert job.finished_at is not None
+            settle(self._graph, [job.id], job.finished_at)
+
+    def _record_finished(self, job: Job) -> None:
+        """Bookkeeping for a job that just reached a final state (not its dependents)."""
         self._release_unique(job)
         assert job.finished_at is not None
         heap = self._finished_failed if job.state is JobState.FAILED else self._finished_short

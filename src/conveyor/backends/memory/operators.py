@@ -16,7 +16,8 @@ from conveyor.backends.records import (
     Throughput,
     WorkerInfo,
 )
-from conveyor.model.job import WAITING_STATES, Job, JobState
+from conveyor.model.dependencies import rearm
+from conveyor.model.job import QUEUED_STATES, Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, StoredQueue, merge
 
@@ -140,21 +141,26 @@ class OperatorVerbs(JobIndex):
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Cancel a waiting job now, ask a running one's worker to stop; finished: unchanged."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            if job.state in WAITING_STATES:
-                self._drop_waiting(job_id, self._queues[job.queue])
-                done = replace(job, state=JobState.CANCELLED, finished_at=now)
-                self._put(done, job)
-                self._settle(done)
-                self._space.notify_all()
-                return done
-            if job.state is JobState.RUNNING and not job.cancel_requested:
-                asked = replace(job, cancel_requested=True)
-                self._put(asked, job)
-                return asked
+            job = self._cancel_locked(job_id, now)
+            self._space.notify_all()
             return job
+
+    def _cancel_locked(self, job_id: str, now: datetime) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if job.state in QUEUED_STATES or job.state is JobState.WAITING:
+            if job.state is not JobState.WAITING:
+                self._drop_waiting(job_id, self._queues[job.queue])
+            done = replace(job, state=JobState.CANCELLED, finished_at=now)
+            self._put(done, job)
+            self._settle(done)  # its dependents are cancelled too (or run, by their policy)
+            return done
+        if job.state is JobState.RUNNING and not job.cancel_requested:
+            asked = replace(job, cancel_requested=True)
+            self._put(asked, job)
+            return asked
+        return job
 
     def retry(self, job_id: str, now: datetime) -> Job | None:
         """A failed or cancelled job becomes pending with a fresh attempt budget, errors kept.
@@ -182,6 +188,10 @@ class OperatorVerbs(JobIndex):
             if again.unique_key is not None:
                 self._unique[again.unique_key] = again.id
             self._add_waiting(again, now)
+            # the operator runs it now, whatever its parents did; its dependents wait again
+            self._edges.open.pop(job_id, None)
+            self._edges.blocked_by.pop(job_id, None)
+            rearm(self._graph, job_id, now)
             self._announce()
         self._call_back()
         return again
@@ -192,7 +202,7 @@ class OperatorVerbs(JobIndex):
             job = self._jobs.get(job_id)
             if job is None or job.state is JobState.RUNNING:
                 return False
-            if job.state in WAITING_STATES:
+            if job.state in QUEUED_STATES:
                 self._drop_waiting(job_id, self._queues[job.queue])
                 self._release_unique(job)
                 self._space.notify_all()

@@ -26,6 +26,7 @@ from conveyor.backends.postgres.rows import (
     worker_from_row,
     worker_params,
 )
+from conveyor.backends.postgres.workflows import WorkflowVerbs, forget, rearm_after_retry
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
     Claimed,
@@ -40,10 +41,13 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.backends.subscribers import Subscribers
+from conveyor.model.dependencies import settle
 from conveyor.model.job import (
+    Enqueued,
     Job,
     JobState,
     LogLine,
+    NewJob,
 )
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
@@ -57,7 +61,7 @@ CLAIM_ATTEMPTS = 5  # tries when a concurrent claim took a job of the same concu
 _RUNNING_KEYS_INDEX = "jobs_running_keys"
 
 
-class PostgresBackend(EnqueueVerbs, RecurringVerbs):
+class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
     """Jobs in a PostgreSQL schema, shared by any number of worker processes and hosts.
 
     Claims lock due jobs with `FOR UPDATE SKIP LOCKED` on a partial index of runnable jobs;
@@ -87,6 +91,22 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.config.target!r}, schema={self.config.schema!r})"
+
+    # workflows, within their queues' bounds (the rest of the workflow verbs: workflows.py)
+    def enqueue_workflow(
+        self, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """Store a workflow and its steps in one transaction; a queue's stored bound applies
+        as to `enqueue` (the steps waiting on their parents do not count)."""
+        return self._store_workflow((workflow_id, name), jobs, now)
+
+    def enqueue_workflow_in(
+        self, connection: Conn, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """`enqueue_workflow` inside the caller's transaction on `connection` (its own one,
+        committed at once, for an autocommit connection outside a transaction block); a full
+        queue refuses at once."""
+        return self._store_workflow_in(connection, (workflow_id, name), jobs, now)
 
     # lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -272,18 +292,26 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
             if fence not in seen:  # a second outcome for the same attempt is dropped below
                 seen.add(fence)
                 entries.append(entry)
+        params = {
+            # one JSON document, not an array per column: the driver's array dumpers
+            # cost more per outcome than one C-encoded json.dumps
+            "outcomes": dumps(entries),
+            "channel": self.config.channel,
+            "commit": self.config.commit_mode,
+            "limited": sorted(self._limited_queues),
+            "now": outcomes[0].now,  # when the dependents a completed job frees are released
+        }
         with self._db.connection() as conn:
-            params = {
-                # one JSON document, not an array per column: the driver's array dumpers
-                # cost more per outcome than one C-encoded json.dumps
-                "outcomes": dumps(entries),
-                "channel": self.config.channel,
-                "commit": self.config.commit_mode,
-                "limited": sorted(self._limited_queues),
-            }
             rows = conn.execute(self._q["finish_jobs"], params).fetchall()
         applied = {(row["id"], row["worker_id"], row["attempt"]) for row in rows if row["id"]}
         woke = any(row["notified"] is not None for row in rows)
+        if len(applied) < len(entries):
+            # jobs others wait on that failed or were cancelled were left out (or the lease
+            # was lost): their outcome and their dependents' fate commit together
+            rest = [e for e in entries if (e["id"], e["worker_id"], e["attempt"]) not in applied]
+            linked = self._finish_linked({**params, "outcomes": dumps(rest)}, outcomes[0].now)
+            applied |= linked
+            woke = woke or bool(linked)
         dropped: list[str] = []
         for outcome in outcomes:
             fence = (outcome.job_id, outcome.worker_id, outcome.attempt)
@@ -294,6 +322,16 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         if woke:
             self._notify()
         return dropped
+
+    def _finish_linked(self, params: dict[str, Any], now: datetime) -> set[tuple[str, str, int]]:
+        """Apply outcomes in one transaction with the decision of the dependents of the jobs
+        that reached a final state; returns the fences applied."""
+        with self._db.transaction() as conn:
+            rows = conn.execute(self._q["finish_jobs_linked"], params).fetchall()
+            parents = [row["id"] for row in rows if row["id"] and row["ends_parent"]]
+            if parents:
+                settle(self._graph(conn), parents, now)
+        return {(row["id"], row["worker_id"], row["attempt"]) for row in rows if row["id"]}
 
     def report(self, reports: Sequence[Report], max_log_lines: int) -> None:
         """Write buffered progress and logs of running jobs, keeping at most `max_log_lines`
@@ -377,7 +415,11 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
                 for column in columns:
                     arrays[column].append(params[column])
             cur = conn.execute(self._q["rescue_jobs"], {**arrays, "channel": self.config.channel})
-            rescued = [row["id"] for row in cur.fetchall() if row["id"] is not None]
+            rows = cur.fetchall()
+            rescued = [row["id"] for row in rows if row["id"] is not None]
+            parents = [row["id"] for row in rows if row["id"] is not None and row["ends_parent"]]
+            if parents:
+                settle(self._graph(conn), parents, now)
         if rescued:
             self._notify()
         return rescued
@@ -397,8 +439,10 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         }
         total = 0
         while True:
-            with self._db.connection() as conn:
-                deleted = conn.execute(self._q["prune_batch"], params).rowcount
+            with self._db.transaction() as conn:
+                rows = conn.execute(self._q["prune_batch"], params).fetchall()
+                forget(conn, self._q, rows)
+                deleted = len(rows)
             total += deleted
             if deleted < PRUNE_BATCH:
                 self._prune_fires(failed_before)
@@ -447,6 +491,8 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
         params = {"id": job_id, "now": now}
         with self._db.transaction() as conn:
             row = conn.execute(self._q["cancel_waiting"], params).fetchone()
+            if row is not None and row["dependents"]:
+                settle(self._graph(conn), [job_id], now)
             if row is None:
                 row = conn.execute(self._q["request_cancel"], params).fetchone()
             if row is None:
@@ -464,6 +510,7 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
                 if row is not None:
                     retried = True
                     conn.execute(self._q["notify"], params)
+                    rearm_after_retry(conn, self._q, self.config.channel, job_id, now)
         except psycopg.errors.UniqueViolation:
             row, retried = None, False  # another active job took the unique_key meanwhile
         if row is None:
@@ -474,8 +521,10 @@ class PostgresBackend(EnqueueVerbs, RecurringVerbs):
 
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
-        with self._db.connection() as conn:
-            return conn.execute(self._q["delete_job"], {"id": job_id}).rowcount > 0
+        with self._db.transaction() as conn:
+            rows = conn.execute(self._q["delete_job"], {"id": job_id}).fetchall()
+            forget(conn, self._q, rows)
+        return bool(rows)
 
     # queues and statistics -------------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:

@@ -5,7 +5,7 @@ inside the caller's own transaction."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +16,9 @@ from psycopg.rows import dict_row
 
 from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
-from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable
-from conveyor.model.job import WAITING_STATES, Enqueued, Job, NewJob
+from conveyor.backends.postgres.workflows import in_callers_transaction, insert_linked
+from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable, UsageError
+from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
 from conveyor.model.queues import full_message
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
@@ -49,12 +50,19 @@ class EnqueueVerbs:
         refused or (`when_full="wait"`) tried again until `queue_full_timeout`."""
         if not jobs:
             return []
+        results = self._with_room(lambda: self._enqueue_once(jobs, now))
+        if any(result.created for result in results):
+            self._notify()
+        return results
+
+    def _with_room(self, store: Callable[[], list[Enqueued]]) -> list[Enqueued]:
+        """`store()`, tried again while a full queue with when_full="wait" has no room, up to
+        `queue_full_timeout`; QueueFull when it is refused."""
         deadline: float | None = None
         pause = _ROOM_POLL_MIN
         while True:
             try:
-                results = self._enqueue_once(jobs, now)
-                break
+                return store()
             except _Full as full:
                 if full.when_full == "refuse" or full.asked > full.max_size:
                     raise QueueFull(full.message(None)) from None
@@ -67,9 +75,6 @@ class EnqueueVerbs:
                 # would cost every claim a server-wide lock): poll, backing off.
                 time.sleep(min(pause, remaining))
                 pause = min(pause * 2, _ROOM_POLL_MAX)
-        if any(result.created for result in results):
-            self._notify()
-        return results
 
     def _enqueue_once(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         attempt = 1
@@ -86,6 +91,11 @@ class EnqueueVerbs:
 
     def _store(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         queues = {job.queue for job in jobs}
+        if any(job.after for job in jobs):
+            with self._db.transaction() as conn:
+                return self._insert_bounded(
+                    conn, sorted(queues), lambda: self._insert_linked(conn, jobs, now)
+                )
         with self._db.connection() as conn:
             if not _uses_copy(jobs) and not queues & self._bounded_queues:
                 # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
@@ -96,19 +106,73 @@ class EnqueueVerbs:
                 except _Bounded as bounded:
                     self._bounded_queues = self._bounded_queues | bounded.queues
             with conn.transaction():
-                return self._insert_bounded(conn, jobs, now, sorted(queues))
+                return self._insert_bounded(
+                    conn, sorted(queues), lambda: self._insert(conn, jobs, now, checked=True)
+                )
 
-    def _insert_bounded(
+    def _insert_linked(
         self,
         conn: psycopg.Connection[Any],
         jobs: Sequence[NewJob],
         now: datetime,
+        workflow: tuple[str, str] | None = None,
+    ) -> list[Enqueued]:
+        return insert_linked(conn, self._q, self.config, jobs, now, workflow)
+
+    def _store_workflow(
+        self, workflow: tuple[str, str], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """A workflow and its steps in one transaction, within its queues' bounds (waiting
+        for room as `enqueue` does)."""
+        queues = sorted({job.queue for job in jobs})
+
+        def store() -> list[Enqueued]:
+            with self._db.transaction() as conn:
+
+                def insert() -> list[Enqueued]:
+                    return self._insert_linked(conn, jobs, now, workflow)
+
+                return self._insert_bounded(conn, queues, insert)
+
+        results = self._with_room(store)
+        self._notify()
+        return results
+
+    def _store_workflow_in(
+        self,
+        connection: psycopg.Connection[Any],
+        workflow: tuple[str, str],
+        jobs: Sequence[NewJob],
+        now: datetime,
+    ) -> list[Enqueued]:
+        """`_store_workflow` in a savepoint of the caller's transaction; a full queue
+        refuses at once (QueueFull), as `enqueue_in` does."""
+        queues = sorted({job.queue for job in jobs})
+
+        def insert() -> list[Enqueued]:
+            return self._insert_linked(connection, jobs, now, workflow)
+
+        try:
+            with self._db.errors("cannot enqueue on the given connection to"):
+                results = in_callers_transaction(
+                    connection, self._q, lambda: self._insert_bounded(connection, queues, insert)
+                )
+        except _Full as full:
+            raise QueueFull(full.message(None)) from None
+        self._notify()
+        return results
+
+    def _insert_bounded(
+        self,
+        conn: psycopg.Connection[Any],
         queues: list[str],
+        insert: Callable[[], list[Enqueued]],
     ) -> list[Enqueued]:
         """Inside a transaction: lock the batch's bounded queues (sorted, so producers never
-        deadlock), insert, count their waiting jobs; _Full (rolling the transaction back)
+        deadlock), `insert`, count their waiting jobs; _Full (rolling the transaction back)
         when one is past its bound. Counting after the insert, under the lock, counts exactly
-        the new jobs (a unique_key already held adds none) and every job committed before."""
+        the new jobs (a unique_key already held adds none; a workflow step waiting on its
+        parents is not waiting to run yet) and every job committed before."""
         with conn.cursor(row_factory=dict_row) as cur:  # `conn` may be the caller's
             bounds = cur.execute(self._q["queue_bounds"], {"queues": queues}).fetchall()
             names = [row["name"] for row in bounds]
@@ -116,7 +180,7 @@ class EnqueueVerbs:
             if names:
                 prefix = f"conveyor:{self.config.schema}:bound:"
                 cur.execute(self._q["lock_queues"], {"prefix": prefix, "queues": names})
-            results = self._insert(conn, jobs, now, checked=True)
+            results = insert()
             if names:
                 counted = cur.execute(self._q["count_waiting"], {"queues": names}).fetchall()
                 waiting = {row["queue"]: row["waiting"] for row in counted}
@@ -136,12 +200,25 @@ class EnqueueVerbs:
             return []
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
         queues = sorted({job.queue for job in jobs})
+        linked = any(job.after for job in jobs)
+
+        def plain() -> list[Enqueued]:
+            return self._insert(connection, jobs, now, checked=True)
+
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
+                if linked:
+                    results = in_callers_transaction(
+                        connection,
+                        self._q,
+                        lambda: self._insert_bounded(
+                            connection, queues, lambda: self._insert_linked(connection, jobs, now)
+                        ),
+                    )
                 # autocommit: a transaction of its own; a large batch: a savepoint for its COPY
-                if (connection.autocommit and idle) or _uses_copy(jobs):
+                elif (connection.autocommit and idle) or _uses_copy(jobs):
                     with connection.transaction():
-                        results = self._insert_bounded(connection, jobs, now, queues)
+                        results = self._insert_bounded(connection, queues, plain)
                 else:
                     try:
                         results = self._insert(connection, jobs, now, checked=False)
@@ -149,7 +226,7 @@ class EnqueueVerbs:
                         # a savepoint: a full queue rolls back this batch, not the caller's
                         # work; the queue's lock is held until the caller's transaction ends
                         with connection.transaction():
-                            results = self._insert_bounded(connection, jobs, now, queues)
+                            results = self._insert_bounded(connection, queues, plain)
         except psycopg.errors.UniqueViolation as exc:
             raise self._taken_id_error(jobs, exc, look_up=False) from exc
         except _Full as full:
@@ -165,6 +242,12 @@ class EnqueueVerbs:
         workers are woken, only once the caller's transaction commits."""
         if not jobs:
             return []
+        if any(job.after for job in jobs):
+            raise UsageError(
+                "jobs that wait on other jobs (after=) cannot be enqueued on an async "
+                "connection yet: use enqueue_in on a sync psycopg connection, or enqueue "
+                "without a connection"
+            )
         batch = _Batch.of([new.to_job(now) for new in jobs])
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
         params = {**job_arrays(batch.to_insert), "channel": self.config.channel}
@@ -280,7 +363,7 @@ class EnqueueVerbs:
                 chunk = [new.to_job(now) for new in jobs[start : start + COPY_CHUNK]]
                 stamped += chunk
                 plain = [job for job in chunk if job.unique_key is None]
-                waiting = waiting or any(job.state in WAITING_STATES for job in plain)
+                waiting = waiting or any(job.state in QUEUED_STATES for job in plain)
                 copy.write(copy_text(plain))
             # the server is still storing the last chunks: group the batch meanwhile
             batch = _Batch.of(stamped)
@@ -351,9 +434,7 @@ def _check_bound(bound: Any, waiting: int, results: list[Enqueued]) -> None:
     name, max_size = bound["name"], bound["max_size"]
     if waiting <= max_size:
         return
-    asked = sum(
-        r.created and r.job.queue == name and r.job.state in WAITING_STATES for r in results
-    )
+    asked = sum(r.created and r.job.queue == name and r.job.state in QUEUED_STATES for r in results)
     raise _Full(name, max_size, waiting - asked, asked, bound["when_full"])
 
 

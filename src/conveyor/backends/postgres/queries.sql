@@ -204,7 +204,15 @@ WHERE state = 'scheduled' AND run_at > %(now)s
 -- outcome from a worker that lost its lease matches no row and is dropped. One NOTIFY wakes
 -- other workers, only when one may now claim something it could not before: a job went back
 -- to pending, or room opened in a limited queue (:limited) or for a concurrency key.
--- name: finish_jobs
+-- A completed job that others wait on releases them in this same statement (resolved …
+-- released: model/dependencies.py's first rule, that a completed parent satisfies every
+-- edge, applied here so a chain of steps costs one statement a step; the child's row lock
+-- serialises two parents finishing at once, and the UPDATE re-reads the locked row, so
+-- exactly one of them sees the counter reach zero). A job with dependents that *failed* or
+-- was cancelled is left out by finish_jobs, one autocommitted statement, and applied by
+-- finish_jobs_linked in a transaction with the decision of its dependents
+-- (backends/postgres/workflows.py).
+-- name: finish_jobs, finish_jobs_linked
 WITH commit_mode AS (
     -- fast_acks: this transaction alone commits without waiting for the WAL flush
     SELECT set_config('synchronous_commit',
@@ -228,14 +236,35 @@ WITH commit_mode AS (
     FROM outcome AS o, commit_mode
     WHERE j.id = o.id AND j.worker_id = o.worker_id AND j.attempt = o.attempt
       AND j.state = 'running'
+      AND (j.dependents = 0 OR o.state NOT IN ('failed', 'cancelled'))  -- only: finish_jobs
     RETURNING j.id, o.worker_id, o.attempt,
+              j.dependents > 0 AND j.state IN ('failed', 'cancelled') AS ends_parent,
+              j.dependents > 0 AND j.state = 'completed' AS releases,
               j.state = 'pending' OR j.concurrency_key IS NOT NULL
               OR j.queue = ANY(%(limited)s::text[]) AS frees_room
+), resolved AS (
+    UPDATE __schema__.edges AS e SET resolved = true
+    FROM finished AS f
+    WHERE f.releases AND e.parent_id = f.id AND NOT e.resolved
+    RETURNING e.child_id
+), per_child AS (
+    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
+), released AS (
+    UPDATE __schema__.jobs AS j
+    SET parents_left = j.parents_left - c.n,
+        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
+                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
+        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
+                      ELSE greatest(j.run_at, %(now)s) END
+    FROM per_child AS c
+    WHERE j.id = c.child_id
+    RETURNING j.state
 )
-SELECT id, worker_id, attempt, NULL AS notified FROM finished
+SELECT id, worker_id, attempt, ends_parent, NULL AS notified FROM finished
 UNION ALL
-SELECT NULL, NULL, NULL, pg_notify(%(channel)s, '')::text
-WHERE EXISTS (SELECT 1 FROM finished WHERE frees_room);
+SELECT NULL, NULL, NULL, NULL, pg_notify(%(channel)s, '')::text
+WHERE EXISTS (SELECT 1 FROM finished WHERE frees_room)
+   OR EXISTS (SELECT 1 FROM released WHERE state = 'pending');
 
 -- name: job_logs
 SELECT id, logs FROM __schema__.jobs
@@ -286,7 +315,7 @@ DELETE FROM __schema__.workers WHERE last_seen_at < %(before)s;
 -- maintenance -----------------------------------------------------------------------------
 
 -- name: expired_leases
-SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested
+SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested, dependents
 FROM __schema__.jobs
 WHERE state = 'running' AND lease_expires_at < %(now)s
 FOR UPDATE SKIP LOCKED;
@@ -305,11 +334,11 @@ WITH rescued AS (
         %(run_at)s::timestamptz[], %(error)s::text[]
     ) AS r (id, state, finished_at, run_at, error)
     WHERE j.id = r.id AND j.state = 'running'
-    RETURNING j.id
+    RETURNING j.id, j.dependents > 0 AND j.finished_at IS NOT NULL AS ends_parent
 )
-SELECT id, NULL AS notified FROM rescued
+SELECT id, ends_parent, NULL AS notified FROM rescued
 UNION ALL
-SELECT NULL, pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM rescued);
+SELECT NULL, NULL, pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM rescued);
 
 -- name: promote_scheduled
 UPDATE __schema__.jobs SET state = 'pending'
@@ -326,7 +355,8 @@ WHERE id IN (
            OR (state = 'failed' AND finished_at < %(failed_before)s::timestamptz))
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
-);
+)
+RETURNING id, workflow_id;
 
 -- name: count_prunable
 SELECT state, count(*) AS n
@@ -563,7 +593,7 @@ SELECT queue, state, count(*) AS n FROM __schema__.jobs GROUP BY queue, state;
 
 -- name: cancel_waiting
 UPDATE __schema__.jobs SET state = 'cancelled', finished_at = %(now)s
-WHERE id = %(id)s AND state IN ('scheduled', 'pending')
+WHERE id = %(id)s AND state IN ('waiting', 'scheduled', 'pending')
 RETURNING *;
 
 -- name: request_cancel
@@ -600,4 +630,177 @@ SELECT pg_notify(%(channel)s, '');
 LISTEN __channel__;
 
 -- name: delete_job
-DELETE FROM __schema__.jobs WHERE id = %(id)s AND state <> 'running';
+DELETE FROM __schema__.jobs WHERE id = %(id)s AND state <> 'running'
+RETURNING id, workflow_id;
+
+-- workflows and dependencies (backends/postgres/workflows.py; rules in model/dependencies.py)
+
+-- The parents named by a new batch: counted as having dependents, which locks their rows
+-- until the batch commits, so a parent finishing meanwhile waits and then sees the edges
+-- (and a parent that finished first is seen finished here). Missing ids come back absent.
+-- name: add_dependents
+UPDATE __schema__.jobs AS j SET dependents = j.dependents + d.n
+FROM unnest(%(ids)s::text[], %(counts)s::integer[]) AS d (id, n)
+WHERE j.id = d.id
+RETURNING j.id, j.state;
+
+-- The first statement of a caller's transaction (psycopg sends BEGIN before it).
+-- name: open_transaction
+SELECT 1;
+
+-- name: insert_workflow
+INSERT INTO __schema__.workflows (id, name, created_at)
+VALUES (%(id)s, %(name)s, %(created_at)s);
+
+-- Jobs of a workflow or with parents: every column, in one statement (no unique keys).
+-- name: insert_linked_jobs
+INSERT INTO __schema__.jobs (
+    id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+    run_at, created_at, concurrency_key, logs, workflow_id, step, parents_left, dependents,
+    on_parent_failure
+)
+SELECT id, name, queue, args::jsonb, metadata::jsonb, priority, state, max_attempts,
+       timeout, run_at, created_at, concurrency_key, logs::jsonb, workflow_id, step,
+       parents_left, dependents, on_parent_failure
+FROM unnest(
+    %(id)s::text[], %(name)s::text[], %(queue)s::text[], %(args)s::text[],
+    %(metadata)s::text[], %(priority)s::integer[], %(state)s::text[],
+    %(max_attempts)s::integer[], %(timeout)s::double precision[],
+    %(run_at)s::timestamptz[], %(created_at)s::timestamptz[], %(concurrency_key)s::text[],
+    %(logs)s::text[], %(workflow_id)s::text[], %(step)s::text[],
+    %(parents_left)s::integer[], %(dependents)s::integer[], %(on_parent_failure)s::text[]
+) WITH ORDINALITY AS new (
+    id, name, queue, args, metadata, priority, state, max_attempts, timeout,
+    run_at, created_at, concurrency_key, logs, workflow_id, step, parents_left, dependents,
+    on_parent_failure, ord
+)
+ORDER BY ord;
+
+-- name: insert_edges
+INSERT INTO __schema__.edges (parent_id, child_id, position)
+SELECT * FROM unnest(%(parents)s::text[], %(children)s::text[], %(positions)s::integer[]);
+
+-- name: jobs_by_ids
+SELECT * FROM __schema__.jobs WHERE id = ANY(%(ids)s::text[]);
+
+-- name: open_edges
+SELECT e.parent_id, e.child_id, p.state AS parent_state,
+       coalesce(p.step, p.name) AS parent_label,
+       coalesce(c.on_parent_failure, 'cancel') AS policy
+FROM __schema__.edges AS e
+JOIN __schema__.jobs AS p ON p.id = e.parent_id
+JOIN __schema__.jobs AS c ON c.id = e.child_id
+WHERE e.parent_id = ANY(%(ids)s::text[]) AND NOT e.resolved;
+
+-- Resolve edges and decrement their children; a child whose last open edge this was, and
+-- that still waits, is released (SET reads the row as locked, so each CASE sees the counter
+-- before this decrement, and a concurrent decrement is waited for and then seen).
+-- name: release_children
+WITH resolved AS (
+    UPDATE __schema__.edges AS e SET resolved = true
+    FROM unnest(%(parents)s::text[], %(children)s::text[]) AS r (parent_id, child_id)
+    WHERE e.parent_id = r.parent_id AND e.child_id = r.child_id AND NOT e.resolved
+    RETURNING e.child_id
+), per_child AS (
+    SELECT child_id, count(*)::integer AS n FROM resolved GROUP BY child_id
+), released AS (
+    UPDATE __schema__.jobs AS j
+    SET parents_left = j.parents_left - c.n,
+        state = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.state
+                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'pending' END,
+        run_at = CASE WHEN j.parents_left - c.n > 0 OR j.state <> 'waiting' THEN j.run_at
+                      ELSE greatest(j.run_at, %(now)s) END
+    FROM per_child AS c
+    WHERE j.id = c.child_id
+    RETURNING j.state
+)
+SELECT pg_notify(%(channel)s, '') FROM (SELECT 1) AS one
+WHERE EXISTS (SELECT 1 FROM released WHERE state = 'pending');
+
+-- name: cancel_children
+UPDATE __schema__.jobs AS j
+SET state = 'cancelled', finished_at = %(now)s, blocked_by = c.parent_id,
+    errors = j.errors || jsonb_build_array(c.error::jsonb)
+FROM unnest(%(children)s::text[], %(parents)s::text[], %(errors)s::text[])
+    AS c (child_id, parent_id, error)
+WHERE j.id = c.child_id AND j.state = 'waiting'
+RETURNING j.id, j.dependents;
+
+-- name: blocked_children
+SELECT e.child_id FROM __schema__.edges AS e
+JOIN __schema__.jobs AS c ON c.id = e.child_id
+WHERE e.parent_id = ANY(%(ids)s::text[])
+  AND c.blocked_by = e.parent_id AND c.state = 'cancelled';
+
+-- name: rearm_children
+UPDATE __schema__.jobs AS j
+SET state = 'waiting', finished_at = NULL, cancel_requested = false, blocked_by = NULL
+WHERE j.id = ANY(%(ids)s::text[]) AND j.state = 'cancelled'
+  AND NOT EXISTS (
+      SELECT 1 FROM __schema__.edges AS e JOIN __schema__.jobs AS p ON p.id = e.parent_id
+      WHERE e.child_id = j.id AND NOT e.resolved AND p.state IN ('failed', 'cancelled'))
+RETURNING j.id;
+
+-- name: reblock_children
+UPDATE __schema__.jobs AS j
+SET blocked_by = (
+    SELECT e.parent_id FROM __schema__.edges AS e JOIN __schema__.jobs AS p ON p.id = e.parent_id
+    WHERE e.child_id = j.id AND NOT e.resolved AND p.state IN ('failed', 'cancelled')
+    ORDER BY e.position LIMIT 1)
+WHERE j.id = ANY(%(ids)s::text[]) AND j.state = 'cancelled';
+
+-- A retried job runs whatever its parents did: its own open edges are resolved.
+-- name: resolve_parents_of
+WITH resolved AS (
+    UPDATE __schema__.edges SET resolved = true WHERE child_id = %(id)s AND NOT resolved
+)
+UPDATE __schema__.jobs SET parents_left = 0, blocked_by = NULL WHERE id = %(id)s;
+
+-- name: forget_edges
+DELETE FROM __schema__.edges
+WHERE child_id = ANY(%(ids)s::text[]) OR parent_id = ANY(%(ids)s::text[]);
+
+-- name: forget_empty_workflows
+DELETE FROM __schema__.workflows AS w
+WHERE w.id = ANY(%(ids)s::text[])
+  AND NOT EXISTS (SELECT 1 FROM __schema__.jobs WHERE workflow_id = w.id);
+
+-- name: workflow_row
+SELECT id, name, created_at FROM __schema__.workflows WHERE id = %(id)s;
+
+-- name: workflow_steps
+SELECT * FROM __schema__.jobs WHERE workflow_id = %(id)s ORDER BY id;
+
+-- name: workflow_edges
+SELECT e.parent_id, e.child_id FROM __schema__.jobs AS c
+JOIN __schema__.edges AS e ON e.child_id = c.id
+WHERE c.workflow_id = %(id)s
+ORDER BY c.id, e.position;
+
+-- name: list_workflows, list_workflows_named
+SELECT id, name, created_at FROM __schema__.workflows
+WHERE name = %(name)s  -- only: list_workflows_named
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: workflow_counts
+SELECT workflow_id, state, count(*)::integer AS n FROM __schema__.jobs
+WHERE workflow_id = ANY(%(ids)s::text[])
+GROUP BY workflow_id, state;
+
+-- name: lock_workflow
+SELECT id FROM __schema__.workflows WHERE id = %(id)s FOR UPDATE;
+
+-- name: cancel_workflow_waiting
+UPDATE __schema__.jobs SET state = 'cancelled', finished_at = %(now)s
+WHERE workflow_id = %(id)s AND state IN ('waiting', 'scheduled', 'pending')
+RETURNING id, dependents;
+
+-- name: cancel_workflow_running
+UPDATE __schema__.jobs SET cancel_requested = true
+WHERE workflow_id = %(id)s AND state = 'running' AND NOT cancel_requested;
+
+-- name: parents_of
+SELECT p.* FROM __schema__.edges AS e JOIN __schema__.jobs AS p ON p.id = e.parent_id
+WHERE e.child_id = %(id)s
+ORDER BY e.position;
+

@@ -204,6 +204,8 @@ def job_from_row(row: Row) -> Job:
         worker_id=row["worker_id"],
         lease_expires_at=opt_utc(row["lease_expires_at"]),
         cancel_requested=row["cancel_requested"],
+        workflow_id=row["workflow_id"],
+        step=row["step"],
     )
 
 

@@ -40,10 +40,18 @@ from conveyor.backends.sqlite.rows import (
     worker_row,
 )
 from conveyor.backends.sqlite.sql import Q
+from conveyor.backends.sqlite.workflows import (
+    SQLiteGraph,
+    WorkflowVerbs,
+    forget,
+    link,
+    rearm_after_retry,
+)
 from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable
+from conveyor.model.dependencies import settle
 from conveyor.model.job import (
-    WAITING_STATES,
+    QUEUED_STATES,
     Enqueued,
     Job,
     JobState,
@@ -60,7 +68,7 @@ WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
 
 
-class SQLiteBackend(RecurringVerbs):
+class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     """Jobs in one SQLite file in WAL mode: durable, and safe for several worker processes
     and threads on one host. Every write is one short BEGIN IMMEDIATE transaction."""
 
@@ -99,13 +107,21 @@ class SQLiteBackend(RecurringVerbs):
         job with created=False. A queue's stored `max_size` is checked in the same (write-
         locked) transaction, so concurrent producers cannot pass it; a full queue refuses the
         whole batch, or waits up to `queue_full_timeout` for room (`when_full="wait"`)."""
+        return self._enqueue(jobs, now)
+
+    def _enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        now: datetime,
+        workflow: tuple[str, str] | None = None,
+    ) -> list[Enqueued]:
         if not jobs:
             return []
         stamped: list[Job] = [new.to_job(now) for new in jobs]
         deadline: float | None = None
         while True:
             try:
-                results = self._store(stamped)
+                results = self._store(jobs, stamped, now, workflow)
                 break
             except _Full as full:
                 if full.when_full == "refuse" or full.asked > full.max_size:
@@ -119,14 +135,27 @@ class SQLiteBackend(RecurringVerbs):
             self._notify()
         return results
 
-    def _store(self, stamped: list[Job]) -> list[Enqueued]:
+    def _store(
+        self,
+        jobs: Sequence[NewJob],
+        stamped: list[Job],
+        now: datetime,
+        workflow: tuple[str, str] | None,
+    ) -> list[Enqueued]:
         """Insert the batch in one write transaction, then check the bounds of its queues
         (raising _Full, which rolls it all back)."""
-        plain = [job_row(job) for job in stamped if job.unique_key is None]
+        plain = [
+            job_row(job, new.after, new.on_parent_failure)
+            for new, job in zip(jobs, stamped, strict=True)
+            if job.unique_key is None
+        ]
         results = [Enqueued(job, True) for job in stamped]
+        linked = workflow is not None or any(new.after for new in jobs)
         queues = json_list(sorted({job.queue for job in stamped}))
         try:
             with self._db.write() as conn:
+                if workflow is not None:
+                    conn.execute(Q["insert_workflow"], (*workflow, ts(now)))
                 if plain:
                     conn.executemany(Q["insert_job"], plain)
                 for index, job in enumerate(stamped):
@@ -136,11 +165,13 @@ class SQLiteBackend(RecurringVerbs):
                         key = (job.unique_key,)
                         row = conn.execute(Q["active_by_unique_key"], key).fetchone()
                         results[index] = Enqueued(job_from_row(row), False)
+                if linked and link(conn, jobs, now):
+                    results = _reread(conn, results)
                 for name, max_size, when_full in conn.execute(Q["queue_bounds"], (queues,)):
                     waiting = conn.execute(Q["count_waiting"], {"queue": name}).fetchone()[0]
                     if waiting > max_size:
                         asked = sum(
-                            r.created and r.job.queue == name and r.job.state in WAITING_STATES
+                            r.created and r.job.queue == name and r.job.state in QUEUED_STATES
                             for r in results
                         )
                         raise _Full(name, max_size, waiting - asked, asked, when_full)
@@ -270,15 +301,24 @@ class SQLiteBackend(RecurringVerbs):
         dropped: list[str] = []
         applied: list[dict[str, Any]] = []
         with self._db.write() as conn:
-            owners = {row[0]: (row[1], row[2]) for row in conn.execute(Q["running_owners"], (ids,))}
+            owners = {
+                row[0]: (row[1], row[2], row[3])
+                for row in conn.execute(Q["running_owners"], (ids,))
+            }
+            parents: list[str] = []  # jobs others wait on that reached a final state
             for outcome, param in zip(outcomes, params, strict=True):
-                if owners.get(outcome.job_id) == (outcome.worker_id, outcome.attempt):
+                owner = owners.get(outcome.job_id)
+                if owner is not None and owner[:2] == (outcome.worker_id, outcome.attempt):
                     del owners[outcome.job_id]  # a second outcome for the attempt is dropped
                     applied.append(param)
+                    if owner[2] and param["finished_at"] is not None:
+                        parents.append(outcome.job_id)
                 else:
                     dropped.append(outcome.job_id)
             if applied:
                 conn.executemany(Q["finish_job"], applied)
+            if parents:
+                settle(SQLiteGraph(conn), parents, outcomes[0].now)
         if applied:
             self._notify()
         return dropped
@@ -424,7 +464,15 @@ class SQLiteBackend(RecurringVerbs):
         was requested); returns their ids."""
         with self._db.write() as conn:
             expired = conn.execute(Q["expired_leases"], (ts(now),)).fetchall()
-            conn.executemany(Q["rescue_job"], [_rescue_params(row, now) for row in expired])
+            params = [_rescue_params(row, now) for row in expired]
+            conn.executemany(Q["rescue_job"], params)
+            parents = [
+                row["id"]
+                for row, param in zip(expired, params, strict=True)
+                if row["dependents"] and param["finished_at"] is not None
+            ]
+            if parents:
+                settle(SQLiteGraph(conn), parents, now)
         rescued = [row["id"] for row in expired]
         if rescued:
             self._notify()
@@ -446,7 +494,9 @@ class SQLiteBackend(RecurringVerbs):
         total = 0
         while True:
             with self._db.write() as conn:
-                deleted = conn.execute(Q["prune_batch"], params).rowcount
+                rows = conn.execute(Q["prune_batch"], params).fetchall()
+                forget(conn, rows)
+                deleted = len(rows)
             total += deleted
             if deleted < PRUNE_BATCH:
                 self._prune_fires(failed_before)
@@ -494,6 +544,8 @@ class SQLiteBackend(RecurringVerbs):
         params = {"id": job_id, "now": ts(now)}
         with self._db.write() as conn:
             row = conn.execute(Q["cancel_waiting"], params).fetchone()
+            if row is not None and row["dependents"]:
+                settle(SQLiteGraph(conn), [job_id], now)
             if row is None:
                 row = conn.execute(Q["request_cancel"], {"id": job_id}).fetchone()
             if row is None:
@@ -508,6 +560,8 @@ class SQLiteBackend(RecurringVerbs):
             try:
                 row = conn.execute(Q["retry_job"], {"id": job_id, "now": ts(now)}).fetchone()
                 retried = row is not None
+                if retried:
+                    rearm_after_retry(conn, job_id, now)
             except sqlite3.IntegrityError:
                 row = None  # an active job already holds this unique_key
             if row is None:
@@ -519,7 +573,9 @@ class SQLiteBackend(RecurringVerbs):
     def delete(self, job_id: str) -> bool:
         """Remove a job that is not running; False if absent or running."""
         with self._db.write() as conn:
-            return conn.execute(Q["delete_job"], (job_id,)).rowcount > 0
+            rows = conn.execute(Q["delete_job"], (job_id,)).fetchall()
+            forget(conn, rows)
+            return bool(rows)
 
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
@@ -568,6 +624,18 @@ class _Full(Exception):
     def message(self, waited: float | None) -> str:
         """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
         return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)
+
+
+def _reread(conn: sqlite3.Connection, results: list[Enqueued]) -> list[Enqueued]:
+    """The batch as stored once its edges were decided (a step whose parents had all
+    finished is already released or cancelled)."""
+    rows = {
+        row["id"]: row
+        for row in conn.execute(
+            Q["jobs_by_ids"], (json_list(r.job.id for r in results if r.created),)
+        )
+    }
+    return [Enqueued(job_from_row(rows[r.job.id]), True) if r.created else r for r in results]
 
 
 def _like_literal(text: str) -> str:

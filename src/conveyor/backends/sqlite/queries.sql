@@ -50,14 +50,16 @@ VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
 -- name: insert_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
+    workflow_id, step, parents_left, on_parent_failure
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
+    workflow_id, step, parents_left, on_parent_failure
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
 DO NOTHING;
@@ -118,7 +120,7 @@ LIMIT 1;
 -- finishing and reporting -----------------------------------------------------------------
 
 -- name: running_owners
-SELECT id, worker_id, attempt FROM conveyor_jobs
+SELECT id, worker_id, attempt, dependents FROM conveyor_jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'running';
 
 -- name: finish_job
@@ -179,7 +181,7 @@ DELETE FROM conveyor_workers WHERE last_seen_at < ?;
 -- maintenance -----------------------------------------------------------------------------
 
 -- name: expired_leases
-SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested
+SELECT id, attempt, max_attempts, worker_id, lease_expires_at, cancel_requested, dependents
 FROM conveyor_jobs
 WHERE state = 'running' AND lease_expires_at < ?;
 
@@ -206,7 +208,8 @@ WHERE id IN (
       AND ((state IN ('completed', 'cancelled', 'skipped') AND finished_at < :completed_before)
            OR (state = 'failed' AND finished_at < :failed_before))
     LIMIT :batch
-);
+)
+RETURNING id, workflow_id;
 
 -- name: count_prunable
 SELECT state, count(*) AS n
@@ -417,7 +420,7 @@ SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state;
 
 -- name: cancel_waiting
 UPDATE conveyor_jobs SET state = 'cancelled', finished_at = :now
-WHERE id = :id AND state IN ('scheduled', 'pending')
+WHERE id = :id AND state IN ('waiting', 'scheduled', 'pending')
 RETURNING *;
 
 -- name: request_cancel
@@ -438,4 +441,134 @@ WHERE id = :id AND state IN ('failed', 'cancelled')
 RETURNING *;
 
 -- name: delete_job
-DELETE FROM conveyor_jobs WHERE id = ? AND state != 'running';
+DELETE FROM conveyor_jobs WHERE id = ? AND state != 'running' RETURNING id, workflow_id;
+
+-- workflows and dependencies (backends/sqlite/workflows.py; rules in model/dependencies.py) -
+
+-- name: jobs_by_ids
+SELECT * FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: existing_parents
+SELECT id, state FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: insert_edge
+INSERT INTO conveyor_edges (parent_id, child_id, position) VALUES (?, ?, ?);
+
+-- name: add_dependents
+UPDATE conveyor_jobs SET dependents = dependents + :n WHERE id = :id;
+
+-- name: insert_workflow
+INSERT INTO conveyor_workflows (id, name, created_at) VALUES (?, ?, ?);
+
+-- name: open_edges
+SELECT e.parent_id, e.child_id, p.state AS parent_state,
+       coalesce(p.step, p.name) AS parent_label,
+       coalesce(c.on_parent_failure, 'cancel') AS policy
+FROM conveyor_edges AS e
+JOIN conveyor_jobs AS p ON p.id = e.parent_id
+JOIN conveyor_jobs AS c ON c.id = e.child_id
+WHERE e.parent_id IN (SELECT value FROM json_each(?)) AND e.resolved = 0;
+
+-- name: resolve_edge
+UPDATE conveyor_edges SET resolved = 1 WHERE parent_id = ? AND child_id = ?;
+
+-- One statement decrements a child and, when that was its last open edge and it still
+-- waits, releases it (SET reads the row as it was, so every CASE sees the old counter).
+-- name: release_child
+UPDATE conveyor_jobs
+SET parents_left = parents_left - :n,
+    state = CASE WHEN parents_left - :n > 0 OR state != 'waiting' THEN state
+                 WHEN run_at > :now THEN 'scheduled' ELSE 'pending' END,
+    run_at = CASE WHEN parents_left - :n > 0 OR state != 'waiting' THEN run_at
+                  ELSE max(run_at, :now) END
+WHERE id = :id;
+
+-- name: cancel_child
+UPDATE conveyor_jobs
+SET state = 'cancelled', finished_at = :now, blocked_by = :parent,
+    errors = json_insert(errors, '$[#]', json(:error))
+WHERE id = :id AND state = 'waiting'
+RETURNING id, dependents;
+
+-- name: blocked_children
+SELECT e.child_id FROM conveyor_edges AS e
+JOIN conveyor_jobs AS c ON c.id = e.child_id
+WHERE e.parent_id IN (SELECT value FROM json_each(?))
+  AND c.blocked_by = e.parent_id AND c.state = 'cancelled';
+
+-- name: rearm_children
+UPDATE conveyor_jobs
+SET state = 'waiting', finished_at = NULL, cancel_requested = 0, blocked_by = NULL
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'cancelled'
+  AND NOT EXISTS (
+      SELECT 1 FROM conveyor_edges AS e JOIN conveyor_jobs AS p ON p.id = e.parent_id
+      WHERE e.child_id = conveyor_jobs.id AND e.resolved = 0
+        AND p.state IN ('failed', 'cancelled'))
+RETURNING id;
+
+-- name: reblock_children
+UPDATE conveyor_jobs
+SET blocked_by = (
+    SELECT e.parent_id FROM conveyor_edges AS e JOIN conveyor_jobs AS p ON p.id = e.parent_id
+    WHERE e.child_id = conveyor_jobs.id AND e.resolved = 0
+      AND p.state IN ('failed', 'cancelled')
+    ORDER BY e.position LIMIT 1)
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'cancelled';
+
+-- A retried job runs whatever its parents did: its own open edges are resolved.
+-- name: resolve_parents_of
+UPDATE conveyor_edges SET resolved = 1 WHERE child_id = ? AND resolved = 0;
+
+-- name: clear_parents_left
+UPDATE conveyor_jobs SET parents_left = 0, blocked_by = NULL WHERE id = ?;
+
+-- name: forget_edges
+DELETE FROM conveyor_edges
+WHERE child_id IN (SELECT value FROM json_each(:ids))
+   OR parent_id IN (SELECT value FROM json_each(:ids));
+
+-- name: forget_empty_workflows
+DELETE FROM conveyor_workflows
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND NOT EXISTS (SELECT 1 FROM conveyor_jobs WHERE workflow_id = conveyor_workflows.id);
+
+-- name: workflow_row
+SELECT id, name, created_at FROM conveyor_workflows WHERE id = ?;
+
+-- name: workflow_steps
+SELECT * FROM conveyor_jobs WHERE workflow_id = ? ORDER BY id;
+
+-- name: workflow_edges
+SELECT e.parent_id, e.child_id FROM conveyor_jobs AS c
+JOIN conveyor_edges AS e ON e.child_id = c.id
+WHERE c.workflow_id = ?
+ORDER BY c.id, e.position;
+
+-- name: list_workflows
+SELECT id, name, created_at FROM conveyor_workflows
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: list_workflows_named
+SELECT id, name, created_at FROM conveyor_workflows INDEXED BY conveyor_workflows_name
+WHERE name = :name
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: workflow_counts
+SELECT workflow_id, state, count(*) AS n FROM conveyor_jobs
+WHERE workflow_id IN (SELECT value FROM json_each(?))
+GROUP BY workflow_id, state;
+
+-- name: cancel_workflow_waiting
+UPDATE conveyor_jobs SET state = 'cancelled', finished_at = :now
+WHERE workflow_id = :id AND state IN ('waiting', 'scheduled', 'pending')
+RETURNING id, dependents;
+
+-- name: cancel_workflow_running
+UPDATE conveyor_jobs SET cancel_requested = 1
+WHERE workflow_id = :id AND state = 'running' AND cancel_requested = 0;
+
+-- name: parents_of
+SELECT p.* FROM conveyor_edges AS e JOIN conveyor_jobs AS p ON p.id = e.parent_id
+WHERE e.child_id = ?
+ORDER BY e.position;
+

@@ -82,8 +82,9 @@ def _json(text: str) -> Any:
         return text
 
 
-def job_row(job: Job) -> tuple[Any, ...]:
-    """The parameters of insert_job / insert_unique_job for a new job."""
+def job_row(job: Job, parents: tuple[str, ...] = (), policy: str = "cancel") -> tuple[Any, ...]:
+    """The parameters of insert_job / insert_unique_job for a new job, waiting on `parents`
+    with failure policy `policy`."""
     return (
         job.id,
         job.name,
@@ -101,6 +102,10 @@ def job_row(job: Job) -> tuple[Any, ...]:
         job.concurrency_key,
         logs_json(job.logs) if job.logs else "[]",
         opt_ts(job.finished_at),
+        job.workflow_id,
+        job.step,
+        len(parents),
+        None if policy == "cancel" else policy,
     )
 
 
@@ -133,6 +138,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         worker_id=row["worker_id"],
         lease_expires_at=opt_dt(row["lease_expires_at"]),
         cancel_requested=bool(row["cancel_requested"]),
+        workflow_id=row["workflow_id"],
+        step=row["step"],
     )
 
 
