@@ -125,3 +125,13 @@ def use_resource(ctx: conveyor.Context, path: str) -> int:
 def unsendable(ctx: conveyor.Context) -> object:
     """A result that cannot cross the pipe (nor be stored)."""
     return (n for n in range(3))
+
+
+def add_parents(ctx: conveyor.Context, extra: int) -> int:
+    """A workflow step in a child: its parents' results came with it."""
+    return extra + sum(ctx.parent_results().values())
+
+
+def parents_outside_a_workflow(ctx: conveyor.Context) -> dict[str, object]:
+    """Asks for parents' results in a child without being a workflow step."""
+    return ctx.parent_results()

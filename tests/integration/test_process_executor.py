@@ -177,6 +177,21 @@ async def test_propagated_context_reaches_the_child(papp: conveyor.App) -> None:
         assert (await handle.wait_async(30)).result == "req-42"
 
 
+async def test_a_workflow_step_in_a_child_reads_its_parents_results(papp: conveyor.App) -> None:
+    add = register(papp, jobs.add_parents)
+    outside = register(papp, jobs.parents_outside_a_workflow, max_attempts=1)
+    wf = papp.workflow("sum")
+    first, second = wf.add(add.request(extra=1)), wf.add(add.request(extra=2))
+    wf.add(add.request(extra=10), after=[first, second], name="total")
+    handle = wf.enqueue()
+    async with papp.worker():
+        stored = await handle.wait_async(30)
+        lonely = await outside.enqueue().wait_async(30)
+    assert stored.step("total").result == 10 + 1 + 2
+    assert lonely.state is JobState.FAILED
+    assert "workflow steps only" in lonely.errors[-1].message
+
+
 def test_what_cannot_run_in_a_process_is_refused_at_decoration(app: conveyor.App) -> None:
     with pytest.raises(conveyor.ConfigurationError, match="async jobs run on the worker's event"):
 

@@ -66,9 +66,12 @@ class ChildContext(Context):
 
     __slots__ = ("_flag",)
 
-    def __init__(self, job: Job, sink: Any, flag: Any) -> None:
+    def __init__(
+        self, job: Job, sink: Any, flag: Any, parents: dict[str, Any] | None = None
+    ) -> None:
         self._flag = flag
         super().__init__(job, sink)
+        self._parent_results = parents
 
     @property
     def cancel_requested(self) -> bool:
@@ -80,11 +83,18 @@ class ChildContext(Context):
         self._flag.value = 1 if value else 0
 
     def parent_results(self) -> dict[str, Any]:
-        """Not available in a child process yet: it has no store connection."""
-        raise UsageError(
-            "ctx.parent_results() is not available in a process job yet: run the step "
-            "with the default executor, or pass what it needs as arguments"
-        )
+        """A workflow step's parents' results, sent with the job (the child has no store)."""
+        if self._parent_results is None:
+            raise UsageError(
+                "ctx.parent_results() in a process job works for workflow steps only (their "
+                "parents' results are sent with them): add this job to a workflow, or run "
+                "it with the default executor"
+            )
+        return self._parent_results
+
+    async def parent_results_async(self) -> dict[str, Any]:
+        """`parent_results` (nothing to wait for in a child)."""
+        return self.parent_results()
 
 
 def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> None:
@@ -105,10 +115,10 @@ def serve(conn: Connection, cancel_flag: Any, measure_memory: bool = False) -> N
             return  # the parent is gone
         if message[0] != "run":
             return  # "stop"
-        _, values, module, qualname = message
+        _, values, module, qualname, parents = message
         job = job_from_wire(values)
         cancel_flag.value = 0
-        answer = run_one(job, module, qualname, definitions, report, cancel_flag)
+        answer = run_one(job, module, qualname, definitions, report, cancel_flag, parents)
         rss = _rss() if measure_memory else 0
         try:
             data = pickle.dumps(("done", job.id, answer, rss), _PROTOCOL)
@@ -129,6 +139,7 @@ def run_one(
     definitions: dict[tuple[str, str], JobDefinition],
     report: Callable[[str, float | None, str | None, str | None], None],
     cancel_flag: Any,
+    parents: dict[str, Any] | None = None,
 ) -> Answer:
     """Run one job and say how it ended (never raises, but for BaseExceptions that end the
     process: SystemExit, KeyboardInterrupt)."""
@@ -136,7 +147,7 @@ def run_one(
         definition = definitions.get((module, qualname))
         if definition is None:
             definition = definitions[(module, qualname)] = _resolve(job.name, module, qualname)
-        ctx = ChildContext(job, report, cancel_flag)
+        ctx = ChildContext(job, report, cancel_flag, parents)
         spec = definition.spec
         positional: tuple[Any, ...] = ()
         args = job.args

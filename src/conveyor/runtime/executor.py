@@ -191,8 +191,12 @@ class JobExecutor:
             pool, job = self._processes, running.job
 
             async def innermost() -> Any:
-                # the child rebuilds the arguments and writes the result by the hints itself
-                return await pool.run(job, definition, ctx._sink, lambda: running.stop_reason)
+                # the child rebuilds the arguments and writes the result by the hints itself;
+                # it has no store, so a workflow step's parents' results go with the job
+                parents = None if job.workflow_id is None else await ctx.parent_results_async()
+                return await pool.run(
+                    job, definition, ctx._sink, lambda: running.stop_reason, parents
+                )
         else:
             loop, wrappers = asyncio.get_running_loop(), self._sync_wrappers
 

@@ -97,6 +97,7 @@ class _Request:
     definition: JobDefinition
     sink: ReportSink
     answer: asyncio.Future[Any]
+    parents: dict[str, Any] | None = None  # a workflow step's parents' results
     child: _Child | None = None
     settled: asyncio.Future[None] | None = None  # set by _stop: resolves when the child answers
 
@@ -166,7 +167,8 @@ class _Child:
         """Hand `request` to the child; its answer resolves `request.answer`."""
         func = request.definition.func
         request.child, self.request = self, request
-        message = ("run", child_loop.job_to_wire(request.job), func.__module__, func.__qualname__)
+        wire = child_loop.job_to_wire(request.job)
+        message = ("run", wire, func.__module__, func.__qualname__, request.parents)
         try:
             self.conn.send_bytes(pickle.dumps(message, _PROTOCOL))
         except OSError:
@@ -320,13 +322,16 @@ class ProcessPool:
         definition: JobDefinition,
         sink: ReportSink,
         stop_reason: Callable[[], str | None],
+        parents: dict[str, Any] | None = None,
     ) -> Any:
         """Run `job` in a child and return its result; raises RemoteFailure or ChildCrashed.
+        `parents`: what the job's `ctx.parent_results()` returns there (workflow steps).
         When this coroutine is cancelled (timeout, cancel, shutdown), the child is stopped:
         a cancelled job first sees `ctx.cancel_requested` for `grace` seconds."""
         if self._closed:
             raise ChildCrashed("the process pool is closed: the worker is stopping")
-        request = _Request(job, definition, sink, asyncio.get_running_loop().create_future())
+        answer = asyncio.get_running_loop().create_future()
+        request = _Request(job, definition, sink, answer, parents)
         if self._idle:
             self._idle.pop().send(request)
         else:
