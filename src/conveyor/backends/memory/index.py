@@ -166,7 +166,7 @@ class JobIndex:
                         ended_parents.add(parent_id)
                 results.append(Enqueued(job=job, created=True))
             if ended_parents:
-                settle(self._graph, sorted(ended_parents), now)
+                settle(self._graph, sorted(ended_parents), now, {job.id for job in jobs})
                 results = [Enqueued(self._jobs[r.job.id], r.created) for r in results]
             if new_count:
                 self._announce()

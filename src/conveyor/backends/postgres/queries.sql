@@ -262,10 +262,11 @@ WITH commit_mode AS (
               j.state = 'pending' OR j.concurrency_key IS NOT NULL
               OR j.queue = ANY(%(limited)s::text[]) AS frees_room
 ), resolved AS (
-    UPDATE __schema__.edges AS e SET resolved = true
-    FROM finished AS f
-    WHERE f.releases AND e.parent_id = f.id AND NOT e.resolved
-    RETURNING e.child_id
+    -- read, not marked: nothing reads a completed parent's edges again (a batch naming it
+    -- later decides only its own new edges), and not writing them keeps a fan-in cheap
+    SELECT e.child_id FROM __schema__.edges AS e
+    JOIN finished AS f ON e.parent_id = f.id
+    WHERE f.releases AND NOT e.resolved
 ), {release_resolved}
 SELECT id, worker_id, attempt, ends_parent, NULL AS notified FROM finished
 UNION ALL
