@@ -17,6 +17,7 @@ from conveyor.errors import (
     InvalidArguments,
     InvalidFilter,
     InvalidJobOptions,
+    InvalidQueueSettings,
     InvalidResult,
     InvalidWorkflow,
     JobNotFound,
@@ -36,6 +37,7 @@ from conveyor.errors import (
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.options import Backoff
+from conveyor.model.queues import QueueSettings
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.settings import Settings
 from conveyor.model.workflow import StoredWorkflow
@@ -61,6 +63,7 @@ __all__ = [
     "InvalidArguments",
     "InvalidFilter",
     "InvalidJobOptions",
+    "InvalidQueueSettings",
     "InvalidResult",
     "InvalidWorkflow",
     "Job",
@@ -76,6 +79,7 @@ __all__ = [
     "PermissionHookError",
     "QueueFull",
     "QueueNotFound",
+    "QueueSettings",
     "RecurringJob",
     "RecurringJobNotFound",
     "Retry",

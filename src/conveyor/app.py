@@ -27,7 +27,7 @@ from typing import (
 )
 
 from conveyor.backends import open_backend
-from conveyor.backends.protocol import Backend, TransactionalEnqueue
+from conveyor.backends.protocol import Backend, Bounded, TransactionalEnqueue
 from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
@@ -39,11 +39,12 @@ from conveyor.errors import (
 from conveyor.model.job import Enqueued, Job, JobState, NewJob, utcnow
 from conveyor.model.keys import KeyRule, check_key_rule, render_key
 from conveyor.model.options import Backoff, EnqueueOptions, JobOptions, OptionOverrides
+from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import Overlap
 from conveyor.model.settings import Settings, SettingsOverrides
 from conveyor.model.signature import ArgumentSpec, spec_of_schema
-from conveyor.model.validation import check_new_job, check_queue
+from conveyor.model.validation import check_new_job, check_queue, check_queue_settings
 from conveyor.recurring import RecurringService, define
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.hooks import EventKind, Hook, Hooks, JobEvent
@@ -101,7 +102,7 @@ class App:
         self._definitions: dict[str, JobDefinition] = {}
         self._declared: dict[str, JobOptions] = {}
         self._schemas: dict[str, ArgumentSpec] = {}  # declared argument schemas, by job name
-        self._queue_limits: dict[str, int] = {}
+        self._queue_settings: dict[str, QueueSettings] = {}  # app.queue declarations
         self._queue_executors: dict[str, Executor] = {}
         self._sync_wrappers: list[Callable[[], AbstractContextManager[Any]]] = []
         self._backend: Backend | None = None
@@ -112,7 +113,7 @@ class App:
             lambda: self.backend,
             clock,
             self._cancel_locally,
-            lambda: dict(self._queue_limits),
+            lambda: dict(self._queue_settings),
             self._job_queues,
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
@@ -133,8 +134,16 @@ class App:
                 if self._backend is None:
                     backend = open_backend(self.url, self.settings)
                     backend.open()
+                    self._sync_queues(backend, self._queue_settings)
                     self._backend = backend
         return self._backend
+
+    def _sync_queues(self, backend: Backend, declared: Mapping[str, QueueSettings]) -> None:
+        """Write queue declarations to the store: every field an operator did not set
+        (`model/queues.py`)."""
+        now = self.clock()
+        for name, settings in sorted(declared.items()):
+            backend.change_queue_settings(name, QueueChange.from_code(settings), now)
 
     def configure(self, url: str | None = None, **settings: Unpack[SettingsOverrides]) -> None:
         """Change the store's URL and settings before the store is opened: a framework
@@ -163,40 +172,63 @@ class App:
         """What a worker of this app runs with."""
         registry = dict(self._definitions)
         return Environment(
-            self.backend, registry, self.settings, self.hooks, dict(self._queue_limits),
-            tuple(self.middleware), self.clock, tuple(self._recurring.values()),
-            self.testing.resource_overrides, dict(self._queue_executors),
-            tuple(self._sync_wrappers),
+            self.backend, registry, self.settings, self.hooks, tuple(self.middleware),
+            self.clock, tuple(self._recurring.values()), self.testing.resource_overrides,
+            dict(self._queue_executors), tuple(self._sync_wrappers),
         )  # fmt: skip
 
     # definitions -----------------------------------------------------------------------------
     def queue(
-        self, name: str, *, concurrency: int | None = None, executor: Executor | None = None
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        max_size: int | None = None,
+        when_full: WhenFull = "wait",
+        executor: Executor | None = None,
     ) -> None:
-        """Declare a queue; `concurrency` caps its running jobs across all workers
-        (1 = strictly serial, in order). None = limited only by the workers' slots.
-        `executor="process"`: its plain-function jobs run in child processes (hard timeouts,
-        crash isolation; docs/executors.md); its async jobs stay on the event loop."""
+        """Declare a queue and its settings, which are kept in the store for the whole fleet
+        (docs/flow-control.md): written when this app's store opens (by workers and producers
+        alike), or at once when it is open already, except a setting an operator changed
+        (`conveyor queues set`), which code no longer overrides.
+
+        `concurrency` caps its running jobs across all workers (1 = strictly serial, in
+        order); None = limited only by the workers' slots. `max_size` bounds its waiting
+        (scheduled and pending) jobs: an enqueue past it waits up to the `queue_full_timeout`
+        setting for room (`when_full="wait"`) or raises QueueFull at once ("refuse"); None =
+        unbounded. `executor="process"`: its plain-function jobs run in child processes (hard
+        timeouts, crash isolation; docs/executors.md); its async jobs stay on the event loop
+        (a setting of this process, not of the store)."""
         check_queue(name)
         if executor not in (None, "thread", "process"):
             raise ConfigurationError(
                 f"queue {name!r}: executor must be 'thread' or 'process', not {executor!r}"
             )
+        settings = check_queue_settings(concurrency, max_size, when_full)
         if executor is None:
             self._queue_executors.pop(name, None)
         else:
             self._queue_executors[name] = executor
-        if concurrency is None:
-            self._queue_limits.pop(name, None)
-        elif concurrency < 1:
-            raise ConfigurationError(f"queue {name!r}: concurrency must be at least 1, or None")
-        else:
-            self._queue_limits[name] = concurrency
+        with self._lock:
+            self._queue_settings[name] = settings
+            backend = self._backend
+        if backend is not None:
+            self._sync_queues(backend, {name: settings})
 
     @property
     def queue_limits(self) -> dict[str, int]:
-        """The concurrency limit of each limited queue."""
-        return dict(self._queue_limits)
+        """The concurrency limit this app declares for each limited queue (the store's may
+        differ: an operator's change wins; see `app.jobs.queues()`)."""
+        return {
+            name: settings.concurrency
+            for name, settings in self._queue_settings.items()
+            if settings.concurrency is not None
+        }
+
+    @property
+    def queue_settings(self) -> dict[str, QueueSettings]:
+        """The settings this app declares for each queue with `app.queue`."""
+        return dict(self._queue_settings)
 
     @overload
     def job(self, func: type[T], /) -> JobFunction[..., Any]: ...
@@ -478,7 +510,7 @@ class App:
         if connection is not None:
             store = self._transactional()
             return self._announce(await store.enqueue_in_async(connection, jobs, now))
-        if backend.blocking or self.settings.queue_full == "wait":
+        if backend.blocking or (isinstance(backend, Bounded) and backend.enqueue_may_wait):
             results = await asyncio.to_thread(backend.enqueue, jobs, now)
         else:
             results = backend.enqueue(jobs, now)

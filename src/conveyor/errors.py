@@ -3,12 +3,13 @@
     ConveyorError
     ├── ConfigurationError        a setting, URL or job definition is wrong
     │   ├── InvalidJobOptions     a job option is of the wrong type or out of range
+    │   ├── InvalidQueueSettings  a queue setting is of the wrong type or out of range
     │   └── PermissionHookError   an application's permission hook answered no permission
     ├── UnknownJobError           enqueue by a name no handler is registered under
     ├── InvalidArguments          job arguments that do not fit the job or a store
     │   └── ArgumentsNotSerializable  job arguments are not JSON-encodable
     ├── InvalidResult             a job's result does not fit its return hint
-    ├── QueueFull                 the memory store is full and is set to refuse
+    ├── QueueFull                 a bounded queue (or the memory store) is full
     ├── StoreUnavailable          the store cannot be reached right now
     ├── InvalidFilter             a listing's state, page or page size is out of range
     ├── JobStateConflict          the job's state does not allow this (retry a completed job…)
@@ -55,6 +56,10 @@ class InvalidJobOptions(ConfigurationError):
     """A job option is of the wrong type or out of range: the message names it and its range."""
 
 
+class InvalidQueueSettings(ConfigurationError):
+    """A queue setting is of the wrong type or out of range: the message names it and its range."""
+
+
 class InvalidArguments(ConveyorError):
     """The job arguments do not fit the job's signature or cannot be stored: the message names
     the parameter, what it expects and what was given (docs/typed-jobs.md)."""
@@ -69,7 +74,8 @@ class InvalidResult(ConveyorError):
 
 
 class QueueFull(ConveyorError):
-    """The in-memory queue is full: retry later, raise max_queue_size, or set queue_full='wait'."""
+    """The queue is full: retry later, add workers, or raise the queue's max_size (or the memory
+    store's max_queue_size)."""
 
 
 class StoreUnavailable(ConveyorError):

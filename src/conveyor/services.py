@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from conveyor.backends.protocol import Backend
 from conveyor.backends.records import Counts, JobFilter, Page, QueueInfo, Throughput, WorkerInfo
-from conveyor.errors import InvalidFilter, JobNotFound, JobStateConflict, QueueNotFound
+from conveyor.errors import (
+    InvalidFilter,
+    InvalidQueueSettings,
+    JobNotFound,
+    JobStateConflict,
+    QueueNotFound,
+)
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
-from conveyor.model.validation import check_queue, text_problem
+from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
+from conveyor.model.validation import check_queue, check_queue_changes, text_problem
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStatus:
-    """A queue: its jobs in the store, whether it is paused, and its configured limit."""
+    """A queue: its jobs in the store, whether it is paused, and its settings as stored (what
+    every worker and producer honours), with which of them an operator set."""
 
     name: str
     waiting: int
@@ -25,6 +33,23 @@ class QueueStatus:
     paused: bool
     oldest_due_at: datetime | None
     concurrency: int | None  # None: limited only by the workers' slots
+    max_size: int | None = None  # None: unbounded
+    when_full: WhenFull = "wait"
+    operator_set: tuple[str, ...] = ()  # the settings an operator set, by name
+
+    @property
+    def settings(self) -> QueueSettings:
+        """The queue's stored settings."""
+        return QueueSettings(self.concurrency, self.max_size, self.when_full)
+
+    @classmethod
+    def of(cls, q: QueueInfo) -> QueueStatus:
+        """A store's QueueInfo as a status."""
+        s = q.settings
+        return cls(
+            q.name, q.waiting, q.due, q.running, q.paused, q.oldest_due_at,
+            s.concurrency, s.max_size, s.when_full, tuple(sorted(q.operator_set)),
+        )  # fmt: skip
 
 
 class JobService:
@@ -36,13 +61,13 @@ class JobService:
         backend: Callable[[], Backend],
         clock: Callable[[], datetime],
         on_cancel_requested: Callable[[str], None],
-        queue_limits: Callable[[], dict[str, int]] = dict,
+        declared_queues: Callable[[], Mapping[str, QueueSettings]] = dict,
         job_queues: Callable[[], set[str]] = set,
     ) -> None:
         self._backend = backend
         self._clock = clock
         self._on_cancel_requested = on_cancel_requested
-        self._queue_limits = queue_limits
+        self._declared_queues = declared_queues  # the app's app.queue declarations
         self._job_queues = job_queues  # the queues the app's jobs are declared on
 
     def get(self, job_id: str) -> Job | None:
@@ -65,24 +90,57 @@ class JobService:
         return self._backend().workers()
 
     def queues(self) -> list[QueueStatus]:
-        """Every queue that is declared, has jobs, or is paused, by name."""
-        limits = self._queue_limits()
+        """Every queue that is declared (here, or with settings in the store), has jobs, or
+        is paused, by name, with its settings as stored."""
         found = {q.name: q for q in self._backend().queues(self._clock())}
-        statuses = []
-        for name in sorted(found.keys() | limits.keys()):
-            q = found.get(name) or QueueInfo(name, 0, 0, 0, False, None)
-            statuses.append(
-                QueueStatus(
-                    name,
-                    q.waiting,
-                    q.due,
-                    q.running,
-                    q.paused,
-                    q.oldest_due_at,
-                    limits.get(name),
-                )
+        names = found.keys() | self._declared_queues().keys()
+        return [
+            QueueStatus.of(found.get(name) or QueueInfo(name, 0, 0, 0, False, None))
+            for name in sorted(names)
+        ]
+
+    def queue(self, name: str, *, known: bool = True) -> QueueStatus:
+        """One queue's status (a queue the store has nothing of runs with the defaults);
+        QueueNotFound for a queue nobody knows, unless `known` is False."""
+        check_queue(name)
+        for queue in self.queues():
+            if queue.name == name:
+                return queue
+        if known:
+            self._require_queue(name)
+        return QueueStatus.of(QueueInfo(name, 0, 0, 0, False, None))
+
+    def set_queue_settings(
+        self, name: str, changes: Mapping[str, object], *, create: bool = False
+    ) -> QueueStatus:
+        """Change a queue's settings for the whole fleet (workers apply them at their next
+        claim, producers at their next enqueue), marking them operator-set: code declarations
+        no longer override them (docs/flow-control.md). `changes` maps setting names
+        (concurrency, max_size, when_full) to values, None meaning no limit; each is checked
+        by `model.validation.check_queue_changes` (InvalidQueueSettings). An unknown queue is
+        refused with QueueNotFound unless `create`."""
+        check_queue(name)
+        values = check_queue_changes(changes)
+        if not values:
+            raise InvalidQueueSettings(
+                f"no setting to change for queue {name!r}: give concurrency, max_size or when_full"
             )
-        return statuses
+        if not create:
+            self._require_queue(name)
+        change = QueueChange.by_operator(**values)
+        self._backend().change_queue_settings(name, change, self._clock())
+        return self.queue(name, known=False)
+
+    def reset_queue_settings(self, name: str) -> QueueStatus:
+        """Hand a queue's settings back to code: its operator marks are cleared and its
+        settings become this app's declaration of it (the defaults when it declares none),
+        until a process declaring it otherwise opens its store. QueueNotFound for an unknown
+        queue."""
+        check_queue(name)
+        self._require_queue(name)
+        declared = self._declared_queues().get(name, QueueSettings())
+        self._backend().change_queue_settings(name, QueueChange.reset(declared), self._clock())
+        return self.queue(name, known=False)
 
     def pause_queue(self, name: str, *, create: bool = False) -> None:
         """Stop every worker claiming this queue's jobs (running ones finish). A queue nobody
@@ -104,8 +162,9 @@ class JobService:
         if name not in known:
             shown = ", ".join(sorted(known)) or "none yet"
             raise QueueNotFound(
-                f"no queue is named {name!r} (known queues: {shown}); to pause a queue before "
-                "its first job, ask for it to be created (conveyor queues pause NAME --create)"
+                f"no queue is named {name!r} (known queues: {shown}); to pause a queue or set "
+                "its settings before its first job, ask for it to be created "
+                "(conveyor queues pause NAME --create, conveyor queues set NAME ... --create)"
             )
 
     def throughput(self, minutes: int = 60) -> list[Throughput]:

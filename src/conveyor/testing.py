@@ -171,7 +171,7 @@ class Testing:
             while result.ran < max_attempts_run:
                 now = max(now, env.clock())
                 lease = now + timedelta(seconds=settings.lease_seconds)
-                request = ClaimRequest(TEST_WORKER_ID, 1, now, lease, None, env.queue_limits)
+                request = ClaimRequest(TEST_WORKER_ID, 1, now, lease)
                 claimed = backend.claim(request)
                 if not claimed.jobs:
                     if include_scheduled and claimed.next_run_at is not None:

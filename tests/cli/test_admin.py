@@ -205,3 +205,61 @@ def test_store_and_unexpected_errors_are_one_line_too(project: Project) -> None:
     assert_one_line_error(store, 1, "cannot open the SQLite store")
     assert_one_line_error(unexpected, 1, "unexpected RuntimeError: surprise")
     assert "CONVEYOR_DEBUG=1" in unexpected.stderr
+
+
+def test_queues_set_changes_a_running_workers_limit(project: Project) -> None:
+    worker_app = project.module.build()  # another App on the same store: the fleet
+    jobs = [worker_app.request("slow") for _ in range(3)]
+    with running_worker(worker_app):
+        limited = project.json("queues", "set", "default", "--concurrency", "1", "--create")
+        assert (limited["concurrency"], limited["operator_set"]) == (1, ["concurrency"])
+        ids = [handle.id for handle in project.app.enqueue_many(jobs)]
+
+        def states() -> list[str]:
+            return sorted(str(project.app.jobs.require(i).state) for i in ids)
+
+        # one claim takes every due job it may: all three, were the limit not applied
+        wait_for(lambda: "running" in states(), what="a slow job to start")
+        assert states() == ["pending", "pending", "running"]
+        raised = project.invoke("queues", "set", "default", "--concurrency", "3")
+        assert raised.exit_code == 0 and "concurrency 3 (operator)" in raised.stdout
+        wait_for(lambda: states() == ["running"] * 3, what="the raised limit to apply")
+        project.module.GATE.set()
+        wait_for(lambda: states() == ["completed"] * 3, what="the jobs to finish")
+
+
+def test_queues_set_and_show(project: Project) -> None:
+    shown = project.json("queues", "show", "serial")
+    assert (shown["concurrency"], shown["max_size"], shown["operator_set"]) == (1, None, [])
+    bounded = project.json("queues", "set", "serial", "--max-size", "10", "--when-full", "refuse")
+    assert (bounded["concurrency"], bounded["max_size"], bounded["when_full"]) == (
+        1, 10, "refuse",
+    )  # fmt: skip
+    assert bounded["operator_set"] == ["max_size", "when_full"]
+    table = project.invoke("queues", "ls").stdout
+    assert "10 (refuse)*" in table
+    lifted = project.json("queues", "set", "serial", "--concurrency", "none")
+    assert lifted["concurrency"] is None
+    reset = project.json("queues", "set", "serial", "--reset")
+    assert (reset["concurrency"], reset["max_size"], reset["operator_set"]) == (1, None, [])
+    assert "concurrency 1" in project.invoke("queues", "show", "serial").stdout
+
+
+def test_queues_set_refusals(project: Project) -> None:
+    assert_one_line_error(
+        project.invoke("queues", "set", "emials", "--concurrency", "2"), 1, "no queue is named"
+    )
+    assert "emials" not in {q["name"] for q in project.json("queues", "ls")}
+    created = project.json("queues", "set", "later", "--max-size", "5", "--create")
+    assert created["max_size"] == 5
+    assert_one_line_error(
+        project.invoke("queues", "set", "serial", "--concurrency", "0"), 2, "concurrency must be"
+    )
+    assert_one_line_error(
+        project.invoke("queues", "set", "serial", "--max-size", "lots"), 2, "neither an integer"
+    )
+    assert_one_line_error(project.invoke("queues", "set", "serial"), 2, "give --concurrency")
+    assert_one_line_error(
+        project.invoke("queues", "set", "serial", "--reset", "--concurrency", "2"), 2, "--reset"
+    )
+    assert project.json("queues", "show", "serial")["concurrency"] == 1

@@ -338,3 +338,22 @@ def test_a_waiting_job_counts_as_waiting(backend: Backend) -> None:
     enqueue(backend, new("child", after=(parent.id,)))
 
     assert backend.counts().by_state == {"pending": 1, "waiting": 1}
+
+
+def test_a_job_added_after_a_completed_parent_leaves_its_older_children_alone(
+    backend: Backend,
+) -> None:
+    done, other = new("done", queue="a"), new("other", queue="b")
+    older = new("older", after=(done.id, other.id))
+    enqueue(backend, done, other, older)
+    running = claim_one(backend, at(1), queues=["a"])
+    finish(backend, running, JobState.COMPLETED, at(1))
+    assert stored(backend, older.id).state is JobState.WAITING  # `other` is still pending
+
+    [later] = enqueue(backend, new("later", after=(done.id,)), now=at(2))
+
+    assert later.state is JobState.PENDING
+    assert stored(backend, older.id).state is JobState.WAITING  # not released a second time
+    running = claim_one(backend, at(3), queues=["b"])
+    finish(backend, running, JobState.COMPLETED, at(3))
+    assert stored(backend, older.id).state is JobState.PENDING

@@ -151,7 +151,9 @@ def test_a_hook_answer_that_is_no_permission_is_an_error_never_access(
         ({"CONVEYOR_SETTINGS": "fast"}, "CONVEYOR_SETTINGS must be a dict"),
         ({"CONVEYOR_SETTINGS": {"speed": 9}}, "unknown setting"),
         ({"CONVEYOR_QUEUES": {"mail": "two"}}, r"CONVEYOR_QUEUES\['mail'\] must be"),
-        ({"CONVEYOR_QUEUES": {"mail": 0}}, "at least 1"),
+        ({"CONVEYOR_QUEUES": {"mail": 0}}, "concurrency must be from 1"),
+        ({"CONVEYOR_QUEUES": {"mail": {"size": 9}}}, r"\['mail'\]: unknown queue setting"),
+        ({"CONVEYOR_QUEUES": {"mail": {"max_size": 0}}}, "max_size must be from 1"),
     ],
 )
 def test_bad_config_is_refused_with_what_to_do(config: dict[str, Any], words: str) -> None:
@@ -159,6 +161,23 @@ def test_bad_config_is_refused_with_what_to_do(config: dict[str, Any], words: st
     site.config.update(config)
     with pytest.raises(conveyor.ConfigurationError, match=words):
         Conveyor(site)
+
+
+def test_queue_settings_from_the_config(tmp_path: Path) -> None:
+    site = flask.Flask(__name__)
+    site.config.update(
+        CONVEYOR_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
+        CONVEYOR_QUEUES={"mail": 2, "imports": {"max_size": 100, "when_full": "refuse"}},
+    )
+    ext = Conveyor(site)
+    try:
+        assert ext.app.queue_settings == {
+            "mail": conveyor.QueueSettings(concurrency=2),
+            "imports": conveyor.QueueSettings(max_size=100, when_full="refuse"),
+        }
+        assert ext.app.jobs.queue("imports").max_size == 100  # written when the store opened
+    finally:
+        ext.app.close()
 
 
 def test_bad_arguments_are_refused(ext: Conveyor, site: flask.Flask) -> None:

@@ -152,3 +152,34 @@ def test_workers_ride_out_a_database_outage(
         outsider.close()
     finally:
         proxy.down()
+
+
+def test_three_processes_honour_a_limit_none_of_them_declared(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    # an operator's limit on a queue no worker's code mentions (conveyor queues set --create)
+    producer.jobs.set_queue_settings("partner-api", {"concurrency": 2}, create=True)
+    requests = [
+        producer.request("sleepy", {"seconds": 0.05}, queue="partner-api") for _ in range(30)
+    ]
+    handles = producer.enqueue_many(requests)
+    for _ in range(3):
+        workers.start(concurrency=10)
+
+    def all_done() -> bool:
+        return all(producer.jobs.require(h.id).state is JobState.COMPLETED for h in handles)
+
+    wait_until(all_done, 120, "every job to complete")
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert all(j.attempt == 1 for j in jobs)
+    # the store counted a job running from its claim to its acknowledgement: at most 2 at once
+    events = sorted(
+        [(j.started_at, 1) for j in jobs] + [(j.finished_at, -1) for j in jobs],
+        key=lambda event: (event[0], event[1]),  # an end before a start at the same instant
+    )
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak <= 2
+    assert len({j.result for j in jobs}) >= 2  # several processes took a share

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 
 from conveyor.backends.records import JobFilter
+from conveyor.errors import QueueFull
 from conveyor.model.job import JobState, NewJob
+from conveyor.model.queues import QueueChange, QueueSettings
 from postgres.conftest import MakeStore
 from postgres.server import BASE_URL
 
@@ -104,3 +107,61 @@ async def test_async_connections_enqueue_inside_their_transaction(make_store: Ma
     assert store.get(kept.job.id) is not None
     assert store.get(dropped.job.id) is None
     assert (again.created, again.job.id) == (False, kept.job.id)
+
+
+def _bound(store: Any, queue: str, size: int) -> None:
+    settings = QueueSettings(max_size=size, when_full="wait")
+    store.change_queue_settings(queue, QueueChange.from_code(settings), T0)
+
+
+def test_a_full_queue_refuses_inside_a_transaction_and_keeps_the_callers_work(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    _bound(store, "imports", 2)
+
+    with psycopg.connect(BASE_URL) as conn:
+        conn.execute("CREATE TEMP TABLE orders (id int)")
+        conn.execute("INSERT INTO orders VALUES (1)")
+        [first] = store.enqueue_in(conn, [NewJob("load", queue="imports")], T0)
+        with pytest.raises(QueueFull, match=r"queue 'imports' is full .*max_size=2"):
+            # a full queue refuses at once in the caller's transaction, even in wait mode
+            store.enqueue_in(conn, [NewJob("load", queue="imports") for _ in range(2)], T0)
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()
+        assert orders == (1,)  # the caller's transaction goes on: only the batch was undone
+        conn.commit()
+
+    assert store.get(first.job.id) is not None
+    assert store.list_jobs(JobFilter(queue="imports")).total == 1
+
+
+def test_large_and_autocommit_batches_in_the_callers_connection_are_bounded(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    _bound(store, "bulk", 300)
+
+    with psycopg.connect(BASE_URL) as conn:
+        store.enqueue_in(conn, [NewJob("load", queue="bulk") for _ in range(250)], T0)
+        with pytest.raises(QueueFull, match="'bulk'"):
+            store.enqueue_in(conn, [NewJob("load", queue="bulk") for _ in range(250)], T0)
+        conn.commit()
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        store.enqueue_in(conn, [NewJob("load", queue="bulk") for _ in range(50)], T0)
+        with pytest.raises(QueueFull):
+            store.enqueue_in(conn, [NewJob("load", queue="bulk")], T0)
+
+    assert store.list_jobs(JobFilter(queue="bulk")).total == 300
+
+
+async def test_async_connections_are_bounded_too(make_store: MakeStore) -> None:
+    store = make_store()
+    _bound(store, "imports", 1)
+
+    async with await psycopg.AsyncConnection.connect(BASE_URL) as conn:
+        await store.enqueue_in_async(conn, [NewJob("load", queue="imports")], T0)
+        with pytest.raises(QueueFull, match="'imports'"):
+            await store.enqueue_in_async(conn, [NewJob("load", queue="imports")], T0)
+        await conn.commit()
+
+    assert store.list_jobs(JobFilter(queue="imports")).total == 1

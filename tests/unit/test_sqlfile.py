@@ -214,9 +214,14 @@ def test_the_postgres_claims_are_rendered_from_one_template() -> None:
     assert "j.queue = ANY(%(queues)s::text[])" in claim_in
     assert "%(excluded)s" not in claim_in
     assert "only:" not in claim_any + claim_in and "{" not in claim_any + claim_in
-    # the limited queues' candidates are the claim's own candidates CTE
-    assert "    " + Q["candidates_any"].rstrip(";").replace("\n", "\n    ") in claim_any
-    assert "    " + Q["candidates_in"].rstrip(";").replace("\n", "\n    ") in claim_in
+    # the limited queues' candidates are the claim's own candidates CTE, but that the claim
+    # leaves the queues with a stored limit to them
+    paused = "p.name = j.queue AND p.paused)"
+    limited = "p.name = j.queue AND (p.paused OR p.concurrency IS NOT NULL))"
+    for claim, candidates in ((claim_any, "candidates_any"), (claim_in, "candidates_in")):
+        assert paused in Q[candidates] and limited not in Q[candidates]
+        as_claimed = Q[candidates].rstrip(";").replace(paused, limited)
+        assert "    " + as_claimed.replace("\n", "\n    ") in claim
     assert "%(queues)s" in Q["next_run_at_in"] and "%(queues)s" not in Q["next_run_at_any"]
 
 

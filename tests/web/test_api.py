@@ -27,6 +27,7 @@ VIEW_ROUTES = [
     ("GET", "/api/jobs/{id}", None),
     ("GET", "/api/recurring", None),
     ("GET", "/api/queues", None),
+    ("GET", "/api/queues/reports", None),
     ("GET", "/api/workers", None),
     ("GET", "/api/stats", None),
     ("GET", "/api/stats/runtimes", None),
@@ -46,6 +47,8 @@ MANAGE_ROUTES = [
     ("DELETE", "/api/recurring/{name}", None),
     ("POST", "/api/queues/default/pause", None),
     ("POST", "/api/queues/default/resume", None),
+    ("PATCH", "/api/queues/reports/settings", {"concurrency": 1}),
+    ("POST", "/api/queues/reports/settings/reset", None),
 ]
 
 
@@ -367,6 +370,69 @@ def test_queues_pause_and_resume(manager: TestClient, app: conveyor.App) -> None
     assert created.status_code == 200 and created.json()["paused"] is True
 
 
+def test_queue_settings_change_for_the_fleet_and_reset(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    shown = manager.get("/api/queues/reports").json()
+    assert (shown["concurrency"], shown["max_size"], shown["operator_set"]) == (2, None, [])
+    changed = manager.patch("/api/queues/reports/settings", json={"concurrency": 1, "max_size": 50})
+    assert changed.status_code == 200
+    body = changed.json()
+    assert (body["concurrency"], body["max_size"], body["when_full"]) == (1, 50, "wait")
+    assert body["operator_set"] == ["concurrency", "max_size"]
+    [stored] = [q for q in app.backend.queues(app.clock()) if q.name == "reports"]
+    assert (stored.settings.concurrency, stored.settings.max_size) == (1, 50)
+    lifted = manager.patch("/api/queues/reports/settings", json={"max_size": None}).json()
+    assert (lifted["concurrency"], lifted["max_size"]) == (1, None)
+    reset = manager.post("/api/queues/reports/settings/reset").json()
+    assert (reset["concurrency"], reset["max_size"], reset["operator_set"]) == (2, None, [])
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"concurrency": 0}, "greater than or equal to 1"),
+        ({"concurrency": True}, "not true or false"),
+        ({"concurrency": 2.5}, "valid integer"),
+        ({"max_size": 10**12}, "less than or equal to"),
+        ({"when_full": "drop"}, "'wait' or 'refuse'"),
+        ({"priority": 1}, "Extra inputs"),
+        ({}, "no setting to change"),
+        ([1], "valid dictionary"),
+    ],
+)
+def test_queue_settings_refusals_are_422(
+    manager: TestClient, app: conveyor.App, body: Any, words: str
+) -> None:
+    response = manager.patch("/api/queues/reports/settings", json=body)
+    assert response.status_code == 422 and words in response.json()["error"]
+    assert manager.get("/api/queues/reports").json()["operator_set"] == []
+
+
+def test_enqueue_into_a_full_queue_is_429_naming_it(manager: TestClient) -> None:
+    bounded = manager.patch(
+        "/api/queues/reports/settings", json={"max_size": 1, "when_full": "refuse"}
+    )
+    assert bounded.status_code == 200
+    assert manager.post("/api/jobs", json={"name": "slow"}).status_code == 201
+    full = manager.post("/api/jobs", json={"name": "slow"})
+    assert full.status_code == 429
+    assert "queue 'reports' is full" in full.json()["error"]
+    assert "max_size=1" in full.json()["error"]
+
+
+def test_settings_of_an_unknown_queue_are_404_unless_created(manager: TestClient) -> None:
+    assert manager.get("/api/queues/never-seen").status_code == 404
+    missing = manager.patch("/api/queues/never-seen/settings", json={"concurrency": 1})
+    assert missing.status_code == 404 and "no queue is named" in missing.json()["error"]
+    assert manager.post("/api/queues/never-seen/settings/reset").status_code == 404
+    created = manager.patch(
+        "/api/queues/never-seen/settings", params={"create": "true"}, json={"max_size": 3}
+    )
+    assert created.status_code == 200 and created.json()["max_size"] == 3
+    assert manager.get("/api/queues/never-seen").json()["max_size"] == 3
+
+
 def test_stats_count_by_state_and_queue_with_an_hour_of_minutes(
     manager: TestClient, app: conveyor.App
 ) -> None:
@@ -434,6 +500,7 @@ def test_openapi_documents_every_route(client: TestClient, viewer: TestClient) -
     for method, path, _ in VIEW_ROUTES + MANAGE_ROUTES:
         templated = path.replace("{id}", "{job_id}").replace("/default/", "/{name}/")
         templated = re.sub(r"/bulk/[a-z-]+$", "/bulk/{action}", templated)
+        templated = templated.replace("/queues/reports", "/queues/{name}")
         assert method.lower() in paths[templated], (method, path)
     assert "JobDetail" in schema["components"]["schemas"]
 

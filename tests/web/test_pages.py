@@ -376,3 +376,51 @@ def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
     assert "page 201 of 200+" in later and later.count('href="/jobs/0') == 2
     assert "Older" not in later  # the last job: a page that is not full ends the list
     assert "1 found" in slow and "page 1 of 1<" in slow
+
+
+def test_the_queue_page_shows_and_edits_the_stored_settings(
+    client: TestClient, app: conveyor.App
+) -> None:
+    csrf = login(client, MANAGE_TOKEN)
+    page = client.get("/queues/reports")
+    assert page.status_code == 200 and "<h1>Queue reports</h1>" in page.text
+    assert 'data-setting="concurrency"><td>Concurrency' in page.text
+    assert 'name="concurrency" inputmode="numeric" value="2"' in page.text
+    assert 'href="/queues/reports"' in client.get("/queues").text
+
+    def save(**fields: str) -> str:
+        data = {"csrf": csrf, "next": "/queues/reports", **fields}
+        response = client.post("/queues/reports/settings", data=data)
+        assert response.status_code == 200, response.text
+        return response.text.replace("&#39;", "'")
+
+    saved = save(concurrency="2", max_size="500", when_full="refuse")
+    assert "Queue reports: max size 500, when full refuse." in saved
+    [stored] = [q for q in app.jobs.queues() if q.name == "reports"]
+    assert (stored.concurrency, stored.max_size, stored.when_full) == (2, 500, "refuse")
+    assert stored.operator_set == ("max_size", "when_full")  # concurrency was left as it was
+    assert "nothing changed" in save(concurrency="2", max_size="500", when_full="refuse")
+    assert "max size must be a whole number" in save(max_size="lots", when_full="refuse")
+    assert "concurrency must be from 1" in save(concurrency="0", max_size="500")
+    lifted = save(concurrency="", max_size="500", when_full="refuse")
+    assert "Queue reports: concurrency None." in lifted
+    reset = client.post(
+        "/queues/reports/settings/reset", data={"csrf": csrf, "next": "/queues/reports"}
+    )
+    assert "settings handed back to code" in reset.text
+    [back] = [q for q in app.jobs.queues() if q.name == "reports"]
+    assert (back.concurrency, back.max_size, back.operator_set) == (2, None, ())
+
+
+def test_queue_settings_forms_need_csrf_and_manage(client: TestClient, app: conveyor.App) -> None:
+    csrf = login(client, VIEW_TOKEN)
+    page = client.get("/queues/reports")
+    assert page.status_code == 200 and "data-settings-form" not in page.text
+    refused = client.post("/queues/reports/settings", data={"csrf": csrf, "concurrency": "1"})
+    assert refused.status_code == 403
+    login(client, MANAGE_TOKEN)
+    forged = client.post("/queues/reports/settings", data={"csrf": "0" * 64, "concurrency": "1"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert next(q for q in app.jobs.queues() if q.name == "reports").concurrency == 2
+    missing = client.get("/queues/never-seen")
+    assert missing.status_code == 404 and "Queue not found" in missing.text

@@ -32,7 +32,7 @@ def open_backend(url: str, settings: Settings) -> Backend:
     if scheme == "sqlite":
         from conveyor.backends.sqlite import SQLiteBackend
 
-        return SQLiteBackend(sqlite_path(url))
+        return SQLiteBackend(sqlite_path(url), queue_full_timeout=settings.queue_full_timeout)
     if scheme in ("postgresql", "postgres"):
         try:
             from conveyor.backends.postgres import PostgresBackend
@@ -41,7 +41,7 @@ def open_backend(url: str, settings: Settings) -> Backend:
                 f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({exc}): "
                 'install them with pip install "conveyor[postgres]"'
             ) from exc
-        return PostgresBackend.from_url(url)
+        return PostgresBackend.from_url(url, queue_full_timeout=settings.queue_full_timeout)
     raise ConfigurationError(f"unsupported store URL {url!r}: use one of {', '.join(SCHEMES)}")
 
 

@@ -34,6 +34,7 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.model.job import Enqueued, Job, JobState, NewJob
+from conveyor.model.queues import QueueChange, StoredQueue
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
 from conveyor.model.workflow import StoredWorkflow, WorkflowPage
 
@@ -74,7 +75,10 @@ class Producing(Protocol):
 
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
-        job with created=False. Raises QueueFull (a `Bounded` store, refuse mode)."""
+        job with created=False. All or nothing: a queue whose stored `max_size` the new jobs
+        would pass waits up to the store's `queue_full_timeout` for room (`when_full="wait"`)
+        or refuses the batch at once; QueueFull names the queue and its bound (a `Bounded`
+        store's cap on all waiting jobs refuses likewise)."""
 
 
 @runtime_checkable
@@ -173,13 +177,18 @@ class OperatorStore(Protocol):
 
 @runtime_checkable
 class QueueStore(Protocol):
-    """Queues as a whole: pausing them, their depth, the throughput of the store."""
+    """Queues as a whole: pausing them, their settings, their depth, the throughput."""
 
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
         """Pause (no worker claims its jobs; running ones finish) or resume a queue."""
 
+    def change_queue_settings(self, name: str, change: QueueChange, now: datetime) -> StoredQueue:
+        """Apply `change` to the queue's stored settings by `model.queues.merge`, in one
+        transaction; returns what is stored now. Claims and enqueues from then on honour it
+        (its `concurrency`, its `max_size` and `when_full`), in every process."""
+
     def queues(self, now: datetime) -> list[QueueInfo]:
-        """Every queue that has jobs or is paused, by name."""
+        """Every queue that has jobs, is paused or has stored settings, by name."""
 
     def throughput(self, since: datetime) -> list[Throughput]:
         """Completed and failed jobs per minute since `since`, oldest first (empty minutes
@@ -297,7 +306,14 @@ class Migrating(Protocol):
 
 @runtime_checkable
 class Bounded(Protocol):
-    """A store that caps how many jobs may wait: an enqueue past the cap waits or is refused."""
+    """A store that caps how many jobs may wait in all its queues together (the memory store,
+    which holds them in memory): an enqueue past the cap waits or is refused. Per-queue
+    bounds (a queue's stored `max_size`) are every store's, through `Producing.enqueue`."""
 
     max_queue_size: int  # 0: no cap
     queue_full: Literal["wait", "refuse"]
+
+    @property
+    def enqueue_may_wait(self) -> bool:
+        """Whether `enqueue` may block waiting for room (the store is otherwise not blocking):
+        async producers then call it from a thread."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.lifecycle import Landing, after_attempt
+from conveyor.model.queues import DEFAULTS, QueueSettings
 
 __all__ = [
     "LIST_COUNT_CAP",
@@ -33,8 +34,11 @@ __all__ = [
 class ClaimRequest:
     """A worker asks for up to `limit` due jobs.
 
-    `queues` None means every queue. `queue_limits` caps how many jobs of a queue may run at once
-    across all workers (1 = strictly serial): the store counts running jobs itself.
+    `queues` None means every queue. The store caps how many jobs of a queue may run at once
+    across all workers by the queue's stored `concurrency` (1 = strictly serial; its settings,
+    `model/queues.py`), counting running jobs itself, read at each claim so an operator's
+    change applies at the next one. `queue_limits` adds caps of the caller's own (the smaller
+    of the two wins); the worker passes none, since its app wrote its declarations to the store.
     Claimed jobs become `running`, attempt + 1, owned by `worker_id` until `lease_expires_at`.
     Order: priority descending, then run_at, then id (FIFO within a priority).
     A job whose `concurrency_key` is held by a running job is passed over (it stays waiting),
@@ -149,7 +153,8 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
-    """A queue as the store sees it: waiting and running jobs, and whether it is paused."""
+    """A queue as the store sees it: waiting and running jobs, whether it is paused, its stored
+    settings and which of them an operator set."""
 
     name: str
     waiting: int  # scheduled + pending
@@ -157,6 +162,8 @@ class QueueInfo:
     running: int
     paused: bool
     oldest_due_at: datetime | None  # run_at of the longest-waiting due job
+    settings: QueueSettings = DEFAULTS
+    operator_set: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

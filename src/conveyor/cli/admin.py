@@ -12,10 +12,12 @@ from rich.table import Table
 
 from conveyor.app import App
 from conveyor.backends.records import Counts
-from conveyor.cli.base import Output, ago, listing, styled_state, verb, when
+from conveyor.cli.base import Limit, Output, ago, listing, styled_state, verb, when
 from conveyor.cli.jobs import enqueued
+from conveyor.model.queues import SETTING_FIELDS
 from conveyor.model.recurring import RecurringJob
 from conveyor.recurring import RecurringService
+from conveyor.services import QueueStatus
 
 
 # recurring -----------------------------------------------------------------------------------
@@ -159,13 +161,14 @@ def recurring_run(app: App, name: str) -> Output:
 
 
 # queues --------------------------------------------------------------------------------------
-@click.group(short_help="List, pause and resume queues.")
+@click.group(short_help="List queues, change their settings, pause and resume them.")
 def queues() -> None:
-    """Queues: waiting and running jobs, pause and resume.
+    """Queues: waiting and running jobs, their fleet-wide settings, pause and resume.
 
     \b
     Examples:
       conveyor queues ls
+      conveyor queues set reports --concurrency 1
       conveyor queues pause emails
     """
 
@@ -183,14 +186,103 @@ def queues_ls(app: App) -> Output:
     return listing(
         app.jobs.queues(),
         empty="no queues yet",
-        columns=("queue", "waiting", "due", "running", "limit", "oldest due", "status"),
-        right=("waiting", "due", "running", "limit"),
+        columns=(
+            "queue", "waiting", "due", "running", "limit", "max size", "oldest due", "status",
+        ),
+        right=("waiting", "due", "running", "limit", "max size"),
         row=lambda q: (
             escape(q.name), str(q.waiting), str(q.due), str(q.running),
-            str(q.concurrency) if q.concurrency else "-",
+            _setting(q, "concurrency"), _setting(q, "max_size"),
             ago(q.oldest_due_at, now), "[yellow]paused[/]" if q.paused else "[green]active[/]",
         ),
     )  # fmt: skip
+
+
+def _setting(queue: QueueStatus, name: str) -> str:
+    """A setting's value for the table, starred when an operator set it."""
+    value = getattr(queue.settings, name)
+    shown = "-" if value is None else str(value)
+    if name == "max_size" and value is not None:
+        shown += f" ({queue.when_full})"
+    return shown + ("*" if name in queue.operator_set else "")
+
+
+def _settings_line(queue: QueueStatus) -> str:
+    """One line of a queue's settings, saying which an operator set."""
+    parts = []
+    for name in SETTING_FIELDS:
+        value = getattr(queue.settings, name)
+        shown = "none" if value is None else str(value)
+        mark = " [dim](operator)[/]" if name in queue.operator_set else ""
+        parts.append(f"{name} {escape(shown)}{mark}")
+    return f"queue {escape(queue.name)}: " + ", ".join(parts)
+
+
+@queues.command("show")
+@click.argument("name")
+@verb
+def queues_show(app: App, name: str) -> Output:
+    """Show one queue: its jobs and its settings as stored (what every worker honours), and
+    which of them an operator set.
+
+    \b
+    Example:
+      conveyor queues show reports --json
+    """
+    queue = app.jobs.queue(name)
+    return Output(queue, _settings_line(queue))
+
+
+@queues.command("set")
+@click.argument("name")
+@click.option(
+    "--concurrency",
+    type=Limit(),
+    help="At most N of its jobs run at once, fleet-wide; 'none' lifts it.",
+)
+@click.option(
+    "--max-size", type=Limit(), help="At most N of its jobs wait; 'none' lifts the bound."
+)
+@click.option(
+    "--when-full",
+    type=click.Choice(["wait", "refuse"]),
+    help="What an enqueue past max-size does: wait for room, or refuse at once.",
+)
+@click.option("--reset", is_flag=True, help="Hand every setting back to the app's code.")
+@click.option("--create", is_flag=True, help="Set the settings of a queue that has no jobs yet.")
+@verb
+def queues_set(
+    app: App,
+    name: str,
+    concurrency: int | str | None,
+    max_size: int | str | None,
+    when_full: str | None,
+    reset: bool,
+    create: bool,
+) -> Output:
+    """Change a queue's settings for the whole fleet while workers run: each worker applies
+    them at its next claim, each producer at its next enqueue. A setting changed here is
+    kept over the code's `app.queue(...)` declaration until --reset. A queue with no jobs
+    and no job declared on it is refused (a typo), unless --create.
+
+    \b
+    Examples:
+      conveyor queues set reports --concurrency 1
+      conveyor queues set imports --max-size 10000 --when-full refuse
+      conveyor queues set reports --concurrency none
+      conveyor queues set reports --reset
+    """
+    given = {"concurrency": concurrency, "max_size": max_size, "when_full": when_full}
+    changes = {k: None if v == "none" else v for k, v in given.items() if v is not None}
+    if reset:
+        if changes:
+            raise click.UsageError("--reset hands every setting back to code: give no other")
+        queue = app.jobs.reset_queue_settings(name)
+        return Output(queue, _settings_line(queue) + " [dim](from code)[/]")
+    if not changes:
+        raise click.UsageError("give --concurrency, --max-size, --when-full or --reset")
+    queue = app.jobs.set_queue_settings(name, changes, create=create)
+    return Output(queue, _settings_line(queue))
 
 
 @queues.command("pause")

@@ -25,7 +25,13 @@ from rich.table import Table
 from conveyor.app import App
 from conveyor.cli.config import Config, find_config
 from conveyor.cli.loading import ENV_VAR, NOT_FOUND, USAGE, LoadError, load_app
-from conveyor.errors import ConveyorError, InvalidArguments, InvalidFilter, InvalidJobOptions
+from conveyor.errors import (
+    ConveyorError,
+    InvalidArguments,
+    InvalidFilter,
+    InvalidJobOptions,
+    InvalidQueueSettings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 URL_VAR = "CONVEYOR_URL"
@@ -75,11 +81,11 @@ class ConveyorGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the verb; ConveyorError (and any unexpected error) → `Error: …`, exit 1; a
-        refused option or argument (InvalidJobOptions, InvalidArguments, InvalidFilter), as a
-        usage error, exit 2."""
+        refused option or argument (InvalidJobOptions, InvalidQueueSettings, InvalidArguments,
+        InvalidFilter), as a usage error, exit 2."""
         try:
             return super().invoke(ctx)
-        except (InvalidJobOptions, InvalidArguments, InvalidFilter) as exc:
+        except (InvalidJobOptions, InvalidQueueSettings, InvalidArguments, InvalidFilter) as exc:
             fail(str(exc), USAGE)
         except ConveyorError as exc:
             fail(str(exc), NOT_FOUND)
@@ -295,6 +301,25 @@ class Duration(click.ParamType[timedelta]):
             return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class Limit(click.ParamType[int | str]):
+    """A click parameter for a queue's limit or bound: an integer, or `none` for no limit
+    (the range is checked by model/validation.py, as for every entry point)."""
+
+    name = "N|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The option's text as an int, or "none"."""
+        if isinstance(value, int) or value == "none":
+            return value
+        text = str(value).strip().lower()
+        if text in ("none", "unlimited"):
+            return "none"
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither an integer nor 'none'", param, ctx)
 
 
 class JsonObject(click.ParamType[dict[str, Any]]):

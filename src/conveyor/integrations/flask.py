@@ -40,6 +40,7 @@ from conveyor.integrations._asgi import (
     permissions_from_host,
 )
 from conveyor.integrations._permissions import Granted, Permission, permissions_of
+from conveyor.model.validation import queue_settings_from_config
 
 EXTENSION = "conveyor"  # the key in flask_app.extensions
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -60,7 +61,8 @@ class Conveyor:
     - `CONVEYOR_URL`: the store ("sqlite:///jobs.db", "postgresql://…"; default $CONVEYOR_URL,
       else sqlite:///conveyor.db)
     - `CONVEYOR_SETTINGS`: App settings by name, e.g. `{"concurrency": 8}`
-    - `CONVEYOR_QUEUES`: queues and their concurrency limits, e.g. `{"reports": 1}`
+    - `CONVEYOR_QUEUES`: queues and their concurrency limits, e.g. `{"reports": 1}`, or their
+      settings, e.g. `{"imports": {"max_size": 10_000, "when_full": "refuse"}}`
 
     `init_app` also adds `flask conveyor ...`: the `conveyor` command on this App
     (`flask conveyor worker`, `flask conveyor jobs ls`, `flask conveyor migrate`).
@@ -91,13 +93,14 @@ class Conveyor:
             )
         settings = _mapping(config.get("CONVEYOR_SETTINGS", {}), "CONVEYOR_SETTINGS")
         self.app.configure(url, **settings)
-        for name, limit in _mapping(config.get("CONVEYOR_QUEUES", {}), "CONVEYOR_QUEUES").items():
-            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
-                raise ConfigurationError(
-                    f"CONVEYOR_QUEUES[{name!r}] must be a concurrency limit (int) or None, "
-                    f"got {limit!r}"
-                )
-            self.app.queue(name, concurrency=limit)
+        for name, value in _mapping(config.get("CONVEYOR_QUEUES", {}), "CONVEYOR_QUEUES").items():
+            queue = queue_settings_from_config(value, f"CONVEYOR_QUEUES[{name!r}]")
+            self.app.queue(
+                name,
+                concurrency=queue.concurrency,
+                max_size=queue.max_size,
+                when_full=queue.when_full,
+            )
         flask_app.extensions[EXTENSION] = self
         flask_app.cli.add_command(conveyor_command)
 

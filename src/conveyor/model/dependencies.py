@@ -130,14 +130,22 @@ def unknown_parent_message(child: NewJob, parent_id: str) -> str:
     )
 
 
-def settle(graph: DependencyGraph, parent_ids: Iterable[str], now: datetime) -> None:
+def settle(
+    graph: DependencyGraph,
+    parent_ids: Iterable[str],
+    now: datetime,
+    children: Container[str] | None = None,
+) -> None:
     """Decide the open edges of parents that just reached a final state, and of the
-    children cancelled on the way, level by level."""
+    children cancelled on the way, level by level. `children` limits the first level to
+    the edges into those jobs (a new batch naming parents that had already finished)."""
     level = list(parent_ids)
     while level:
         satisfied: list[OpenEdge] = []
         cancelled: dict[str, Cancellation] = {}
         for edge in graph.open_edges(level):
+            if children is not None and edge.child_id not in children:
+                continue
             if edge.parent_state in _SATISFYING or (
                 edge.parent_state in _FAILING and edge.child_policy == "run"
             ):
@@ -148,6 +156,7 @@ def settle(graph: DependencyGraph, parent_ids: Iterable[str], now: datetime) -> 
         if satisfied:
             graph.satisfy(satisfied, now)
         level = graph.cancel_children(list(cancelled.values()), now) if cancelled else []
+        children = None
 
 
 def rearm(graph: DependencyGraph, job_id: str, now: datetime) -> None:

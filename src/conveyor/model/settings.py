@@ -38,9 +38,11 @@ class Settings:
     retention_completed: float = 24 * 3600.0  # also cancelled and skipped jobs
     retention_failed: float = 7 * 24 * 3600.0
     worker_stale_after: float = 60.0
-    # memory store
+    # memory store: a cap on all its waiting jobs
     max_queue_size: int = 10_000  # 0 = unbounded
     queue_full: Literal["wait", "refuse"] = "wait"
+    # every store: how long an enqueue waits for room in a full queue (the memory store's cap
+    # in wait mode, or a queue's max_size with when_full="wait": docs/flow-control.md)
     queue_full_timeout: float = 5.0
 
     def __post_init__(self) -> None:

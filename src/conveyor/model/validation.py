@@ -14,22 +14,31 @@ Limits (documented in docs/guide.md, "What a job may hold"):
 - metadata: a dict of str to str;
 - args: a dict with str keys of JSON values (str, int, float, bool, None, lists, dicts),
   integers within 64 bits, nested at most MAX_NESTING deep;
+- queue settings (`check_queue_settings`): concurrency an integer from 1 to MAX_QUEUE_CONCURRENCY
+  or None, max_size an integer from 1 to MAX_QUEUE_SIZE or None, when_full "wait" or "refuse";
 - all text: no NUL character and no lone surrogate (PostgreSQL cannot store either, and every
   store must accept the same inputs).
 
-Refusals are InvalidJobOptions (an option) or InvalidArguments (the args), each naming what
-was wrong and the accepted range.
+Refusals are InvalidJobOptions (an option), InvalidArguments (the args) or InvalidQueueSettings
+(a queue's settings), each naming what was wrong and the accepted range.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.errors import ArgumentsNotSerializable, InvalidArguments, InvalidJobOptions
+from conveyor.errors import (
+    ArgumentsNotSerializable,
+    InvalidArguments,
+    InvalidJobOptions,
+    InvalidQueueSettings,
+)
 from conveyor.model.job import Job, NewJob
+from conveyor.model.queues import SETTING_FIELDS, QueueSettings
 
 PRIORITY_MIN, PRIORITY_MAX = -1_000_000, 1_000_000
 MAX_ATTEMPTS = 1_000
@@ -38,6 +47,9 @@ MAX_NESTING = 32
 NAME_MAX, UNIQUE_KEY_MAX = 200, 500
 QUEUE_NAME_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_QUEUE_CONCURRENCY = 100_000
+MAX_QUEUE_SIZE = 1_000_000_000
+WHEN_FULL = ("wait", "refuse")
 
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 _HORIZON_SECONDS = MAX_HORIZON.total_seconds()
@@ -115,6 +127,77 @@ def check_queue(name: object) -> str:
             "no '/' and no control characters, e.g. 'emails' or 'reports.daily'"
         )
     return name
+
+
+# queue settings ----------------------------------------------------------------------------------
+def _queue_limit(value: object, what: str, high: int) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:  # bool is an int subclass, and never meant here
+        raise InvalidQueueSettings(
+            f"{what} must be an integer from 1 to {high}, or none (no limit), "
+            f"not {type(value).__name__} {value!r}"
+        )
+    if not 1 <= value <= high:
+        raise InvalidQueueSettings(f"{what} must be from 1 to {high}, or none, not {value}")
+    return value
+
+
+def check_queue_setting(name: str, value: object) -> Any:
+    """One queue setting's value, checked (see `check_queue_settings`); InvalidQueueSettings
+    for an unknown setting or a value out of range."""
+    if name == "concurrency":
+        return _queue_limit(value, "concurrency", MAX_QUEUE_CONCURRENCY)
+    if name == "max_size":
+        return _queue_limit(value, "max_size", MAX_QUEUE_SIZE)
+    if name == "when_full":
+        if value not in WHEN_FULL or not isinstance(value, str):
+            raise InvalidQueueSettings(f"when_full must be 'wait' or 'refuse', not {value!r}")
+        return value
+    raise InvalidQueueSettings(
+        f"unknown queue setting {name!r}; the settings are {', '.join(SETTING_FIELDS)}"
+    )
+
+
+def check_queue_changes(values: Mapping[str, object]) -> dict[str, Any]:
+    """Settings an operator changes, each checked; the one check of the CLI, the REST API and
+    the dashboard."""
+    return {name: check_queue_setting(name, value) for name, value in values.items()}
+
+
+def check_queue_settings(
+    concurrency: object = None, max_size: object = None, when_full: object = "wait"
+) -> QueueSettings:
+    """A queue's settings: `concurrency` an integer from 1 to MAX_QUEUE_CONCURRENCY or None
+    (only the workers' slots limit it), `max_size` an integer from 1 to MAX_QUEUE_SIZE or None
+    (no bound), `when_full` "wait" or "refuse"; InvalidQueueSettings naming the one wrong."""
+    values = check_queue_changes(
+        {"concurrency": concurrency, "max_size": max_size, "when_full": when_full}
+    )
+    return QueueSettings(**values)
+
+
+def queue_settings_from_config(value: object, where: str) -> QueueSettings:
+    """A queue's settings as a framework's configuration gives them: a concurrency limit (an
+    int, or None), or a mapping of settings (concurrency, max_size, when_full); `where` names
+    the entry in the refusal (InvalidQueueSettings)."""
+    if value is None or (type(value) is int):
+        return check_queue_settings(concurrency=value)
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in SETTING_FIELDS)
+        if unknown:
+            raise InvalidQueueSettings(
+                f"{where}: unknown queue setting(s) {', '.join(unknown)}; "
+                f"the settings are {', '.join(SETTING_FIELDS)}"
+            )
+        try:
+            return check_queue_settings(**value)
+        except InvalidQueueSettings as exc:
+            raise InvalidQueueSettings(f"{where}: {exc}") from None
+    raise InvalidQueueSettings(
+        f"{where} must be a concurrency limit (int) or None, or a mapping of queue settings "
+        f"({', '.join(SETTING_FIELDS)}), got {value!r}"
+    )
 
 
 def check_priority(value: object) -> int:

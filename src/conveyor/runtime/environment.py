@@ -25,7 +25,6 @@ class Environment:
     registry: Registry
     settings: Settings
     hooks: Hooks = field(default_factory=Hooks)
-    queue_limits: Mapping[str, int] = field(default_factory=dict)
     middleware: Sequence[Middleware] = ()
     clock: Callable[[], datetime] = utcnow
     recurring: Sequence[RecurringJob] = ()  # definitions made in code, synced at worker start

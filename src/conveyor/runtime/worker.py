@@ -277,9 +277,8 @@ class Worker:
                 continue
             self._wake.clear()
             now = self.env.clock()
-            request = ClaimRequest(
-                self.id, room, now, now + lease, self.queues, self.env.queue_limits
-            )
+            # the store applies the queues' stored limits (their settings, model/queues.py)
+            request = ClaimRequest(self.id, room, now, now + lease, self.queues)
             began = time.monotonic()
             try:
                 claimed = await self._claim(request)

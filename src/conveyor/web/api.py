@@ -30,6 +30,7 @@ from conveyor.web.schemas import (
     JobPage,
     JobSummary,
     QueueOut,
+    QueueSettingsIn,
     RecurringOut,
     RunNowOut,
     RuntimesOut,
@@ -257,25 +258,38 @@ def _recurring_routes(routes: _Routes) -> None:
 
 
 def _queue_routes(routes: _Routes) -> None:
-    """Queues: list; pause or resume one."""
-    dash = routes.dash
-    jobs = dash.app.jobs
+    """Queues: list, show one; change its settings; pause or resume it."""
+    jobs = routes.dash.app.jobs
 
     @routes.view("/queues", response_model=list[QueueOut])
     def list_queues() -> list[QueueOut]:
-        """Every queue: depth, running jobs, limit, paused."""
+        """Every queue: depth, running jobs, settings, paused."""
         return [QueueOut.of(q) for q in jobs.queues()]
 
-    def queue_out(name: str) -> QueueOut:
-        for queue in jobs.queues():
-            if queue.name == name:
-                return QueueOut.of(queue)
-        # a resumed queue with no jobs and no limit is no longer listed: it is simply empty
-        limit = dash.app.queue_limits.get(name)
-        return QueueOut(
-            name=name, waiting=0, due=0, running=0, paused=False, concurrency=limit,
-            oldest_due_at=None,
-        )  # fmt: skip
+    @routes.view("/queues/{name}", response_model=QueueOut, responses=_MISSING)
+    def show_queue(name: Name) -> QueueOut:
+        """One queue: depth, running jobs, its settings as stored, paused."""
+        return QueueOut.of(jobs.queue(name))
+
+    @routes.manage("PATCH", "/queues/{name}/settings", response_model=QueueOut, responses=_MISSING)
+    def set_queue_settings(
+        name: Name,
+        body: Annotated[QueueSettingsIn, Body()],
+        create: Annotated[bool, Query(description="set a queue that has no jobs yet")] = False,
+    ) -> QueueOut:
+        """Change the settings given, for the whole fleet: workers apply them at their next
+        claim, producers at their next enqueue; kept over the code's declaration until
+        reset. An unknown queue is 404 unless `create`."""
+        return QueueOut.of(jobs.set_queue_settings(name, body.changes(), create=create))
+
+    @routes.manage(
+        "POST", "/queues/{name}/settings/reset", response_model=QueueOut, responses=_MISSING
+    )
+    def reset_queue_settings(name: Name) -> QueueOut:
+        """Hand the settings back to code: the dashboard's app's declaration of the queue (the
+        defaults when it declares none), until a process declaring it otherwise opens its
+        store."""
+        return QueueOut.of(jobs.reset_queue_settings(name))
 
     @routes.manage("POST", "/queues/{name}/pause", response_model=QueueOut, responses=_MISSING)
     def pause_queue(
@@ -285,13 +299,13 @@ def _queue_routes(routes: _Routes) -> None:
         """Stop workers claiming this queue's jobs (running ones finish); an unknown queue is
         404 unless `create`."""
         jobs.pause_queue(name, create=create)
-        return queue_out(name)
+        return QueueOut.of(jobs.queue(name, known=False))
 
     @routes.manage("POST", "/queues/{name}/resume", response_model=QueueOut, responses=_MISSING)
     def resume_queue(name: Name) -> QueueOut:
         """Let workers claim this queue's jobs again."""
         jobs.resume_queue(name)
-        return queue_out(name)
+        return QueueOut.of(jobs.queue(name, known=False))
 
 
 def _worker_routes(routes: _Routes) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from conveyor.errors import InvalidQueueSettings
 from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.web.auth import (
     SESSION_COOKIE,
@@ -232,14 +233,61 @@ def _remove_recurring(dash: Dashboard, request: Request, form: Any) -> str:
 
 # queues and workers ------------------------------------------------------------------------
 def _queue_pages(routes: PageRoutes) -> None:
-    """The queues' page; pause or resume one."""
+    """The queues' page and one queue's page; change a queue's settings, pause or resume it."""
     routes.view("/queues", _queue_list, "queues.html")
+    back: Back = ("/queues", "Back to the queues")
+    routes.view("/queues/{name}", _queue_detail, "queue.html", missing="Queue not found", back=back)
+    routes.action("/queues/{name}/settings", _set_queue_settings)
+    routes.action("/queues/{name}/settings/reset", _reset_queue_settings)
     routes.action("/queues/{name}/pause", _pause_queue)
     routes.action("/queues/{name}/resume", _resume_queue)
 
 
 def _queue_list(dash: Dashboard, request: Request) -> dict[str, Any]:
     return {"title": "Queues", "queues": dash.app.jobs.queues()}
+
+
+def _queue_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
+    queue = dash.app.jobs.queue(request.path_params["name"])
+    return {"title": f"Queue {queue.name}", "q": queue}
+
+
+def _set_queue_settings(dash: Dashboard, request: Request, form: Any) -> str:
+    """The form's settings that differ from the stored ones become operator-set (a field
+    left as it was is not, so code keeps setting it)."""
+    name = request.path_params["name"]
+    current = dash.app.jobs.queue(name).settings
+    given = {
+        "concurrency": _form_limit(form, "concurrency"),
+        "max_size": _form_limit(form, "max_size"),
+        "when_full": field(form, "when_full") or current.when_full,
+    }
+    changes = {k: v for k, v in given.items() if v != getattr(current, k)}
+    if not changes:
+        return f"Queue {name}: nothing changed."
+    queue = dash.app.jobs.set_queue_settings(name, changes)
+    shown = ", ".join(f"{k.replace('_', ' ')} {getattr(queue, k)}" for k in sorted(changes))
+    return f"Queue {name}: {shown}."
+
+
+def _form_limit(form: Any, name: str) -> object:
+    """A limit typed in the form: empty (or "none") lifts it; the range is checked by
+    model/validation.py through app.jobs."""
+    text = (field(form, name) or "").strip()
+    if text.lower() in ("", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        label = name.replace("_", " ")
+        raise InvalidQueueSettings(
+            f"{label} must be a whole number, or empty for no limit, not {text!r}"
+        ) from None
+
+
+def _reset_queue_settings(dash: Dashboard, request: Request, form: Any) -> str:
+    queue = dash.app.jobs.reset_queue_settings(request.path_params["name"])
+    return f"Queue {queue.name}: settings handed back to code."
 
 
 def _pause_queue(dash: Dashboard, request: Request, form: Any) -> str:

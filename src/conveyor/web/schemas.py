@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,6 +14,8 @@ from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
     MAX_HORIZON,
     MAX_NESTING,
+    MAX_QUEUE_CONCURRENCY,
+    MAX_QUEUE_SIZE,
     NAME_MAX,
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -360,7 +362,8 @@ class RunNowOut(BaseModel):
 
 
 class QueueOut(BaseModel):
-    """A queue: depth, running jobs, limit, paused."""
+    """A queue: depth, running jobs, paused, and its settings as stored (what every worker and
+    producer honours), with which of them an operator set."""
 
     name: str
     waiting: int = Field(description="scheduled and pending jobs")
@@ -368,6 +371,14 @@ class QueueOut(BaseModel):
     running: int
     paused: bool
     concurrency: int | None = Field(description="limit across workers; null: unlimited")
+    max_size: int | None = Field(default=None, description="bound on waiting jobs; null: none")
+    when_full: Literal["wait", "refuse"] = Field(
+        default="wait", description="what an enqueue past max_size does"
+    )
+    operator_set: list[str] = Field(
+        default_factory=list,
+        description="settings an operator set: code declarations no longer override them",
+    )
     oldest_due_at: datetime | None
 
     model_config = ConfigDict(from_attributes=True)
@@ -376,6 +387,37 @@ class QueueOut(BaseModel):
     def of(cls, queue: QueueStatus) -> QueueOut:
         """From the service's record (same field names)."""
         return cls.model_validate(queue)
+
+
+class QueueSettingsIn(BaseModel):
+    """Settings to change, for the whole fleet (the fields given; null lifts a limit or
+    bound). They are kept over the code's declaration until reset (docs/flow-control.md)."""
+
+    # at least one setting: an empty change is refused (422)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    concurrency: int | None = Field(
+        default=None, ge=1, le=MAX_QUEUE_CONCURRENCY,
+        description="at most this many of its jobs run at once across workers; null: no limit",
+    )  # fmt: skip
+    max_size: int | None = Field(
+        default=None, ge=1, le=MAX_QUEUE_SIZE,
+        description="at most this many of its jobs wait; null: no bound",
+    )  # fmt: skip
+    when_full: Literal["wait", "refuse"] = Field(
+        default="wait", description="what an enqueue past max_size does"
+    )
+
+    @field_validator("concurrency", "max_size", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true/false are not numbers here
+            raise ValueError("must be a number, not true or false")
+        return value
+
+    def changes(self) -> dict[str, object]:
+        """The settings given, by name (an explicit null included)."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
 class WorkerOut(BaseModel):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from operator import attrgetter
@@ -80,11 +80,12 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
             else:
                 indexes = [self._queues[n] for n in request.queues if n in self._queues]
             candidates: list[QueueIndex] = []
+            caps: dict[str, int | None] = {}
             for index in indexes:
                 if index.name in self._paused:
                     continue
                 self._mature(index, now)
-                cap = limits.get(index.name)
+                cap = caps[index.name] = self._cap(index.name, limits)
                 if cap is None or index.running < cap:
                     candidates.append(index)
 
@@ -122,7 +123,7 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 self._running.add(running.id)
                 best.running += 1
                 taken.append(running)
-                cap = limits.get(best.name)
+                cap = caps[best.name]
                 if cap is not None and best.running >= cap:
                     candidates.remove(best)
 
@@ -133,9 +134,19 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 soonest = self._future_top(index)
                 if soonest is not None and (next_run_at is None or soonest < next_run_at):
                     next_run_at = soonest
-            if taken and self.max_queue_size:
+            if taken and (self.max_queue_size or self._settings):
                 self._space.notify_all()
         return Claimed(jobs=taken, next_run_at=next_run_at)
+
+    def _cap(self, queue: str, limits: Mapping[str, int]) -> int | None:
+        """How many of the queue's jobs may run at once: its stored concurrency, or the
+        request's cap when smaller (None: no limit)."""
+        stored = self._settings.get(queue)
+        limit = None if stored is None else stored.settings.concurrency
+        asked = limits.get(queue)
+        if asked is None:
+            return limit
+        return asked if limit is None else min(limit, asked)
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply outcomes of jobs still owned by their worker and attempt; return the others."""

@@ -30,6 +30,7 @@ from conveyor.backends.subscribers import Subscribers
 from conveyor.errors import ConfigurationError, DuplicateJobId, InvalidWorkflow, QueueFull
 from conveyor.model.dependencies import settle, unknown_parent_message
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
+from conveyor.model.queues import QueueSettings, StoredQueue, full_message
 
 # Rebuild a queue's heaps when dead entries outnumber live ones by this much.
 _COMPACT_SLACK = 1024
@@ -91,6 +92,7 @@ class JobIndex:
         self._workers: dict[str, WorkerInfo] = {}
         self._held: dict[str, int] = {}  # concurrency_key -> running jobs holding it
         self._paused: set[str] = set()
+        self._settings: dict[str, StoredQueue] = {}  # queue settings kept in the store
         self._recurring = RecurringTable()
         self._edges = Edges()
         self._graph = Graph(self)
@@ -114,14 +116,31 @@ class JobIndex:
             deadline: float | None = None
             while True:
                 plan, new_count = self._plan(jobs)
-                if self._fits(new_count):
+                full = self._full_queue(jobs, plan)
+                if full is None and self._fits(new_count):
                     break
-                if self.queue_full == "refuse" or new_count > self.max_queue_size:
+                if full is not None:
+                    bound, settings, asked = full
+                    waiting = self._queues[bound].live if bound in self._queues else 0
+                    assert settings.max_size is not None
+                    if settings.when_full == "refuse" or asked > settings.max_size:
+                        raise QueueFull(
+                            full_message(bound, settings.max_size, waiting, asked, waited=None)
+                        )
+                elif self.queue_full == "refuse" or new_count > self.max_queue_size:
                     raise QueueFull(self._full_message(new_count, waited=False))
                 if deadline is None:
                     deadline = time.monotonic() + self.queue_full_timeout
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if full is not None:
+                        assert full[1].max_size is not None
+                        raise QueueFull(
+                            full_message(
+                                full[0], full[1].max_size, waiting, full[2],
+                                waited=self.queue_full_timeout,
+                            )
+                        )  # fmt: skip
                     raise QueueFull(self._full_message(new_count, waited=True))
                 self._space.wait(remaining)
 
@@ -147,7 +166,7 @@ class JobIndex:
                         ended_parents.add(parent_id)
                 results.append(Enqueued(job=job, created=True))
             if ended_parents:
-                settle(self._graph, sorted(ended_parents), now)
+                settle(self._graph, sorted(ended_parents), now, {job.id for job in jobs})
                 results = [Enqueued(self._jobs[r.job.id], r.created) for r in results]
             if new_count:
                 self._announce()
@@ -181,6 +200,48 @@ class JobIndex:
             ids.add(new.id)
             new_count += 1
         return plan, new_count
+
+    @property
+    def enqueue_may_wait(self) -> bool:
+        """Whether an enqueue may block waiting for room: the store-wide cap in wait mode, or
+        a queue bounded with when_full="wait" (async producers then enqueue on a thread)."""
+        if self.max_queue_size and self.queue_full == "wait":
+            return True
+        return any(
+            kept.settings.max_size is not None and kept.settings.when_full == "wait"
+            for kept in list(self._settings.values())
+        )
+
+    def _full_queue(
+        self, jobs: Sequence[NewJob], plan: Sequence[Job | None]
+    ) -> tuple[str, QueueSettings, int] | None:
+        """The first queue (by name) whose stored `max_size` the new jobs of this batch would
+        pass: (queue, its settings, how many new jobs it was asked to take); None if all fit."""
+        bounded = {
+            name for name, kept in self._settings.items() if kept.settings.max_size is not None
+        }
+        if not bounded:
+            return None
+        asked: dict[str, int] = {}
+        keys: set[str] = set()
+        for new, existing in zip(jobs, plan, strict=True):
+            if existing is not None or new.after:  # a step waiting on its parents: not queued
+                continue
+            if new.unique_key is not None:
+                if new.unique_key in keys:
+                    continue  # it resolves to the batch's first job of that key
+                keys.add(new.unique_key)
+            if new.queue in bounded:
+                asked[new.queue] = asked.get(new.queue, 0) + 1
+        for queue in sorted(asked):
+            stored = self._settings.get(queue)
+            if stored is None or stored.settings.max_size is None:
+                continue
+            index = self._queues.get(queue)
+            waiting = index.live if index is not None else 0
+            if waiting + asked[queue] > stored.settings.max_size:
+                return queue, stored.settings, asked[queue]
+        return None
 
     def _fits(self, new_count: int) -> bool:
         return not self.max_queue_size or len(self._tokens) + new_count <= self.max_queue_size

@@ -19,6 +19,7 @@ from conveyor.backends.records import (
 from conveyor.model.dependencies import rearm
 from conveyor.model.job import QUEUED_STATES, Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
+from conveyor.model.queues import QueueChange, StoredQueue, merge
 
 
 class OperatorVerbs(JobIndex):
@@ -73,11 +74,13 @@ class OperatorVerbs(JobIndex):
                 job = self._jobs[job_id]
                 waiting.setdefault(job.queue, []).append(job)
             names = set(self._paused) | {q for q, _ in self._counts}
+            names |= {name for name, kept in self._settings.items() if not kept.is_default}
             infos = []
             for name in sorted(names):
                 jobs = waiting.get(name, [])
                 due = [j.run_at for j in jobs if j.run_at <= now]
                 index = self._queues.get(name)
+                stored = self._settings.get(name) or StoredQueue(name)
                 infos.append(
                     QueueInfo(
                         name,
@@ -86,6 +89,8 @@ class OperatorVerbs(JobIndex):
                         index.running if index else 0,
                         name in self._paused,
                         min(due) if due else None,
+                        stored.settings,
+                        stored.operator_set,
                     )
                 )
             return infos
@@ -121,6 +126,17 @@ class OperatorVerbs(JobIndex):
             self._paused.discard(name)
             self._announce()
         self._call_back()
+
+    def change_queue_settings(self, name: str, change: QueueChange, now: datetime) -> StoredQueue:
+        """Apply `change` to the queue's stored settings (`model.queues.merge`); a raised
+        limit or bound wakes waiting workers and producers."""
+        with self._lock:
+            stored = merge(self._settings.get(name), name, change)
+            self._settings[name] = stored
+            self._space.notify_all()
+            self._announce()
+        self._call_back()
+        return stored
 
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Cancel a waiting job now, ask a running one's worker to stop; finished: unchanged."""

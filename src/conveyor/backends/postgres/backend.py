@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -42,12 +43,15 @@ from conveyor.backends.records import (
 from conveyor.backends.subscribers import Subscribers
 from conveyor.model.dependencies import settle
 from conveyor.model.job import (
+    Enqueued,
     Job,
     JobState,
     LogLine,
+    NewJob,
 )
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
+from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, merge
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -69,8 +73,10 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
 
     blocking = True
 
-    def __init__(self, config: PostgresConfig) -> None:
+    def __init__(self, config: PostgresConfig, *, queue_full_timeout: float = 5.0) -> None:
         self.config = config
+        #: seconds an enqueue into a full queue with when_full="wait" waits for room
+        self.queue_full_timeout = queue_full_timeout
         self._db = Database(config)
         self._q = self._db.queries
         self._subscribers = Subscribers()
@@ -79,12 +85,28 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         self._limited_queues: frozenset[str] = frozenset()
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresBackend:
+    def from_url(cls, url: str, *, queue_full_timeout: float = 5.0) -> PostgresBackend:
         """The store a postgresql:// URL names (see PostgresConfig for its options)."""
-        return cls(PostgresConfig.from_url(url))
+        return cls(PostgresConfig.from_url(url), queue_full_timeout=queue_full_timeout)
 
     def __repr__(self) -> str:
         return f"PostgresBackend({self.config.target!r}, schema={self.config.schema!r})"
+
+    # workflows, within their queues' bounds (the rest of the workflow verbs: workflows.py)
+    def enqueue_workflow(
+        self, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """Store a workflow and its steps in one transaction; a queue's stored bound applies
+        as to `enqueue` (the steps waiting on their parents do not count)."""
+        return self._store_workflow((workflow_id, name), jobs, now)
+
+    def enqueue_workflow_in(
+        self, connection: Conn, workflow_id: str, name: str, jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """`enqueue_workflow` inside the caller's transaction on `connection` (its own one,
+        committed at once, for an autocommit connection outside a transaction block); a full
+        queue refuses at once."""
+        return self._store_workflow_in(connection, (workflow_id, name), jobs, now)
 
     # lifecycle -------------------------------------------------------------------------------
     def open(self) -> None:
@@ -120,28 +142,41 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         return claim_runnable(lambda: self._claim_rows_decoded(request), self.finish)
 
     def _claim_rows_decoded(self, request: ClaimRequest) -> tuple[Claimed, list[Outcome]]:
-        """One claim: the runnable jobs, and a failed outcome for each malformed row."""
+        """One claim: the runnable jobs, and a failed outcome for each malformed row.
+
+        Queues without a limit are claimed by one statement, which leaves out the queues with
+        a stored concurrency and names them; those are claimed under their locks
+        (`_claim_limited`), at once in the same call and directly by the next claims, until a
+        claim finds no limited queue among those asked for."""
         queues = None if request.queues is None else sorted(request.queues)
-        limited = {
-            queue: cap
-            for queue, cap in request.queue_limits.items()
-            if request.queues is None or queue in request.queues
-        }
-        if limited.keys() != self._limited_queues:
-            self._limited_queues = frozenset(limited)
+        asked = request.queues
+        limited = self._limited_queues if asked is None else self._limited_queues & asked
         rows: list[Row] = []
         upcoming: datetime | None = None
         with self._db.connection() as conn:
-            if request.limit > 0 and not limited:
-                rows = self._claim_rows(conn, request, queues, limited)
+            if request.limit > 0 and not limited and not request.queue_limits:
+                rows = self._claim_rows(conn, request, queues, limited=False)
                 # the statement also brought the next due time when the claim came back short
                 upcoming = rows[0]["next_run_at"] if rows else None
+                found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
                 rows = [row for row in rows if row["id"] is not None]
-            else:
-                if request.limit > 0:
-                    rows = self._claim_rows(conn, request, queues, limited)
-                if len(rows) < request.limit:  # a full claim comes straight back: no look-up
-                    upcoming = self._next_run_at(conn, request.now, queues)
+                if not found:
+                    return self._decoded(rows, upcoming, request)
+                self._limited_queues = self._limited_queues | found
+                if len(rows) >= request.limit:
+                    return self._decoded(rows, upcoming, request)
+                # the limited queues' jobs, in the same call, with the room left
+                request = replace(request, limit=request.limit - len(rows))
+            if request.limit > 0:
+                rows += self._claim_rows(conn, request, queues, limited=True)
+            if len(rows) < request.limit:  # a full claim comes straight back: no look-up
+                upcoming = self._next_run_at(conn, request.now, queues)
+        return self._decoded(rows, upcoming, request)
+
+    @staticmethod
+    def _decoded(
+        rows: list[Row], upcoming: datetime | None, request: ClaimRequest
+    ) -> tuple[Claimed, list[Outcome]]:
         jobs, rejected = decode_claimed(rows, job_from_row, request)
         return Claimed(jobs, opt_utc(upcoming)), rejected
 
@@ -158,7 +193,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         conn: Conn,
         request: ClaimRequest,
         queues: list[str] | None,
-        limited: dict[str, int],
+        *,
+        limited: bool,
     ) -> list[Row]:
         params: dict[str, Any] = {
             "now": request.now,
@@ -171,7 +207,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             try:
                 if limited:
                     with conn.transaction():
-                        return self._claim_limited(conn, params, queues, limited)
+                        return self._claim_limited(conn, params, queues, request)
                 if queues is None:
                     cur = conn.execute(self._q["claim_any"], {**params, "excluded": []})
                 else:
@@ -189,17 +225,28 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         conn: Conn,
         params: dict[str, Any],
         queues: list[str] | None,
-        limited: dict[str, int],
+        request: ClaimRequest,
     ) -> list[Row]:
-        """Inside a transaction: lock the limited queues, count what runs in them, lock
-        candidates and claim the best `limit` of them (one per concurrency key)."""
+        """Inside a transaction: read the stored limits, lock the limited queues, count what
+        runs in them, lock candidates and claim the best `limit` of them (one per
+        concurrency key)."""
         q, limit = self._q, params["limit"]
-        names = sorted(limited)
         if params["commit"] is not None:
             conn.execute(q["local_commit_mode"], params)
-        conn.execute(
-            q["lock_queues"], {"prefix": f"conveyor:{self.config.schema}:", "queues": names}
-        )
+        caps = dict(request.queue_limits)  # the caller's own caps, and the stored limits
+        for row in conn.execute(q["queue_limits"]):
+            stored = row["concurrency"]
+            caps[row["name"]] = min(stored, caps.get(row["name"], stored))
+        limited = {
+            queue: cap
+            for queue, cap in caps.items()
+            if request.queues is None or queue in request.queues
+        }
+        self._limited_queues = frozenset(limited)
+        names = sorted(limited)
+        if names:
+            prefix = f"conveyor:{self.config.schema}:"
+            conn.execute(q["lock_queues"], {"prefix": prefix, "queues": names})
         running = {
             row["queue"]: row["running"]
             for row in conn.execute(q["count_running"], {"queues": names})
@@ -503,17 +550,46 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         if not paused:
             self._notify()
 
+    def change_queue_settings(self, name: str, change: QueueChange, now: datetime) -> StoredQueue:
+        """Apply `change` to the queue's stored settings (`model.queues.merge`) in one
+        transaction, its row locked (concurrent changes apply one after the other); wakes
+        workers here and in other processes, since a raised limit may let them claim."""
+        params: dict[str, Any] = {"name": name, "now": now, "channel": self.config.channel}
+        with self._db.transaction() as conn:
+            conn.execute(self._q["ensure_queue"], params)
+            row = conn.execute(self._q["lock_queue_settings"], params).fetchone()
+            stored = merge(None if row is None else _stored_queue(row), name, change)
+            settings = stored.settings
+            conn.execute(
+                self._q["save_queue_settings"],
+                {
+                    **params,
+                    "concurrency": settings.concurrency,
+                    "max_size": settings.max_size,
+                    "when_full": settings.when_full,
+                    "operator_set": sorted(stored.operator_set),
+                },
+            )
+            conn.execute(self._q["notify"], params)
+        self._notify()
+        return stored
+
     def queues(self, now: datetime) -> list[QueueInfo]:
-        """Every queue that has jobs or is paused, by name."""
+        """Every queue that has jobs, is paused or has stored settings, by name."""
         with self._db.connection() as conn:
             rows = conn.execute(self._q["queue_stats"], {"now": now}).fetchall()
-            paused = {row["name"] for row in conn.execute(self._q["paused_queues"])}
+            kept = {row["name"]: row for row in conn.execute(self._q["queue_settings_all"])}
         stats = {row["queue"]: row for row in rows}
+        stored = {name: _stored_queue(row) for name, row in kept.items()}
+        paused = {name for name, row in kept.items() if row["paused"]}
+        listed = paused | {name for name, queue in stored.items() if not queue.is_default}
         infos = []
-        for name in sorted(stats.keys() | paused):
+        for name in sorted(stats.keys() | listed):
             row = stats.get(name)
+            queue = stored.get(name) or StoredQueue(name)
+            extra = (queue.settings, queue.operator_set)
             if row is None:
-                infos.append(QueueInfo(name, 0, 0, 0, True, None))
+                infos.append(QueueInfo(name, 0, 0, 0, name in paused, None, *extra))
                 continue
             infos.append(
                 QueueInfo(
@@ -523,6 +599,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     row["running"],
                     name in paused,
                     opt_utc(row["oldest_due_at"]),
+                    *extra,
                 )
             )
         return infos
@@ -602,3 +679,9 @@ def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
         "run_at": landing.run_at,
         "error": error_json(error),
     }
+
+
+def _stored_queue(row: Row) -> StoredQueue:
+    """A queues row's settings."""
+    settings = QueueSettings(row["concurrency"], row["max_size"], row["when_full"])
+    return StoredQueue(row["name"], settings, frozenset(row["operator_set"]))

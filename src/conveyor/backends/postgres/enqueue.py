@@ -4,7 +4,8 @@ inside the caller's own transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,13 +17,15 @@ from psycopg.rows import dict_row
 from conveyor.backends.postgres.database import Database, PostgresConfig, first_line
 from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row, json_as_text
 from conveyor.backends.postgres.workflows import in_callers_transaction, insert_linked
-from conveyor.errors import DuplicateJobId, StoreUnavailable, UsageError
+from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable, UsageError
 from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
+from conveyor.model.queues import full_message
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
 COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
 _PRIMARY_KEY = "jobs_pkey"
 _ROLLBACK_RETRIES = 5  # attempts of an enqueue the server rolled back (deadlock, race)
+_ROOM_POLL_MIN, _ROOM_POLL_MAX = 0.005, 0.1  # seconds between tries into a full queue
 
 
 class EnqueueVerbs:
@@ -31,6 +34,9 @@ class EnqueueVerbs:
     _db: Database
     _q: Mapping[str, str]
     config: PostgresConfig
+    queue_full_timeout: float
+    #: queues a batch found bounded: their next enqueues go straight to the locked path
+    _bounded_queues: frozenset[str] = frozenset()
 
     def _notify(self) -> None:  # provided by PostgresBackend
         raise NotImplementedError
@@ -38,34 +44,149 @@ class EnqueueVerbs:
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
         job with created=False. Waiting workers are notified when the transaction commits.
-        Small batches take one statement; large ones are written with a COPY."""
+        Small batches take one statement; large ones are written with a COPY. A batch for a
+        queue with a stored `max_size` is written under that queue's advisory lock and its
+        waiting jobs counted before the commit: past the bound it is rolled back whole, and
+        refused or (`when_full="wait"`) tried again until `queue_full_timeout`."""
         if not jobs:
             return []
-        for attempt in range(1, _ROLLBACK_RETRIES + 1):
-            try:
-                results = self._store(jobs, now)
-                break
-            except psycopg.errors.UniqueViolation as exc:
-                raise self._taken_id_error(jobs, exc) from exc
-            except psycopg.errors.TransactionRollback as exc:
-                # Only a large batch's own transaction gets here, rolled back whole.
-                if attempt == _ROLLBACK_RETRIES:
-                    raise _rolled_back(exc) from exc
+        results = self._with_room(lambda: self._enqueue_once(jobs, now))
         if any(result.created for result in results):
             self._notify()
         return results
 
+    def _with_room(self, store: Callable[[], list[Enqueued]]) -> list[Enqueued]:
+        """`store()`, tried again while a full queue with when_full="wait" has no room, up to
+        `queue_full_timeout`; QueueFull when it is refused."""
+        deadline: float | None = None
+        pause = _ROOM_POLL_MIN
+        while True:
+            try:
+                return store()
+            except _Full as full:
+                if full.when_full == "refuse" or full.asked > full.max_size:
+                    raise QueueFull(full.message(None)) from None
+                if deadline is None:
+                    deadline = time.monotonic() + self.queue_full_timeout
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise QueueFull(full.message(self.queue_full_timeout)) from None
+                # Room appears when a claim takes a waiting job, which sends no NOTIFY (it
+                # would cost every claim a server-wide lock): poll, backing off.
+                time.sleep(min(pause, remaining))
+                pause = min(pause * 2, _ROOM_POLL_MAX)
+
+    def _enqueue_once(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        attempt = 1
+        while True:
+            try:
+                return self._store(jobs, now)
+            except psycopg.errors.UniqueViolation as exc:
+                raise self._taken_id_error(jobs, exc) from exc
+            except psycopg.errors.TransactionRollback as exc:
+                # Only a transaction of the store's own gets here, rolled back whole.
+                if attempt == _ROLLBACK_RETRIES:
+                    raise _rolled_back(exc) from exc
+                attempt += 1
+
     def _store(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
+        queues = {job.queue for job in jobs}
         if any(job.after for job in jobs):
             with self._db.transaction() as conn:
-                return insert_linked(conn, self._q, self.config, jobs, now, None)
+                return self._insert_bounded(
+                    conn, sorted(queues), lambda: self._insert_linked(conn, jobs, now)
+                )
         with self._db.connection() as conn:
-            if _uses_copy(jobs):
-                with conn.transaction():
-                    return self._insert(conn, jobs, now)
-            # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT round
-            # trips; the unique_key look-up after it only reads.
-            return self._insert(conn, jobs, now)
+            if not _uses_copy(jobs) and not queues & self._bounded_queues:
+                # One INSERT statement is atomic on its own (autocommit): no BEGIN/COMMIT
+                # round trips; the unique_key look-up after it only reads. It inserts nothing
+                # when a queue of the batch is bounded, and says so.
+                try:
+                    return self._insert(conn, jobs, now, checked=False)
+                except _Bounded as bounded:
+                    self._bounded_queues = self._bounded_queues | bounded.queues
+            with conn.transaction():
+                return self._insert_bounded(
+                    conn, sorted(queues), lambda: self._insert(conn, jobs, now, checked=True)
+                )
+
+    def _insert_linked(
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[NewJob],
+        now: datetime,
+        workflow: tuple[str, str] | None = None,
+    ) -> list[Enqueued]:
+        return insert_linked(conn, self._q, self.config, jobs, now, workflow)
+
+    def _store_workflow(
+        self, workflow: tuple[str, str], jobs: Sequence[NewJob], now: datetime
+    ) -> list[Enqueued]:
+        """A workflow and its steps in one transaction, within its queues' bounds (waiting
+        for room as `enqueue` does)."""
+        queues = sorted({job.queue for job in jobs})
+
+        def store() -> list[Enqueued]:
+            with self._db.transaction() as conn:
+
+                def insert() -> list[Enqueued]:
+                    return self._insert_linked(conn, jobs, now, workflow)
+
+                return self._insert_bounded(conn, queues, insert)
+
+        results = self._with_room(store)
+        self._notify()
+        return results
+
+    def _store_workflow_in(
+        self,
+        connection: psycopg.Connection[Any],
+        workflow: tuple[str, str],
+        jobs: Sequence[NewJob],
+        now: datetime,
+    ) -> list[Enqueued]:
+        """`_store_workflow` in a savepoint of the caller's transaction; a full queue
+        refuses at once (QueueFull), as `enqueue_in` does."""
+        queues = sorted({job.queue for job in jobs})
+
+        def insert() -> list[Enqueued]:
+            return self._insert_linked(connection, jobs, now, workflow)
+
+        try:
+            with self._db.errors("cannot enqueue on the given connection to"):
+                results = in_callers_transaction(
+                    connection, self._q, lambda: self._insert_bounded(connection, queues, insert)
+                )
+        except _Full as full:
+            raise QueueFull(full.message(None)) from None
+        self._notify()
+        return results
+
+    def _insert_bounded(
+        self,
+        conn: psycopg.Connection[Any],
+        queues: list[str],
+        insert: Callable[[], list[Enqueued]],
+    ) -> list[Enqueued]:
+        """Inside a transaction: lock the batch's bounded queues (sorted, so producers never
+        deadlock), `insert`, count their waiting jobs; _Full (rolling the transaction back)
+        when one is past its bound. Counting after the insert, under the lock, counts exactly
+        the new jobs (a unique_key already held adds none; a workflow step waiting on its
+        parents is not waiting to run yet) and every job committed before."""
+        with conn.cursor(row_factory=dict_row) as cur:  # `conn` may be the caller's
+            bounds = cur.execute(self._q["queue_bounds"], {"queues": queues}).fetchall()
+            names = [row["name"] for row in bounds]
+            self._bounded_queues = (self._bounded_queues - set(queues)) | set(names)
+            if names:
+                prefix = f"conveyor:{self.config.schema}:bound:"
+                cur.execute(self._q["lock_queues"], {"prefix": prefix, "queues": names})
+            results = insert()
+            if names:
+                counted = cur.execute(self._q["count_waiting"], {"queues": names}).fetchall()
+                waiting = {row["queue"]: row["waiting"] for row in counted}
+                for row in bounds:
+                    _check_bound(row, waiting.get(row["name"], 0), results)
+        return results
 
     def enqueue_in(
         self, connection: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
@@ -78,22 +199,38 @@ class EnqueueVerbs:
         if not jobs:
             return []
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+        queues = sorted({job.queue for job in jobs})
         linked = any(job.after for job in jobs)
+
+        def plain() -> list[Enqueued]:
+            return self._insert(connection, jobs, now, checked=True)
+
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
                 if linked:
                     results = in_callers_transaction(
                         connection,
                         self._q,
-                        lambda: insert_linked(connection, self._q, self.config, jobs, now, None),
+                        lambda: self._insert_bounded(
+                            connection, queues, lambda: self._insert_linked(connection, jobs, now)
+                        ),
                     )
-                elif connection.autocommit and idle:
+                # autocommit: a transaction of its own; a large batch: a savepoint for its COPY
+                elif (connection.autocommit and idle) or _uses_copy(jobs):
                     with connection.transaction():
-                        results = self._insert(connection, jobs, now)
+                        results = self._insert_bounded(connection, queues, plain)
                 else:
-                    results = self._insert(connection, jobs, now)
+                    try:
+                        results = self._insert(connection, jobs, now, checked=False)
+                    except _Bounded:
+                        # a savepoint: a full queue rolls back this batch, not the caller's
+                        # work; the queue's lock is held until the caller's transaction ends
+                        with connection.transaction():
+                            results = self._insert_bounded(connection, queues, plain)
         except psycopg.errors.UniqueViolation as exc:
             raise self._taken_id_error(jobs, exc, look_up=False) from exc
+        except _Full as full:
+            raise QueueFull(full.message(None)) from None
         if any(result.created for result in results):
             self._notify()  # in-process workers then find the jobs once the caller commits
         return results
@@ -114,42 +251,73 @@ class EnqueueVerbs:
         batch = _Batch.of([new.to_job(now) for new in jobs])
         idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
         params = {**job_arrays(batch.to_insert), "channel": self.config.channel}
+        queues = sorted({job.queue for job in jobs})
 
-        async def insert() -> list[Enqueued]:
+        async def insert(checked: bool) -> list[Enqueued]:
             async with connection.cursor(row_factory=dict_row) as cur:
                 json_as_text(cur.adapters)
-                await cur.execute(self._q["insert_jobs"], params)
-                created = {row["id"] for row in await cur.fetchall() if row["id"] is not None}
+                bounds: list[Any] = []
+                if checked:  # as _insert_bounded, on the caller's async connection
+                    await cur.execute(self._q["queue_bounds"], {"queues": queues})
+                    bounds = await cur.fetchall()
+                    if names := [row["name"] for row in bounds]:
+                        prefix = f"conveyor:{self.config.schema}:bound:"
+                        lock = {"prefix": prefix, "queues": names}
+                        await cur.execute(self._q["lock_queues"], lock)
+                await cur.execute(self._q["insert_jobs"], {**params, "checked": checked})
+                rows = await cur.fetchall()
+                _refuse_bounded(rows)
+                created = {row["id"] for row in rows if row["id"] is not None}
                 existing: dict[str, Job] = {}
                 if held := batch.held(created):
                     await cur.execute(self._q["active_by_unique_keys"], {"keys": held})
                     rows = await cur.fetchall()
                     existing = {row["unique_key"]: job_from_row(row) for row in rows}
-            return batch.resolve(created, existing)
+                results = batch.resolve(created, existing)
+                if bounds:
+                    names = [row["name"] for row in bounds]
+                    await cur.execute(self._q["count_waiting"], {"queues": names})
+                    waiting = {row["queue"]: row["waiting"] for row in await cur.fetchall()}
+                    for row in bounds:
+                        _check_bound(row, waiting.get(row["name"], 0), results)
+            return results
 
         try:
             with self._db.errors("cannot enqueue on the given connection to"):
                 if connection.autocommit and idle:
                     async with connection.transaction():
-                        results = await insert()
+                        results = await insert(checked=True)
                 else:
-                    results = await insert()
+                    try:
+                        results = await insert(checked=False)
+                    except _Bounded:
+                        async with connection.transaction():  # a savepoint, as enqueue_in
+                            results = await insert(checked=True)
         except psycopg.errors.UniqueViolation as exc:
             raise self._taken_id_error(batch.stamped, exc, look_up=False) from exc
+        except _Full as full:
+            raise QueueFull(full.message(None)) from None
         if any(result.created for result in results):
             self._notify()
         return results
 
     def _insert(
-        self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: datetime
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[NewJob],
+        now: datetime,
+        *,
+        checked: bool,
     ) -> list[Enqueued]:
         """Insert within the connection's transaction: one statement for the new jobs (a
-        COPY for the plain jobs of a large batch), then one look-up for the unique
-        keys an active job already held."""
+        COPY for the plain jobs of a large batch, only when `checked`), then one look-up for
+        the unique keys an active job already held. Unless `checked` (the caller holds the
+        bounded queues' locks), a batch for a bounded queue inserts nothing and raises
+        _Bounded."""
         channel = self.config.channel
         with conn.cursor(row_factory=dict_row) as cur:
             json_as_text(cur.adapters)  # `conn` may be the caller's, with its own loaders
-            copied = _uses_copy(jobs)
+            copied = checked and _uses_copy(jobs)
             if copied:
                 batch = self._copy_plain(cur, jobs, now)
             else:
@@ -160,10 +328,15 @@ class EnqueueVerbs:
             alone = conn.info.transaction_status == pq.TransactionStatus.IDLE
             created: set[str] = set()
             existing: dict[str, Job] = {}
+            guarded = not checked
             for _ in range(_ROLLBACK_RETRIES):
                 if to_insert:
-                    params = {**job_arrays(to_insert), "channel": channel}
+                    params = {
+                        **job_arrays(to_insert), "channel": channel, "checked": not guarded,
+                    }  # fmt: skip
                     rows = _execute(cur, self._q["insert_jobs"], params, retry=alone)
+                    _refuse_bounded(rows)
+                    guarded = False  # a key's job inserted again follows its batch's first
                     created |= {row["id"] for row in rows if row["id"] is not None}
                 held = [key for key in batch.held(created) if key not in existing]
                 if not held:
@@ -225,6 +398,44 @@ class EnqueueVerbs:
         return DuplicateJobId(
             "a job with one of these ids already exists: give each job its own id"
         )
+
+
+class _Bounded(Exception):
+    """The one-statement insert found bounded queues in its batch and inserted nothing."""
+
+    def __init__(self, queues: set[str]) -> None:
+        super().__init__(", ".join(sorted(queues)))
+        self.queues = frozenset(queues)
+
+
+class _Full(Exception):
+    """A queue's bound refused a batch (raised inside the transaction, to roll it back)."""
+
+    def __init__(self, queue: str, max_size: int, waiting: int, asked: int, when_full: str):
+        super().__init__(queue)
+        self.queue, self.max_size, self.waiting = queue, max_size, waiting
+        self.asked, self.when_full = asked, when_full
+
+    def message(self, waited: float | None) -> str:
+        """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
+        return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)
+
+
+def _refuse_bounded(rows: list[Any]) -> None:
+    """Raise _Bounded when insert_jobs answered that its batch names bounded queues."""
+    for row in rows:
+        if row["bounded"] is not None:
+            raise _Bounded(set(row["bounded"]))
+
+
+def _check_bound(bound: Any, waiting: int, results: list[Enqueued]) -> None:
+    """_Full when the queue of `bound` (a queue_bounds row) has more than its max_size waiting
+    jobs, counted after this batch's insert."""
+    name, max_size = bound["name"], bound["max_size"]
+    if waiting <= max_size:
+        return
+    asked = sum(r.created and r.job.queue == name and r.job.state in QUEUED_STATES for r in results)
+    raise _Full(name, max_size, waiting - asked, asked, bound["when_full"])
 
 
 def _uses_copy(jobs: Sequence[NewJob]) -> bool:

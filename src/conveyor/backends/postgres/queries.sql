@@ -29,8 +29,14 @@ INSERT INTO __schema__.schema_version (version) VALUES (%(version)s);
 -- producers -------------------------------------------------------------------------------
 
 -- Many jobs in one statement; the NOTIFY is delivered when the transaction commits.
+-- A batch that names a queue with a stored bound inserts nothing unless :checked (the caller
+-- holds the bounded queues' locks and counts after the insert): it gets back their names in
+-- `bounded` instead, so an enqueue into unbounded queues stays one statement.
 -- name: insert_jobs
-WITH inserted AS (
+WITH bounded AS (
+    SELECT array_agg(q.name ORDER BY q.name) AS names FROM __schema__.queues AS q
+    WHERE q.max_size IS NOT NULL AND q.name = ANY(%(queue)s::text[])
+), inserted AS (
     INSERT INTO __schema__.jobs (
         id, name, queue, args, metadata, priority, state, max_attempts, timeout,
         run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
@@ -49,16 +55,19 @@ WITH inserted AS (
         id, name, queue, args, metadata, priority, state, max_attempts, timeout,
         run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at, ord
     )
+    WHERE %(checked)s OR (SELECT names FROM bounded) IS NULL
     ORDER BY ord
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
     DO NOTHING
     RETURNING id, state
 )
-SELECT id, NULL AS notified FROM inserted
+SELECT id, NULL AS notified, NULL::text[] AS bounded FROM inserted
 UNION ALL
-SELECT NULL, pg_notify(%(channel)s, '')
-WHERE EXISTS (SELECT 1 FROM inserted WHERE state IN ('scheduled', 'pending'));
+SELECT NULL, pg_notify(%(channel)s, '')::text, NULL
+WHERE EXISTS (SELECT 1 FROM inserted WHERE state IN ('scheduled', 'pending'))
+UNION ALL
+SELECT NULL, NULL, names FROM bounded WHERE names IS NOT NULL AND NOT %(checked)s;
 
 -- Large batches of jobs without a unique_key: COPY, in the text format that rows.copy_text
 -- builds (columns in rows.JOB_COLUMNS order); several times faster than unnest for thousands.
@@ -112,9 +121,16 @@ WITH commit_mode AS (
 -- The claimed jobs, each with the next not-yet-due run_at (the worker's sleep deadline) when
 -- the claim came back short (a full one is followed by another claim at once); no job
 -- claimed gives one row of NULLs and that time. Saves the worker a second round trip.
-SELECT claimed.*, upcoming.next_run_at
+-- `limited`: the queues with a stored concurrency this claim left out, which the store then
+-- claims from under their locks (claim_ids).
+SELECT claimed.*, upcoming.next_run_at, upcoming.limited
 FROM (
-    SELECT min(run_at) AS next_run_at FROM __schema__.jobs
+    SELECT min(run_at) AS next_run_at, (
+        SELECT array_agg(q.name) FROM __schema__.queues AS q
+        WHERE q.concurrency IS NOT NULL AND NOT q.paused
+          AND q.name = ANY(%(queues)s::text[])  -- only: claim_in
+    ) AS limited
+    FROM __schema__.jobs
     WHERE (SELECT count(*) FROM claimed) < %(limit)s
       AND state = 'scheduled' AND run_at > %(now)s
       AND queue = ANY(%(queues)s::text[])  -- only: claim_in
@@ -129,8 +145,9 @@ FROM __schema__.jobs AS j
 WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
   AND j.queue <> ALL(%(excluded)s::text[])  -- only: claim_any, candidates_any
   AND j.queue = ANY(%(queues)s::text[])  -- only: claim_in, candidates_in
-  AND NOT EXISTS (
-      SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)
+  -- the one-statement claims leave the limited queues (a stored concurrency) to claim_ids
+  AND NOT EXISTS (SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND (p.paused OR p.concurrency IS NOT NULL))  -- only: claim_any, claim_in
+  AND NOT EXISTS (SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)  -- only: candidates_any, candidates_in
   AND (j.concurrency_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM __schema__.jobs AS r
       WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
@@ -150,6 +167,11 @@ FROM (
     ORDER BY lock_key
     OFFSET 0
 ) AS sorted_keys;
+
+-- The stored limits a claim honours (read under no lock: the queue's own lock, taken next,
+-- guards the count of its running jobs).
+-- name: queue_limits
+SELECT name, concurrency FROM __schema__.queues WHERE concurrency IS NOT NULL AND NOT paused;
 
 -- name: count_running
 SELECT queue, count(*) AS running FROM __schema__.jobs
@@ -240,10 +262,11 @@ WITH commit_mode AS (
               j.state = 'pending' OR j.concurrency_key IS NOT NULL
               OR j.queue = ANY(%(limited)s::text[]) AS frees_room
 ), resolved AS (
-    UPDATE __schema__.edges AS e SET resolved = true
-    FROM finished AS f
-    WHERE f.releases AND e.parent_id = f.id AND NOT e.resolved
-    RETURNING e.child_id
+    -- read, not marked: nothing reads a completed parent's edges again (a batch naming it
+    -- later decides only its own new edges), and not writing them keeps a fan-in cheap
+    SELECT e.child_id FROM __schema__.edges AS e
+    JOIN finished AS f ON e.parent_id = f.id
+    WHERE f.releases AND NOT e.resolved
 ), {release_resolved}
 SELECT id, worker_id, attempt, ends_parent, NULL AS notified FROM finished
 UNION ALL
@@ -418,6 +441,37 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded
 
 -- name: paused_queues
 SELECT name FROM __schema__.queues WHERE paused;
+
+-- name: queue_settings_all
+SELECT name, paused, concurrency, max_size, when_full, operator_set FROM __schema__.queues;
+
+-- The row is created first (a no-op when it exists), so FOR UPDATE always has a row to lock:
+-- two concurrent changes of one queue apply one after the other.
+-- name: ensure_queue
+INSERT INTO __schema__.queues (name, paused, changed_at) VALUES (%(name)s, false, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: lock_queue_settings
+SELECT name, paused, concurrency, max_size, when_full, operator_set FROM __schema__.queues
+WHERE name = %(name)s FOR UPDATE;
+
+-- name: save_queue_settings
+UPDATE __schema__.queues
+SET concurrency = %(concurrency)s, max_size = %(max_size)s, when_full = %(when_full)s,
+    operator_set = %(operator_set)s::text[], changed_at = %(now)s
+WHERE name = %(name)s;
+
+-- The bounds of the queues a batch enqueues to.
+-- name: queue_bounds
+SELECT name, max_size, when_full FROM __schema__.queues
+WHERE max_size IS NOT NULL AND name = ANY(%(queues)s::text[])
+ORDER BY name;
+
+-- Waiting jobs of bounded queues, counted under the queues' advisory locks (lock_queues).
+-- name: count_waiting
+SELECT queue, count(*) AS waiting FROM __schema__.jobs
+WHERE state IN ('scheduled', 'pending') AND queue = ANY(%(queues)s::text[])
+GROUP BY queue;
 
 -- name: queue_stats
 SELECT queue,

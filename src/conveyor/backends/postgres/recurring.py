@@ -109,7 +109,8 @@ class RecurringVerbs:
                     if conn.execute(q["record_fire"], params).fetchone() is None:
                         results.append(None)  # another scheduler fired this tick
                         continue
-                params = {**job_arrays([job]), "channel": self.config.channel}
+                # a tick's run is never refused by its queue's bound, as retries are not
+                params = {**job_arrays([job]), "channel": self.config.channel, "checked": True}
                 conn.execute(q["insert_jobs"], params)
                 stored = self._one(conn, fire.recurring_name)
                 if stored is not None:

@@ -165,7 +165,7 @@ def insert_linked(
         ended = sorted(p for p, state in states.items() if state in FINISHED_STATES)
         if not ended:
             return [Enqueued(job, True) for job in stamped]
-        settle(PostgresGraph(conn, queries, config.channel), ended, now)
+        settle(PostgresGraph(conn, queries, config.channel), ended, now, children=batch)
         cur.execute(queries["jobs_by_ids"], {"ids": list(batch)})
         rows = {row["id"]: job_from_row(row) for row in cur.fetchall()}
     return [Enqueued(rows[job.id], True) for job in stamped]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -47,9 +48,10 @@ from conveyor.backends.sqlite.workflows import (
     rearm_after_retry,
 )
 from conveyor.backends.subscribers import Subscribers
-from conveyor.errors import DuplicateJobId, StoreUnavailable
+from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable
 from conveyor.model.dependencies import settle
 from conveyor.model.job import (
+    QUEUED_STATES,
     Enqueued,
     Job,
     JobState,
@@ -57,6 +59,7 @@ from conveyor.model.job import (
 )
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
+from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, full_message, merge
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,10 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
 
     blocking = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, queue_full_timeout: float = 5.0) -> None:
         self.path = path
+        #: seconds an enqueue into a full queue with when_full="wait" waits for room
+        self.queue_full_timeout = queue_full_timeout
         self._db = Database(path)
         self._subscribers = Subscribers()
 
@@ -99,7 +104,9 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     # producers -------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:
         """Store `jobs` in one transaction, in order; an active unique_key returns the existing
-        job with created=False."""
+        job with created=False. A queue's stored `max_size` is checked in the same (write-
+        locked) transaction, so concurrent producers cannot pass it; a full queue refuses the
+        whole batch, or waits up to `queue_full_timeout` for room (`when_full="wait"`)."""
         return self._enqueue(jobs, now)
 
     def _enqueue(
@@ -111,6 +118,32 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         if not jobs:
             return []
         stamped: list[Job] = [new.to_job(now) for new in jobs]
+        deadline: float | None = None
+        while True:
+            try:
+                results = self._store(jobs, stamped, now, workflow)
+                break
+            except _Full as full:
+                if full.when_full == "refuse" or full.asked > full.max_size:
+                    raise QueueFull(full.message(None)) from None
+                if deadline is None:
+                    deadline = time.monotonic() + self.queue_full_timeout
+                    self._db.changed()  # from now on, a commit elsewhere may make room
+                if not self._wait_for_room(deadline):
+                    raise QueueFull(full.message(self.queue_full_timeout)) from None
+        if any(result.created for result in results):
+            self._notify()
+        return results
+
+    def _store(
+        self,
+        jobs: Sequence[NewJob],
+        stamped: list[Job],
+        now: datetime,
+        workflow: tuple[str, str] | None,
+    ) -> list[Enqueued]:
+        """Insert the batch in one write transaction, then check the bounds of its queues
+        (raising _Full, which rolls it all back)."""
         plain = [
             job_row(job, new.after, new.on_parent_failure)
             for new, job in zip(jobs, stamped, strict=True)
@@ -118,6 +151,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         ]
         results = [Enqueued(job, True) for job in stamped]
         linked = workflow is not None or any(new.after for new in jobs)
+        queues = json_list(sorted({job.queue for job in stamped}))
         try:
             with self._db.write() as conn:
                 if workflow is not None:
@@ -133,6 +167,14 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                         results[index] = Enqueued(job_from_row(row), False)
                 if linked and link(conn, jobs, now):
                     results = _reread(conn, results)
+                for name, max_size, when_full in conn.execute(Q["queue_bounds"], (queues,)):
+                    waiting = conn.execute(Q["count_waiting"], {"queue": name}).fetchone()[0]
+                    if waiting > max_size:
+                        asked = sum(
+                            r.created and r.job.queue == name and r.job.state in QUEUED_STATES
+                            for r in results
+                        )
+                        raise _Full(name, max_size, waiting - asked, asked, when_full)
         except sqlite3.IntegrityError as exc:
             taken = self._taken_id(stamped)
             if taken is None:
@@ -140,9 +182,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             raise DuplicateJobId(
                 f"a job with id {taken!r} already exists: give each job its own id"
             ) from exc
-        if any(result.created for result in results):
-            self._notify()
         return results
+
+    def _wait_for_room(self, deadline: float) -> bool:
+        """Wait until another connection commits (a claim, a cancel, a delete may have made
+        room: PRAGMA data_version, as `wait_for_jobs`); False once `deadline` passed."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(WAIT_POLL, remaining))
+            if self._db.changed():
+                return True
 
     def _taken_id(self, jobs: Sequence[Job]) -> str | None:
         """The first id of a refused batch that is repeated in it or already stored."""
@@ -195,22 +246,28 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     def _candidates(conn: sqlite3.Connection, request: ClaimRequest, now: float) -> list[str]:
         """Ids of the due jobs to claim, in claim order, within the queue limits."""
         limit, queues = request.limit, request.queues
-        paused = {row[0] for row in conn.execute(Q["paused_queues"])}
+        paused: set[str] = set()
+        caps = dict(request.queue_limits)
+        for name, is_paused, concurrency in conn.execute(Q["claim_settings"]):
+            if is_paused:
+                paused.add(name)
+            elif concurrency is not None:  # the stored limit, or the caller's when smaller
+                caps[name] = min(concurrency, caps.get(name, concurrency))
         limited = {
             queue: cap
-            for queue, cap in request.queue_limits.items()
+            for queue, cap in caps.items()
             if (queues is None or queue in queues) and queue not in paused
         }
         candidates: list[tuple[str, int, float, str | None]] = []
         rooms: dict[str, int] = {}
         if queues is None:
-            excluded = sorted(request.queue_limits.keys() | paused)
+            excluded = sorted(caps.keys() | paused)
             params = {"now": now, "excluded": json_list(excluded), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
         else:
             # A worker of named queues reads each queue's own index: walking the claim-ordered
             # index of all queues would pass over every due job of the others first.
-            rooms = dict.fromkeys(sorted(queues - request.queue_limits.keys() - paused), limit)
+            rooms = dict.fromkeys(sorted(queues - caps.keys() - paused), limit)
         if limited:
             params = {"queues": json_list(sorted(limited))}
             running = dict(conn.execute(Q["count_running"], params).fetchall())
@@ -341,16 +398,43 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         if not paused:
             self._notify()
 
+    def change_queue_settings(self, name: str, change: QueueChange, now: datetime) -> StoredQueue:
+        """Apply `change` to the queue's stored settings (`model.queues.merge`) in one write
+        transaction; a raised limit or bound wakes waiting workers."""
+        with self._db.write() as conn:
+            row = conn.execute(Q["queue_settings_one"], {"name": name}).fetchone()
+            stored = merge(None if row is None else _stored_queue(row), name, change)
+            settings = stored.settings
+            params = {
+                "name": name,
+                "now": ts(now),
+                "concurrency": settings.concurrency,
+                "max_size": settings.max_size,
+                "when_full": settings.when_full,
+                "operator_set": json_list(sorted(stored.operator_set)),
+            }
+            conn.execute(Q["save_queue_settings"], params)
+        self._notify()
+        return stored
+
     def queues(self, now: datetime) -> list[QueueInfo]:
-        """Every queue with jobs, or paused, by name."""
-        with self._db.read() as conn:
+        """Every queue with jobs, paused, or with stored settings, by name."""
+        with self._db.read(consistent=True) as conn:
             stats = {row["queue"]: row for row in conn.execute(Q["queue_stats"], {"now": ts(now)})}
-            paused = {row[0] for row in conn.execute(Q["paused_queues"])}
+            rows = {row["name"]: row for row in conn.execute(Q["queue_settings_all"])}
+        listed = {
+            name for name, row in rows.items() if row["paused"] or not _stored_queue(row).is_default
+        }
         infos = []
-        for name in sorted(stats.keys() | paused):
+        for name in sorted(stats.keys() | listed):
             row = stats.get(name)
+            kept = rows.get(name)
+            stored = StoredQueue(name) if kept is None else _stored_queue(kept)
+            paused = kept is not None and bool(kept["paused"])
             if row is None:
-                infos.append(QueueInfo(name, 0, 0, 0, True, None))
+                infos.append(
+                    QueueInfo(name, 0, 0, 0, paused, None, stored.settings, stored.operator_set)
+                )
                 continue
             oldest = row["oldest_due_at"]
             infos.append(
@@ -359,8 +443,10 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                     row["waiting"],
                     row["due"],
                     row["running"],
-                    name in paused,
+                    paused,
                     None if oldest is None else dt(oldest),
+                    stored.settings,
+                    stored.operator_set,
                 )
             )
         return infos
@@ -530,6 +616,25 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         exact = total <= LIST_COUNT_CAP
         jobs = [job_from_row(row) for row in rows]
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+
+
+def _stored_queue(row: sqlite3.Row) -> StoredQueue:
+    """A conveyor_queues row's settings."""
+    settings = QueueSettings(row["concurrency"], row["max_size"], row["when_full"])
+    return StoredQueue(row["name"], settings, frozenset(json.loads(row["operator_set"])))
+
+
+class _Full(Exception):
+    """A queue's bound refused a batch (raised inside the transaction, to roll it back)."""
+
+    def __init__(self, queue: str, max_size: int, waiting: int, asked: int, when_full: str):
+        super().__init__(queue)
+        self.queue, self.max_size, self.waiting = queue, max_size, waiting
+        self.asked, self.when_full = asked, when_full
+
+    def message(self, waited: float | None) -> str:
+        """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
+        return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)
 
 
 def _reread(conn: sqlite3.Connection, results: list[Enqueued]) -> list[Enqueued]:

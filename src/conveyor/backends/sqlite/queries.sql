@@ -227,6 +227,40 @@ DELETE FROM conveyor_recurring_fires WHERE recorded_at < ?;
 -- name: paused_queues
 SELECT name FROM conveyor_queues WHERE paused = 1;
 
+-- What a claim needs of the queues' rows: the paused ones and the limited ones.
+-- name: claim_settings
+SELECT name, paused, concurrency FROM conveyor_queues
+WHERE paused = 1 OR concurrency IS NOT NULL;
+
+-- name: queue_settings_all
+SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues;
+
+-- name: queue_settings_one
+SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues
+WHERE name = :name;
+
+-- name: save_queue_settings
+INSERT INTO conveyor_queues (name, paused, changed_at, concurrency, max_size, when_full,
+                             operator_set)
+VALUES (:name, 0, :now, :concurrency, :max_size, :when_full, :operator_set)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = excluded.concurrency,
+    max_size = excluded.max_size,
+    when_full = excluded.when_full,
+    operator_set = excluded.operator_set,
+    changed_at = excluded.changed_at;
+
+-- The bounds of the queues a batch enqueues to (:queues, a JSON array).
+-- name: queue_bounds
+SELECT name, max_size, when_full FROM conveyor_queues
+WHERE max_size IS NOT NULL AND name IN (SELECT value FROM json_each(:queues));
+
+-- Waiting jobs of one queue, what its max_size bounds; walks the queue's part of the index
+-- of waiting jobs.
+-- name: count_waiting
+SELECT count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
+WHERE queue = :queue AND state IN ('scheduled', 'pending');
+
 -- name: set_queue_paused
 INSERT INTO conveyor_queues (name, paused, changed_at) VALUES (?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;

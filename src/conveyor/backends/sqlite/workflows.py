@@ -99,7 +99,7 @@ def link(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: datetime) -> boo
     conn.executemany(Q["add_dependents"], [{"id": p, "n": n} for p, n in counts.items()])
     ended = sorted(p for p, state in states.items() if state in FINISHED_STATES)
     if ended:
-        settle(SQLiteGraph(conn), ended, now)
+        settle(SQLiteGraph(conn), ended, now, children={job.id for job in jobs})
     return bool(ended)
 
 

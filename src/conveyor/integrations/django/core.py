@@ -5,7 +5,7 @@ CONVEYOR = {
     "url": "postgresql://…",     # default: Django's database (when PostgreSQL), else $CONVEYOR_URL
     "database": "default",       # the Django database whose transactions enqueues follow
     "settings": {"concurrency": 8},
-    "queues": {"reports": 1},
+    "queues": {"reports": 1, "imports": {"max_size": 10_000, "when_full": "refuse"}},
     "atomic": True,              # enqueue inside transaction.atomic() follows it (default)
 }
 ```
@@ -27,7 +27,7 @@ from conveyor.app import App, JobHandle
 from conveyor.backends.protocol import Backend, TransactionalEnqueue
 from conveyor.errors import ConfigurationError
 from conveyor.model.job import NewJob
-from conveyor.model.validation import check_new_job
+from conveyor.model.validation import check_new_job, queue_settings_from_config
 
 log = logging.getLogger("conveyor.integrations.django")
 KEYS = ("url", "database", "settings", "queues", "atomic")
@@ -160,13 +160,14 @@ def _from_settings(config: object) -> DjangoApp:
     queues = _mapping(config.get("queues", {}), "queues")
     app = DjangoApp(url, database=database, atomic=atomic, **options)
     app.around_sync_jobs(fresh_connections)
-    for name, limit in queues.items():
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
-            raise ConfigurationError(
-                f"CONVEYOR['queues'][{name!r}] must be a concurrency limit (int) or None, "
-                f"got {limit!r}"
-            )
-        app.queue(name, concurrency=limit)
+    for name, value in queues.items():
+        queue = queue_settings_from_config(value, f"CONVEYOR['queues'][{name!r}]")
+        app.queue(
+            name,
+            concurrency=queue.concurrency,
+            max_size=queue.max_size,
+            when_full=queue.when_full,
+        )
     return app
 
 
