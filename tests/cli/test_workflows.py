@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import conveyor
 
 from .support import Project, assert_one_line_error
@@ -66,3 +68,25 @@ def test_an_unknown_workflow_is_one_line(project: Project) -> None:
     for verb in ("show", "cancel"):
         result = project.invoke("workflows", verb, "nope")
         assert_one_line_error(result, 1, "no workflow has id 'nope'")
+
+
+def test_store_verbs_take_a_url_instead_of_the_job_code(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handle = nightly(project)
+    url = project.app.url
+    runner = project.invoke
+
+    by_flag = runner("workflows", "show", handle.id, "--url", url, "--json", app=False)
+    assert by_flag.exit_code == 0 and handle.id in by_flag.stdout
+    listed = runner("jobs", "ls", "--url", url, "--json", app=False)
+    assert listed.exit_code == 0 and handle.steps["fetch"].id in listed.stdout
+    monkeypatch.setenv("CONVEYOR_URL", url)
+    by_env = runner("workflows", "ls", "--json", app=False)
+    assert by_env.exit_code == 0 and handle.id in by_env.stdout
+    assert_one_line_error(
+        runner("jobs", "ls", "--url", url), 2, "give either --app (the job code) or --url"
+    )
+    assert_one_line_error(
+        runner("jobs", "ls", "--url", "bogus://x", app=False), 1, "unsupported store URL"
+    )

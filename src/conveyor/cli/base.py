@@ -126,8 +126,26 @@ def common(func: F) -> F:
     )(func)
 
 
-def load(app_ref: str | None) -> App:
+def store_option(func: F) -> F:
+    """Add `--url URL`: read and act on the store at URL without importing job code."""
+    return click.option(
+        "--url",
+        "store_url",
+        metavar="URL",
+        help=(
+            f"The store, e.g. sqlite:///jobs.db, without importing job code (default: "
+            f"${URL_VAR} when no app is given)."
+        ),
+    )(func)
+
+
+def load(app_ref: str | None, store_url: str | None = None, *, store_alone: bool = False) -> App:
     """The App named by `--app`, else the group's `--app`, $CONVEYOR_APP or the config file.
+
+    `store_url` (`--url`) gives an App of that store alone: what is stored can be read and
+    acted on without the job code (jobs are enqueued by name only once declared there). With
+    `store_alone` (the verbs that only use the store), so does $CONVEYOR_URL or the config
+    file's `url` when no app is named anywhere.
 
     A host framework's command (`run_with_app`) gives its App, used unless a reference is
     given. The config file's `url` becomes $CONVEYOR_URL (unless that is set) before the app's
@@ -135,10 +153,19 @@ def load(app_ref: str | None) -> App:
     closed when the command ends. Exits with a one-line error if it cannot be loaded.
     """
     options = root_options()
-    if options.app is not None and not (app_ref or options.app_ref):
+    if store_url and (app_ref or options.app_ref):
+        fail("give either --app (the job code) or --url (a store alone), not both", USAGE)
+    if options.app is not None and not (app_ref or options.app_ref or store_url):
         return options.app  # the host framework's App (flask conveyor, manage.py conveyor)
     config = options.config()
     reference = app_ref or options.app_ref or os.environ.get(ENV_VAR) or config.app
+    if store_alone and not reference:
+        store_url = store_url or os.environ.get(URL_VAR) or config.url
+    if store_url:
+        alone = App(store_url)
+        alone.backend  # noqa: B018 - a store that cannot be opened fails here, in one line
+        click.get_current_context().call_on_close(alone.close)
+        return alone
     if not reference:
         fail(
             f"no app given: pass --app MODULE:APP (e.g. myjobs:app), set {ENV_VAR}, "
@@ -236,12 +263,12 @@ def verb(func: Callable[..., Output]) -> Callable[..., None]:
     wants_json = "as_json" in inspect.signature(func).parameters
 
     @functools.wraps(func)
-    def run(app_ref: str | None, as_json: bool, **options: Any) -> None:
+    def run(app_ref: str | None, as_json: bool, store_url: str | None, **options: Any) -> None:
         if wants_json:
             options["as_json"] = as_json
-        emit(func(load(app_ref), **options), as_json)
+        emit(func(load(app_ref, store_url, store_alone=True), **options), as_json)
 
-    return common(run)
+    return common(store_option(run))
 
 
 def listing(
@@ -402,6 +429,7 @@ __all__ = [
     "print_json",
     "root_options",
     "short_duration",
+    "store_option",
     "styled_state",
     "verb",
     "when",

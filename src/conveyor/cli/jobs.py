@@ -36,6 +36,7 @@ from conveyor.cli.base import (
     err_console,
     fail,
     load,
+    store_option,
     styled_state,
     verb,
     when,
@@ -402,6 +403,7 @@ def cancel(app: App, job_id: str) -> Output:
 @click.option("--name", "-n", help="With --failed: only jobs with this name.")
 @click.option("--queue", "-q", help="With --failed: only jobs in this queue.")
 @common
+@store_option
 def retry(
     job_id: str | None,
     all_failed: bool,
@@ -409,6 +411,7 @@ def retry(
     queue: str | None,
     app_ref: str | None,
     as_json: bool,
+    store_url: str | None,
 ) -> None:
     """Run a failed or cancelled job again, or every failed job with --failed.
 
@@ -422,7 +425,7 @@ def retry(
     if job_id and (name or queue):
         fail("--name and --queue only go with --failed", USAGE)
     # not @verb: these usage errors come before any error loading the App
-    app = load(app_ref)
+    app = load(app_ref, store_url, store_alone=True)
     if job_id:
         emit(_retry_one(app, job_id), as_json)
     else:
