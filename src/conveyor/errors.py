@@ -128,7 +128,8 @@ class QueueNotFound(NotFound):
 
 
 class RecurringJobNotFound(NotFound):
-    """No recurring job has this name: see app.recurring_jobs.list()."""
+    """No recurring job has this name: see `conveyor recurring ls`
+    (app.recurring_jobs.list() in Python)."""
 
 
 class WorkflowNotFound(NotFound):

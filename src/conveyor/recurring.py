@@ -148,5 +148,6 @@ class RecurringService:
     @staticmethod
     def _missing(name: str) -> RecurringJobNotFound:
         return RecurringJobNotFound(
-            f"no recurring job is named {name!r}: see app.recurring_jobs.list()"
+            f"no recurring job is named {name!r}: see `conveyor recurring ls` "
+            "(app.recurring_jobs.list() in Python)"
         )

@@ -263,3 +263,16 @@ def test_queues_set_refusals(project: Project) -> None:
         project.invoke("queues", "set", "serial", "--reset", "--concurrency", "2"), 2, "--reset"
     )
     assert project.json("queues", "show", "serial")["concurrency"] == 1
+
+
+def test_a_disabled_recurring_job_shows_no_next_fire(project: Project) -> None:
+    project.app.recurring_jobs.add("nightly", "0 3 * * *", "greet", args={"name": "n"})
+    project.invoke("recurring", "disable", "nightly")
+
+    [listed] = project.json("recurring", "ls")
+    shown = project.json("recurring", "show", "nightly")
+
+    assert listed["next_fire_at"] is None and shown["next_fire_at"] is None
+    assert project.json("recurring", "enable", "nightly")["next_fire_at"] is not None
+    missing = project.invoke("recurring", "show", "nope")
+    assert "conveyor recurring ls" in missing.stderr

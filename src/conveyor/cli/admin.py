@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -44,7 +45,7 @@ def recurring_ls(app: App) -> Output:
     """
     now = app.clock()
     return listing(
-        app.recurring_jobs.list(),
+        [_as_shown(item) for item in app.recurring_jobs.list()],
         empty="no recurring jobs (they are stored when a worker starts)",
         columns=("name", "schedule", "job", "enabled", "next fire", "last fire", "last run"),
         row=lambda item: (
@@ -70,7 +71,14 @@ def recurring_show(app: App, name: str) -> Output:
       conveyor recurring show nightly-report
     """
     item = app.recurring_jobs.get(name)
-    return Output(item, lambda out: _print_recurring(out, item, app.clock(), app.recurring_jobs))
+    return Output(
+        _as_shown(item), lambda out: _print_recurring(out, item, app.clock(), app.recurring_jobs)
+    )
+
+
+def _as_shown(item: RecurringJob) -> RecurringJob:
+    """A disabled job fires at no time: shown (and in --json) without a next fire time."""
+    return item if item.enabled else replace(item, next_fire_at=None)
 
 
 def _print_recurring(
@@ -126,7 +134,7 @@ def recurring_disable(app: App, name: str) -> Output:
     Example:
       conveyor recurring disable nightly-report
     """
-    return Output(app.recurring_jobs.disable(name), f"disabled {escape(name)}")
+    return Output(_as_shown(app.recurring_jobs.disable(name)), f"disabled {escape(name)}")
 
 
 @recurring.command("rm")
