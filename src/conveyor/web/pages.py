@@ -23,6 +23,7 @@ from conveyor.web.auth import (
 )
 from conveyor.web.bulk import ACTIONS, BULK_LIMIT, action_named, on_filter, on_ids
 from conveyor.web.dashboard import Dashboard
+from conveyor.web.enqueue_form import enqueue_pages
 from conveyor.web.errors import BadForm, Refused
 from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
 from conveyor.web.schemas import StatsOut
@@ -77,6 +78,7 @@ def _job_pages(routes: PageRoutes) -> None:
     """The job list and one job's page; cancel, retry, run now or delete one job, the ticked
     jobs or a filter's jobs."""
     routes.view("/jobs", _job_list, "jobs.html", back=JOBS)
+    enqueue_pages(routes)  # before /jobs/{job_id}: "new" is no id
     routes.view("/jobs/{job_id}", _job_detail, "job.html", missing="Job not found", back=JOBS)
     routes.action("/jobs/bulk/{action}", _bulk)  # before /jobs/{job_id}/…: "bulk" is no id
     routes.action("/jobs/{job_id}/cancel", _cancel_job)
