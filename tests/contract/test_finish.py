@@ -198,7 +198,20 @@ def test_report_makes_progress_and_logs_visible_while_running(backend: Backend) 
     assert job.state is JobState.RUNNING
     assert (job.progress, job.progress_message) == (40.0, "rendering")
     assert [line.message for line in job.logs] == ["one", "two", "three"]
-    assert job.logs[0] == LogLine(at(1), "one")
+    assert job.logs[0] == LogLine(at(1), "one", attempt=1)  # stamped with the running attempt
+
+
+def test_each_attempts_lines_carry_its_number(backend: Backend) -> None:
+    enqueue_one(backend)
+    first = claim_one(backend)
+    backend.report([Report(first.id, logs=(LogLine(at(1), "try one"),))], max_log_lines=100)
+    finish(backend, first, JobState.PENDING, at(2), error=error(1))
+    second = claim_one(backend, at(3))
+    backend.report([Report(second.id, logs=(LogLine(at(4), "try two"),))], max_log_lines=100)
+
+    logs = stored(backend, second.id).logs
+
+    assert [(line.message, line.attempt) for line in logs] == [("try one", 1), ("try two", 2)]
 
 
 def test_logs_stay_bounded_behind_a_marker_line(backend: Backend) -> None:

@@ -139,10 +139,12 @@ class AttemptError:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One timestamped line a job wrote with ctx.log()."""
+    """One timestamped line a job wrote with ctx.log(), during attempt `attempt` (0: not
+    known, for lines stored before attempts were recorded, or written outside an attempt)."""
 
     at: datetime
     message: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)

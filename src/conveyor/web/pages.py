@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from conveyor.errors import InvalidQueueSettings
 from conveyor.model.job import ACTIVE_STATES, JobState
+from conveyor.web.attempts import attempt_groups
 from conveyor.web.auth import (
     SESSION_COOKIE,
     VIEW,
@@ -145,7 +146,12 @@ def _cancel_question(dash: Dashboard, filters: dict[str, str]) -> str:
 
 def _job_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
     job = dash.app.jobs.require(_job_id(request))
-    return {"title": f"Job {job.name}", "job": job, "finished": job.is_finished}
+    return {
+        "title": f"Job {job.name}",
+        "job": job,
+        "finished": job.is_finished,
+        "attempts": attempt_groups(job),
+    }
 
 
 def _cancel_job(dash: Dashboard, request: Request, form: Any) -> str | Flash:

@@ -59,11 +59,12 @@ class LogLineOut(BaseModel):
 
     at: datetime
     message: str
+    attempt: int = Field(0, description="the attempt that wrote it (0: not known)")
 
     @classmethod
     def of(cls, line: LogLine) -> LogLineOut:
         """From the model."""
-        return cls(at=line.at, message=line.message)
+        return cls(at=line.at, message=line.message, attempt=line.attempt)
 
 
 class AttemptErrorOut(BaseModel):

@@ -223,7 +223,7 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                         else report.progress_message
                     ),
                     logs=(
-                        tuple(append_logs(job.logs, report.logs, max_log_lines))
+                        tuple(append_logs(job.logs, report.logs, max_log_lines, job.attempt))
                         if report.logs
                         else job.logs
                     ),

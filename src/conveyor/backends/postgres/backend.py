@@ -341,16 +341,24 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         with self._db.transaction() as conn:
             logged = sorted({report.job_id for report in reports if report.logs})
             current: dict[str, list[LogLine]] = {}
+            attempts: dict[str, int] = {}
             if logged:
                 cur = conn.execute(self._q["job_logs"], {"ids": logged})
-                current = {row["id"]: parse_logs(row["logs"]) for row in cur.fetchall()}
+                for row in cur.fetchall():
+                    current[row["id"]] = parse_logs(row["logs"])
+                    attempts[row["id"]] = row["attempt"]
             updates: list[dict[str, Any]] = []
             for report in reports:
                 logs = None
                 if report.logs:
                     if report.job_id not in current:
                         continue
-                    kept = append_logs(current[report.job_id], report.logs, max_log_lines)
+                    kept = append_logs(
+                        current[report.job_id],
+                        report.logs,
+                        max_log_lines,
+                        attempts[report.job_id],
+                    )
                     current[report.job_id] = list(kept)
                     logs = logs_json(kept)
                 updates.append(

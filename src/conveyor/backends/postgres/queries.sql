@@ -275,7 +275,7 @@ WHERE EXISTS (SELECT 1 FROM finished WHERE frees_room)
    OR EXISTS (SELECT 1 FROM released WHERE state = 'pending');
 
 -- name: job_logs
-SELECT id, logs FROM __schema__.jobs
+SELECT id, logs, attempt FROM __schema__.jobs
 WHERE id = ANY(%(ids)s::text[]) AND state = 'running'
 FOR UPDATE;
 

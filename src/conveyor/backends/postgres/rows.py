@@ -18,6 +18,7 @@ from psycopg.types.string import TextLoader
 
 from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.logs import from_entry, stored_entry
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import check_overlap
 from conveyor.model.serialization import dumps, loads
@@ -86,15 +87,15 @@ def error_json(error: AttemptError) -> str:
 
 
 def logs_json(lines: Iterable[LogLine]) -> str:
-    """The logs column as JSON text: [[at, message], ...]."""
-    return dumps([[line.at.timestamp(), line.message] for line in lines])
+    """The logs column as JSON text: [[at, message], ...], with the attempt third when known."""
+    return dumps([stored_entry(line, line.at.timestamp()) for line in lines])
 
 
 def parse_logs(text: str) -> list[LogLine]:
     """The logs column's text back to log lines."""
     if text == "[]":
         return []
-    return [LogLine(datetime.fromtimestamp(at, UTC), message) for at, message in loads(text)]
+    return [from_entry(entry, datetime.fromtimestamp(entry[0], UTC)) for entry in loads(text)]
 
 
 def _errors(text: str) -> tuple[AttemptError, ...]:

@@ -334,7 +334,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                     row = conn.execute(Q["job_logs"], (report.job_id,)).fetchone()
                     if row is None:
                         continue
-                    kept = append_logs(parse_logs(row[0]), report.logs, max_log_lines)
+                    kept = append_logs(parse_logs(row[0]), report.logs, max_log_lines, row[1])
                     logs = logs_json(kept)
                 params = {
                     "id": report.job_id,

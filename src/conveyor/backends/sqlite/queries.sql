@@ -137,7 +137,7 @@ SET state = :state,
 WHERE id = :id AND worker_id = :worker_id AND attempt = :attempt AND state = 'running';
 
 -- name: job_logs
-SELECT logs FROM conveyor_jobs WHERE id = ? AND state = 'running';
+SELECT logs, attempt FROM conveyor_jobs WHERE id = ? AND state = 'running';
 
 -- name: report
 UPDATE conveyor_jobs

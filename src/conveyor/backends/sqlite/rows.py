@@ -9,6 +9,7 @@ from typing import Any
 
 from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
+from conveyor.model.logs import from_entry, stored_entry
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.schedule import check_overlap
 from conveyor.model.serialization import dumps, loads
@@ -48,15 +49,15 @@ def error_json(error: AttemptError) -> str:
 
 
 def logs_json(lines: Iterable[LogLine]) -> str:
-    """The logs column: [[at, message], ...]."""
-    return dumps([[ts(line.at), line.message] for line in lines])
+    """The logs column: [[at, message], ...], with the attempt third when it is known."""
+    return dumps([stored_entry(line, ts(line.at)) for line in lines])
 
 
 def parse_logs(text: str) -> list[LogLine]:
     """The logs column back to log lines."""
     if text == "[]":  # most jobs: skip the JSON decoder
         return []
-    return [LogLine(dt(at), message) for at, message in loads(text)]
+    return [from_entry(entry, dt(entry[0])) for entry in loads(text)]
 
 
 def _errors(text: str) -> tuple[AttemptError, ...]:

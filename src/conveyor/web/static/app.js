@@ -433,13 +433,17 @@
         var msg = live.querySelector("[data-progress-message]");
         if (msg) { msg.textContent = job.progress_message || ""; }
         var logs = live.querySelector("[data-logs]");
+        var mine = job.logs;
         if (logs) {
-          logs.textContent = job.logs.map(function (l) {
+          // the page follows the lines of the attempt it shows as current
+          var attempt = Number(logs.dataset.logsAttempt || 0);
+          mine = job.logs.filter(function (l) { return !attempt || l.attempt === attempt; });
+          logs.textContent = mine.map(function (l) {
             return l.at.slice(0, 19).replace("T", " ") + "  " + l.message + "\n";
           }).join("");
         }
         var count = live.querySelector("[data-log-count]");
-        if (count) { count.textContent = job.logs.length + " lines"; }
+        if (count) { count.textContent = mine.length + " lines"; }
         if (job.state !== initial) {
           clearInterval(timer);
           window.location.reload();  // new state: new buttons, result, errors
