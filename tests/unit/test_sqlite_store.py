@@ -224,7 +224,7 @@ def test_data_survives_close_and_reopen(path: str) -> None:
     assert after.created_at == T0
     assert after.created_at.tzinfo is UTC
     assert after.errors == (error,)
-    assert after.logs == (LogLine(T0, "hello"),)
+    assert after.logs == (LogLine(T0, "hello", attempt=1),)  # stamped by the store
     assert (after.progress, after.progress_message) == (0.5, "half way")
 
 
