@@ -32,6 +32,7 @@ from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
     InvalidArguments,
+    InvalidJobOptions,
     InvalidResult,
     UnknownJobError,
     WaitTimeout,
@@ -254,6 +255,7 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         concurrency_key: KeyRule | None = None,
+        key_concurrency: int = 1,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobDecorator: ...
@@ -270,6 +272,7 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         concurrency_key: KeyRule | None = None,
+        key_concurrency: int = 1,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobFunction[Any, Any] | JobDecorator:
@@ -282,12 +285,19 @@ class App:
         `executor="process"` runs a plain function in a child process, where a timeout stops
         it for sure and a crash takes only its attempt (docs/executors.md).
         `concurrency_key="tenant:{tenant_id}"` (a format string over the arguments, or a
-        callable of them): jobs with the same key never run at once, on any worker.
+        callable of them): jobs with the same key never run at once, on any worker;
+        `key_concurrency=N` lets up to N of them run at once (docs/flow-control.md).
         """
         options = JobOptions(
             queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
             backoff=backoff or Backoff(), concurrency_key=concurrency_key,
+            key_concurrency=key_concurrency,
         )  # fmt: skip
+        if key_concurrency != 1 and concurrency_key is None:
+            raise InvalidJobOptions(
+                f"key_concurrency={key_concurrency} limits the jobs of one concurrency_key: "
+                "give a concurrency_key too (e.g. concurrency_key='tenant:{tenant_id}')"
+            )
 
         def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)
@@ -584,6 +594,7 @@ class App:
                 None if options.concurrency_key is None
                 else render_key(options.concurrency_key, name, args)
             ),
+            key_concurrency=1 if options.concurrency_key is None else options.key_concurrency,
             after=options.after,
             on_parent_failure=options.on_parent_failure,
         )  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 import conveyor
 from conveyor import JobState
 from conveyor.errors import StoreUnavailable
-from helpers import wait_until
+from helpers import peak_running, wait_until
 from postgres.processes import APP_DIR, Workers
 from postgres.proxy import Proxy
 from postgres.server import url_for
@@ -183,3 +183,26 @@ def test_three_processes_honour_a_limit_none_of_them_declared(
         peak = max(peak, running)
     assert peak <= 2
     assert len({j.result for j in jobs}) >= 2  # several processes took a share
+
+
+def test_three_processes_never_run_more_of_a_key_than_its_key_concurrency(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    for _ in range(3):
+        workers.start(concurrency=8)
+    wait_until(lambda: len(producer.jobs.workers()) == 3, 30, "three workers to start")
+    requests = [producer.request("record_keyed", {"tenant": n % 5, "n": n}) for n in range(200)]
+    requests += [producer.request("record", {"n": n}) for n in range(100)]
+    handles = producer.enqueue_many(requests)
+
+    def all_done() -> bool:
+        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
+
+    wait_until(all_done, 120, "every job to complete")
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert all(j.attempt == 1 for j in jobs)  # nothing lost, nothing ran twice
+    keyed = [j for j in jobs if j.concurrency_key is not None]
+    peaks = peak_running((j.concurrency_key, j.result["start"], j.result["end"]) for j in keyed)
+    assert len(peaks) == 5 and max(peaks.values()) <= 2, peaks
+    assert max(peaks.values()) == 2, peaks  # the limit is two, not one
+    assert len({j.result["pid"] for j in keyed}) >= 2  # several processes took a share

@@ -221,7 +221,10 @@ def test_the_postgres_claims_are_rendered_from_one_template() -> None:
     for claim, candidates in ((claim_any, "candidates_any"), (claim_in, "candidates_in")):
         assert paused in Q[candidates] and limited not in Q[candidates]
         as_claimed = Q[candidates].rstrip(";").replace(paused, limited)
-        assert "    " + as_claimed.replace("\n", "\n    ") in claim
+        # and the jobs of keys with several slots (claimed under their per-key locks)
+        shared = "\n      AND j.key_concurrency IS NULL"
+        assert shared in claim and shared not in Q[candidates]
+        assert "    " + as_claimed.replace("\n", "\n    ") in claim.replace(shared, "")
     assert "%(queues)s" in Q["next_run_at_in"] and "%(queues)s" not in Q["next_run_at_any"]
 
 

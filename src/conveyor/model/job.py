@@ -177,6 +177,8 @@ class Job(Generic[ResultT]):
     cancel_requested: bool = False
     workflow_id: str | None = None  # the workflow this job is a step of
     step: str | None = None  # its step name in that workflow (unique within it)
+    #: at most this many jobs of its concurrency_key run at once, fleet-wide (model/keys.py)
+    key_concurrency: int = 1
 
     @property
     def is_finished(self) -> bool:
@@ -207,6 +209,8 @@ class NewJob:
     unique_key: str | None = None
     recurring_name: str | None = None
     concurrency_key: str | None = None
+    #: how many jobs of `concurrency_key` may run at once (1: one at a time)
+    key_concurrency: int = 1
     state: JobState | None = None  # None: scheduled or pending by run_at; SKIPPED for a skip
     logs: tuple[LogLine, ...] = ()
     id: str = field(default_factory=new_job_id)
@@ -257,6 +261,7 @@ class NewJob:
                 False,  # cancel_requested
                 self.workflow_id,
                 self.step,
+                self.key_concurrency,
             )
         )
 

@@ -1,11 +1,13 @@
 """Concurrency keys computed from a job's arguments: `concurrency_key="tenant:{tenant_id}"` (a
-format string over the arguments) or a callable of them. Jobs that share a key never run at
-the same time, across every worker (the stores hold at most one running job per key)."""
+format string over the arguments) or a callable of them. At most `key_concurrency` jobs (by
+default 1) that share a key run at the same time, across every worker: each store counts the
+running jobs of a key in its claim and asks `has_key_room`/`choose_within_keys` which
+candidates it may take."""
 
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conveyor.errors import InvalidArguments, InvalidJobOptions
@@ -82,3 +84,35 @@ def render_key(rule: KeyRule, job_name: str, args: Mapping[str, Any]) -> str:
             )
         value = rule.format_map(args)
     return check_text(value, "concurrency_key", UNIQUE_KEY_MAX)
+
+
+def has_key_room(running: int, key_concurrency: int) -> bool:
+    """Whether a job whose key already has `running` jobs running (or claimed in this claim)
+    may start, under its own `key_concurrency`. A key's jobs are meant to share one limit;
+    when they do not, each job is held to its own, counting every running job of the key."""
+    return running < key_concurrency
+
+
+#: a claim candidate as the SQL stores read it: (id, concurrency_key, key_concurrency)
+Candidate = tuple[str, str | None, int]
+
+
+def choose_within_keys(
+    candidates: Iterable[Candidate], limit: int, running: Mapping[str, int]
+) -> list[str]:
+    """The ids a claim takes from `candidates` (in claim order): at most `limit`, passing
+    over a job whose key has no room left given `running` (running jobs per key) and the
+    jobs chosen before it. The candidates' order is kept, so a busy key never holds up the
+    others: its jobs are skipped, not waited for."""
+    chosen: list[str] = []
+    taken: dict[str, int] = {}
+    for job_id, key, key_concurrency in candidates:
+        if key is not None:
+            count = running.get(key, 0) + taken.get(key, 0)
+            if not has_key_room(count, key_concurrency):
+                continue
+            taken[key] = taken.get(key, 0) + 1
+        chosen.append(job_id)
+        if len(chosen) == limit:
+            break
+    return chosen

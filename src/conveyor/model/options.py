@@ -14,6 +14,7 @@ from conveyor.model.validation import (
     check_after,
     check_delay,
     check_failure_policy,
+    check_key_concurrency,
     check_max_attempts,
     check_metadata,
     check_priority,
@@ -66,6 +67,8 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     # jobs with the same key never run at once, fleet-wide (model/keys.py)
     concurrency_key: KeyRule | None = None
+    # how many jobs of one concurrency_key may run at once (1: one at a time)
+    key_concurrency: int = 1
     # the jobs (ids or handles) this one waits on, and what it does when one of them fails
     after: tuple[str, ...] = ()
     on_parent_failure: str = "cancel"
@@ -80,6 +83,7 @@ class JobOptions:
         check_unique_key(self.unique_key)
         check_metadata(self.metadata)
         check_key_rule(self.concurrency_key)
+        check_key_concurrency(self.key_concurrency)
         if self.after:
             object.__setattr__(self, "after", check_after(self.after))
         check_failure_policy(self.on_parent_failure)
@@ -115,6 +119,7 @@ class EnqueueOptions(TypedDict, total=False):
     run_at: datetime | None
     unique_key: str | None
     concurrency_key: KeyRule | None
+    key_concurrency: int
     after: Sequence[Any]
     on_parent_failure: str
 

@@ -49,6 +49,7 @@ QUEUE_NAME_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_QUEUE_CONCURRENCY = 100_000
 MAX_QUEUE_SIZE = 1_000_000_000
+MAX_KEY_CONCURRENCY = 10_000
 WHEN_FULL = ("wait", "refuse")
 
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
@@ -200,6 +201,12 @@ def queue_settings_from_config(value: object, where: str) -> QueueSettings:
     )
 
 
+def check_key_concurrency(value: object) -> int:
+    """How many jobs of one concurrency key may run at once: an integer from 1 to
+    MAX_KEY_CONCURRENCY, or InvalidJobOptions."""
+    return _integer(value, "key_concurrency", 1, MAX_KEY_CONCURRENCY)
+
+
 def check_priority(value: object) -> int:
     """A priority in range, or InvalidJobOptions."""
     return _integer(value, "priority", PRIORITY_MIN, PRIORITY_MAX)
@@ -337,6 +344,8 @@ def check_new_job(job: NewJob, now: datetime) -> None:
         check_metadata(job.metadata)
     if job.concurrency_key is not None:
         check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
+    if job.key_concurrency != 1 or type(job.key_concurrency) is not int:
+        check_key_concurrency(job.key_concurrency)
     if job.recurring_name is not None:
         check_text(job.recurring_name, "recurring_name", NAME_MAX)
     if job.after or job.workflow_id is not None or job.on_parent_failure != "cancel":

@@ -27,6 +27,7 @@ from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.workflows import WorkflowVerbs
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
 from conveyor.model.job import JOB_FIELDS, SLOT_SETTERS, Enqueued, Job, JobState
+from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import ATTEMPT_ENDINGS
 from conveyor.model.logs import append_logs
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
@@ -103,11 +104,12 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 heapq.heappop(best.due)
                 job = jobs[best_entry[2]]
                 key = job.concurrency_key
-                if key is not None and key in self._held:
-                    deferred.append((best, best_entry))  # its key is busy: it keeps waiting
-                    continue
                 if key is not None:
-                    self._held[key] = 1
+                    held = self._held.get(key, 0)
+                    if not has_key_room(held, job.key_concurrency):
+                        deferred.append((best, best_entry))  # its key is full: it keeps waiting
+                        continue
+                    self._held[key] = held + 1
                 # The entry leaves the heap with the job, so no dead entry is left to compact.
                 del tokens[best_entry[2]]
                 best.live -= 1

@@ -49,6 +49,7 @@ from conveyor.model.job import (
     LogLine,
     NewJob,
 )
+from conveyor.model.keys import choose_within_keys
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, merge
@@ -83,6 +84,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         # Queues with a fleet-wide limit, as this process's claims name them: finishing a job
         # of one frees room another worker may be waiting for.
         self._limited_queues: frozenset[str] = frozenset()
+        # due jobs of keys with several slots (key_concurrency) seen: claim under key locks
+        self._shared_keys = False
 
     @classmethod
     def from_url(cls, url: str, *, queue_full_timeout: float = 5.0) -> PostgresBackend:
@@ -147,22 +150,27 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         Queues without a limit are claimed by one statement, which leaves out the queues with
         a stored concurrency and names them; those are claimed under their locks
         (`_claim_limited`), at once in the same call and directly by the next claims, until a
-        claim finds no limited queue among those asked for."""
+        claim finds no limited queue among those asked for. Jobs of keys with several slots
+        (`key_concurrency` > 1) are left out and announced the same way, and claimed there
+        under per-key locks until none is due."""
         queues = None if request.queues is None else sorted(request.queues)
         asked = request.queues
         limited = self._limited_queues if asked is None else self._limited_queues & asked
         rows: list[Row] = []
         upcoming: datetime | None = None
         with self._db.connection() as conn:
-            if request.limit > 0 and not limited and not request.queue_limits:
+            one_statement = not limited and not request.queue_limits and not self._shared_keys
+            if request.limit > 0 and one_statement:
                 rows = self._claim_rows(conn, request, queues, limited=False)
                 # the statement also brought the next due time when the claim came back short
                 upcoming = rows[0]["next_run_at"] if rows else None
                 found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
+                shared = bool(rows[0]["shared_keys"]) if rows else False
                 rows = [row for row in rows if row["id"] is not None]
-                if not found:
+                if not found and not shared:
                     return self._decoded(rows, upcoming, request)
                 self._limited_queues = self._limited_queues | found
+                self._shared_keys = shared
                 if len(rows) >= request.limit:
                     return self._decoded(rows, upcoming, request)
                 # the limited queues' jobs, in the same call, with the room left
@@ -264,17 +272,26 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                 cur = conn.execute(q["candidates_in"], {**params, "queues": [name], "limit": room})
                 candidates += cur.fetchall()
         candidates.sort(key=lambda c: (-c["priority"], c["run_at"], c["id"]))
-        chosen: list[str] = []
-        keys: set[str] = set()
-        for candidate in candidates:
-            key = candidate["concurrency_key"]
-            if key is not None:
-                if key in keys:
-                    continue  # one job per concurrency key per claim
-                keys.add(key)
-            chosen.append(candidate["id"])
-            if len(chosen) == limit:
-                break
+        # keys of several slots: locked (sorted, after the queues' locks), then their running
+        # jobs counted under the locks, so two claims never both see the last slot free
+        shared = sorted(
+            {c["concurrency_key"] for c in candidates if c["key_concurrency"] is not None} - {None}
+        )
+        running_keys: dict[str, int] = {}
+        if shared:
+            prefix = f"conveyor:{self.config.schema}:key"
+            conn.execute(q["lock_keys"], {"prefix": prefix, "keys": shared})
+            cur = conn.execute(q["running_per_key"], {"keys": shared})
+            running_keys = {row["concurrency_key"]: row["running"] for row in cur}
+            self._shared_keys = True
+        else:  # claim by one statement again once no such job is due
+            found = conn.execute(q["shared_keys_due"], params).fetchone()
+            self._shared_keys = found is not None and bool(found["due"])
+        chosen = choose_within_keys(
+            ((c["id"], c["concurrency_key"], c["key_concurrency"] or 1) for c in candidates),
+            limit,
+            running_keys,
+        )
         if not chosen:
             return []
         return conn.execute(q["claim_ids"], {**params, "ids": chosen}).fetchall()

@@ -39,21 +39,23 @@ WITH bounded AS (
 ), inserted AS (
     INSERT INTO __schema__.jobs (
         id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
+        key_concurrency
     )
     SELECT id, name, queue, args::jsonb, metadata::jsonb, priority, state, max_attempts,
            timeout, run_at, created_at, unique_key, recurring_name, concurrency_key,
-           logs::jsonb, finished_at
+           logs::jsonb, finished_at, key_concurrency
     FROM unnest(
         %(id)s::text[], %(name)s::text[], %(queue)s::text[], %(args)s::text[],
         %(metadata)s::text[], %(priority)s::integer[], %(state)s::text[],
         %(max_attempts)s::integer[], %(timeout)s::double precision[],
         %(run_at)s::timestamptz[], %(created_at)s::timestamptz[], %(unique_key)s::text[],
         %(recurring_name)s::text[], %(concurrency_key)s::text[], %(logs)s::text[],
-        %(finished_at)s::timestamptz[]
+        %(finished_at)s::timestamptz[], %(key_concurrency)s::integer[]
     ) WITH ORDINALITY AS new (
         id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at, ord
+        run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
+        key_concurrency, ord
     )
     WHERE %(checked)s OR (SELECT names FROM bounded) IS NULL
     ORDER BY ord
@@ -74,7 +76,8 @@ SELECT NULL, NULL, names FROM bounded WHERE names IS NOT NULL AND NOT %(checked)
 -- name: copy_jobs
 COPY __schema__.jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
-    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at
+    run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
+    key_concurrency
 ) FROM STDIN (FORMAT TEXT);
 
 -- name: active_by_unique_keys
@@ -122,14 +125,20 @@ WITH commit_mode AS (
 -- the claim came back short (a full one is followed by another claim at once); no job
 -- claimed gives one row of NULLs and that time. Saves the worker a second round trip.
 -- `limited`: the queues with a stored concurrency this claim left out, which the store then
--- claims from under their locks (claim_ids).
-SELECT claimed.*, upcoming.next_run_at, upcoming.limited
+-- claims from under their locks (claim_ids); `shared_keys`: whether due jobs of keys with
+-- several slots (key_concurrency), which it also leaves out, wait in the queues asked for.
+SELECT claimed.*, upcoming.next_run_at, upcoming.limited, upcoming.shared_keys
 FROM (
     SELECT min(run_at) AS next_run_at, (
         SELECT array_agg(q.name) FROM __schema__.queues AS q
         WHERE q.concurrency IS NOT NULL AND NOT q.paused
           AND q.name = ANY(%(queues)s::text[])  -- only: claim_in
-    ) AS limited
+    ) AS limited, EXISTS (
+        SELECT 1 FROM __schema__.jobs AS s
+        WHERE s.state IN ('scheduled', 'pending') AND s.key_concurrency IS NOT NULL
+          AND s.run_at <= %(now)s
+          AND s.queue = ANY(%(queues)s::text[])  -- only: claim_in
+    ) AS shared_keys
     FROM __schema__.jobs
     WHERE (SELECT count(*) FROM claimed) < %(limit)s
       AND state = 'scheduled' AND run_at > %(now)s
@@ -140,7 +149,7 @@ LEFT JOIN claimed ON true;
 -- The due jobs a claim may take, locked, best first; the queue predicate is claim_any's or
 -- claim_in's (candidates_any, candidates_in: the same for the limited queues' claim).
 -- fragment: due_candidates
-SELECT j.id, j.priority, j.run_at, j.concurrency_key
+SELECT j.id, j.priority, j.run_at, j.concurrency_key, j.key_concurrency
 FROM __schema__.jobs AS j
 WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
   AND j.queue <> ALL(%(excluded)s::text[])  -- only: claim_any, candidates_any
@@ -148,9 +157,15 @@ WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
   -- the one-statement claims leave the limited queues (a stored concurrency) to claim_ids
   AND NOT EXISTS (SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND (p.paused OR p.concurrency IS NOT NULL))  -- only: claim_any, claim_in
   AND NOT EXISTS (SELECT 1 FROM __schema__.queues AS p WHERE p.name = j.queue AND p.paused)  -- only: candidates_any, candidates_in
-  AND (j.concurrency_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM __schema__.jobs AS r
-      WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+  -- keys of several slots are claimed under their per-key locks, never by one statement
+  AND j.key_concurrency IS NULL  -- only: claim_any, claim_in
+  AND (j.concurrency_key IS NULL
+       OR (j.key_concurrency IS NULL AND NOT EXISTS (
+           SELECT 1 FROM __schema__.jobs AS r
+           WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
+       OR j.key_concurrency > (
+           SELECT count(*) FROM __schema__.jobs AS r
+           WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key))
 ORDER BY j.priority DESC, j.run_at, j.id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
@@ -172,6 +187,30 @@ FROM (
 -- guards the count of its running jobs).
 -- name: queue_limits
 SELECT name, concurrency FROM __schema__.queues WHERE concurrency IS NOT NULL AND NOT paused;
+
+-- Keys of several slots: one lock per key (the two-integer form, apart from the queues'
+-- locks), sorted, taken after the queues' locks, so concurrent claims never deadlock; under
+-- it the key's running jobs are counted and the claim takes only the room left.
+-- name: lock_keys
+SELECT count(pg_advisory_xact_lock(hashtext(%(prefix)s), lock_key))
+FROM (
+    SELECT DISTINCT hashtext(key) AS lock_key
+    FROM unnest(%(keys)s::text[]) AS key
+    ORDER BY lock_key
+    OFFSET 0
+) AS sorted_keys;
+
+-- name: running_per_key
+SELECT concurrency_key, count(*) AS running FROM __schema__.jobs
+WHERE state = 'running' AND concurrency_key = ANY(%(keys)s::text[])
+GROUP BY concurrency_key;
+
+-- name: shared_keys_due
+SELECT EXISTS (
+    SELECT 1 FROM __schema__.jobs
+    WHERE state IN ('scheduled', 'pending') AND key_concurrency IS NOT NULL
+      AND run_at <= %(now)s
+) AS due;
 
 -- name: count_running
 SELECT queue, count(*) AS running FROM __schema__.jobs
@@ -664,22 +703,23 @@ VALUES (%(id)s, %(name)s, %(created_at)s);
 INSERT INTO __schema__.jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, concurrency_key, logs, workflow_id, step, parents_left, dependents,
-    on_parent_failure
+    on_parent_failure, key_concurrency
 )
 SELECT id, name, queue, args::jsonb, metadata::jsonb, priority, state, max_attempts,
        timeout, run_at, created_at, concurrency_key, logs::jsonb, workflow_id, step,
-       parents_left, dependents, on_parent_failure
+       parents_left, dependents, on_parent_failure, key_concurrency
 FROM unnest(
     %(id)s::text[], %(name)s::text[], %(queue)s::text[], %(args)s::text[],
     %(metadata)s::text[], %(priority)s::integer[], %(state)s::text[],
     %(max_attempts)s::integer[], %(timeout)s::double precision[],
     %(run_at)s::timestamptz[], %(created_at)s::timestamptz[], %(concurrency_key)s::text[],
     %(logs)s::text[], %(workflow_id)s::text[], %(step)s::text[],
-    %(parents_left)s::integer[], %(dependents)s::integer[], %(on_parent_failure)s::text[]
+    %(parents_left)s::integer[], %(dependents)s::integer[], %(on_parent_failure)s::text[],
+    %(key_concurrency)s::integer[]
 ) WITH ORDINALITY AS new (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, concurrency_key, logs, workflow_id, step, parents_left, dependents,
-    on_parent_failure, ord
+    on_parent_failure, key_concurrency, ord
 )
 ORDER BY ord;
 

@@ -42,6 +42,7 @@ JOB_COLUMNS = (
     "concurrency_key",
     "logs",
     "finished_at",
+    "key_concurrency",
 )
 
 # COPY's text format: these characters are escaped; \N is NULL.
@@ -132,6 +133,8 @@ def job_arrays(jobs: Sequence[Job]) -> dict[str, list[Any]]:
         arrays["concurrency_key"].append(job.concurrency_key)
         arrays["logs"].append(logs_json(job.logs) if job.logs else "[]")
         arrays["finished_at"].append(job.finished_at)
+        # NULL: one at a time (the unique index of running keys guards those)
+        arrays["key_concurrency"].append(None if job.key_concurrency == 1 else job.key_concurrency)
     return arrays
 
 
@@ -160,9 +163,13 @@ def copy_text(jobs: Sequence[Job]) -> str:
             f"{job.priority}\t{job.state.value}\t{job.max_attempts}\t{timeout}\t"
             f"{stamp(job.run_at)}\t{stamp(job.created_at)}\t{_copy_field(job.unique_key)}\t"
             f"{_copy_field(job.recurring_name)}\t{_copy_field(job.concurrency_key)}\t{logs}\t"
-            f"{stamp(job.finished_at)}\n"
+            f"{stamp(job.finished_at)}\t{_copy_limit(job.key_concurrency)}\n"
         )
     return "".join(lines)
+
+
+def _copy_limit(key_concurrency: int) -> str:
+    return "\\N" if key_concurrency == 1 else str(key_concurrency)  # NULL: one at a time
 
 
 def _copy_escaped(text: str) -> str:
@@ -206,6 +213,7 @@ def job_from_row(row: Row) -> Job:
         cancel_requested=row["cancel_requested"],
         workflow_id=row["workflow_id"],
         step=row["step"],
+        key_concurrency=row["key_concurrency"] or 1,
     )
 
 

@@ -57,6 +57,7 @@ from conveyor.model.job import (
     JobState,
     NewJob,
 )
+from conveyor.model.keys import choose_within_keys
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, full_message, merge
@@ -258,7 +259,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             for queue, cap in caps.items()
             if (queues is None or queue in queues) and queue not in paused
         }
-        candidates: list[tuple[str, int, float, str | None]] = []
+        candidates: list[tuple[str, int, float, str | None, int | None]] = []
         rooms: dict[str, int] = {}
         if queues is None:
             excluded = sorted(caps.keys() | paused)
@@ -281,16 +282,16 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             # a priority that is not an integer (a malformed row) sorts as 0 here, and the
             # claim then fails that job alone (backends/decoding.py)
             candidates.sort(key=lambda c: (-c[1] if type(c[1]) is int else 0, c[2], c[0]))
-        chosen, keys = [], set()
-        for job_id, _, _, key in candidates:
-            if key is not None:
-                if key in keys:
-                    continue  # one job per concurrency key per claim
-                keys.add(key)
-            chosen.append(job_id)
-            if len(chosen) == limit:
-                break
-        return chosen
+        # keys with more than one slot: how many of their jobs run (the write transaction
+        # holds the count); a key of one slot has none running, or it was not a candidate
+        shared = sorted({c[3] for c in candidates if c[4] is not None and c[3] is not None})
+        running_keys: dict[str, int] = {}
+        if shared:
+            params = {"keys": json_list(shared)}
+            running_keys = dict(conn.execute(Q["running_per_key"], params).fetchall())
+        return choose_within_keys(
+            ((c[0], c[3], c[4] or 1) for c in candidates), limit, running_keys
+        )
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one transaction; returns the dropped ids."""

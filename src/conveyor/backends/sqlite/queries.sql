@@ -51,15 +51,15 @@ VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
 DO NOTHING;
@@ -78,23 +78,38 @@ GROUP BY queue;
 -- INDEXED BY: without statistics the planner prefers the run_at range and then sorts the
 -- whole due backlog; walking the claim-ordered index stops after :limit rows instead.
 
+-- A candidate's key has room: no key; or one job at a time (NULL key_concurrency) and no
+-- running job of the key (the running keys read once, uncorrelated: the common case stays
+-- as cheap as before key_concurrency); or fewer running jobs of the key than its limit.
+-- The claim then keeps, per key, only as many as there is room (model/keys.py).
+-- fragment: key_room
+(concurrency_key IS NULL
+     OR (key_concurrency IS NULL AND concurrency_key NOT IN (
+         SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+         WHERE state = 'running' AND concurrency_key IS NOT NULL))
+     OR (key_concurrency IS NOT NULL AND key_concurrency > (
+         SELECT count(*) FROM conveyor_jobs AS r INDEXED BY conveyor_jobs_running_keys
+         WHERE r.state = 'running' AND r.concurrency_key = conveyor_jobs.concurrency_key)))
+
+-- name: running_per_key
+SELECT concurrency_key, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+WHERE state = 'running' AND concurrency_key IN (SELECT value FROM json_each(:keys))
+GROUP BY concurrency_key;
+
 -- name: candidates_except
-SELECT id, priority, run_at, concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+SELECT id, priority, run_at, concurrency_key, key_concurrency
+FROM conveyor_jobs INDEXED BY conveyor_jobs_due
 WHERE state IN ('scheduled', 'pending') AND run_at <= :now
   AND queue NOT IN (SELECT value FROM json_each(:excluded))
-  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
-      WHERE state = 'running' AND concurrency_key IS NOT NULL))
+  AND {key_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
 -- name: candidates_of_queue
-SELECT id, priority, run_at, concurrency_key
+SELECT id, priority, run_at, concurrency_key, key_concurrency
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
 WHERE state IN ('scheduled', 'pending') AND queue = :queue AND run_at <= :now
-  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
-      WHERE state = 'running' AND concurrency_key IS NOT NULL))
+  AND {key_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 

@@ -106,6 +106,7 @@ def job_row(job: Job, parents: tuple[str, ...] = (), policy: str = "cancel") -> 
         job.step,
         len(parents),
         None if policy == "cancel" else policy,
+        None if job.key_concurrency == 1 else job.key_concurrency,  # NULL: one at a time
     )
 
 
@@ -140,6 +141,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         workflow_id=row["workflow_id"],
         step=row["step"],
+        key_concurrency=row["key_concurrency"] or 1,
     )
 
 
