@@ -61,6 +61,8 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_workflows_created"),
     ("index", "conveyor_workflows_name"),
     ("index", "conveyor_jobs_workflow"),
+    ("table", "conveyor_rate_windows"),
+    ("index", "conveyor_rate_windows_full"),
 }
 
 
@@ -172,7 +174,7 @@ def test_a_claim_for_named_queues_costs_the_same_whatever_the_backlog_of_others(
 
         with sqlite3.connect(store.path) as conn:
             conn.set_progress_handler(count, 100)
-            chosen = SQLiteBackend._candidates(conn, request, T0.timestamp())
+            chosen, _ = SQLiteBackend._candidates(conn, request, T0.timestamp())
         conn.close()
         assert len(chosen) == 10
         return steps[0]

@@ -179,6 +179,9 @@ class Job(Generic[ResultT]):
     step: str | None = None  # its step name in that workflow (unique within it)
     #: at most this many jobs of its concurrency_key run at once, fleet-wide (model/keys.py)
     key_concurrency: int = 1
+    #: at most this many of the jobs sharing its rate_key start in any window ("10/s")
+    rate_limit: str | None = None
+    rate_key: str | None = None  # the window its start counts in (model/rates.py)
 
     @property
     def is_finished(self) -> bool:
@@ -211,6 +214,9 @@ class NewJob:
     concurrency_key: str | None = None
     #: how many jobs of `concurrency_key` may run at once (1: one at a time)
     key_concurrency: int = 1
+    #: at most this many starts of the jobs sharing `rate_key` in any window ("10/s")
+    rate_limit: str | None = None
+    rate_key: str | None = None
     state: JobState | None = None  # None: scheduled or pending by run_at; SKIPPED for a skip
     logs: tuple[LogLine, ...] = ()
     id: str = field(default_factory=new_job_id)
@@ -262,6 +268,8 @@ class NewJob:
                 self.workflow_id,
                 self.step,
                 self.key_concurrency,
+                self.rate_limit,
+                self.rate_key,
             )
         )
 

@@ -19,6 +19,7 @@ from conveyor.model.validation import (
     check_metadata,
     check_priority,
     check_queue,
+    check_rate_limit,
     check_run_at,
     check_timeout,
     check_unique_key,
@@ -69,6 +70,10 @@ class JobOptions:
     concurrency_key: KeyRule | None = None
     # how many jobs of one concurrency_key may run at once (1: one at a time)
     key_concurrency: int = 1
+    # at most N starts in any window ("10/s") of the jobs sharing rate_key (default: the job's
+    # name), fleet-wide (model/rates.py)
+    rate_limit: str | None = None
+    rate_key: KeyRule | None = None
     # the jobs (ids or handles) this one waits on, and what it does when one of them fails
     after: tuple[str, ...] = ()
     on_parent_failure: str = "cancel"
@@ -84,6 +89,8 @@ class JobOptions:
         check_metadata(self.metadata)
         check_key_rule(self.concurrency_key)
         check_key_concurrency(self.key_concurrency)
+        object.__setattr__(self, "rate_limit", check_rate_limit(self.rate_limit))
+        check_key_rule(self.rate_key, what="rate_key")
         if self.after:
             object.__setattr__(self, "after", check_after(self.after))
         check_failure_policy(self.on_parent_failure)
@@ -120,6 +127,8 @@ class EnqueueOptions(TypedDict, total=False):
     unique_key: str | None
     concurrency_key: KeyRule | None
     key_concurrency: int
+    rate_limit: str | None
+    rate_key: KeyRule | None
     after: Sequence[Any]
     on_parent_failure: str
 

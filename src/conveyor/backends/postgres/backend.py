@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -49,10 +49,12 @@ from conveyor.model.job import (
     LogLine,
     NewJob,
 )
-from conveyor.model.keys import choose_within_keys
+from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, merge
+from conveyor.model.rates import Bucket, Rate, full_until, key_bucket, queue_bucket, record, room
+from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         # Queues with a fleet-wide limit, as this process's claims name them: finishing a job
         # of one frees room another worker may be waiting for.
         self._limited_queues: frozenset[str] = frozenset()
-        # due jobs of keys with several slots (key_concurrency) seen: claim under key locks
+        # due jobs of keys with several slots (key_concurrency) or with a rate of their own
+        # seen: claim in the locked path
         self._shared_keys = False
 
     @classmethod
@@ -165,7 +168,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                 # the statement also brought the next due time when the claim came back short
                 upcoming = rows[0]["next_run_at"] if rows else None
                 found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
-                shared = bool(rows[0]["shared_keys"]) if rows else False
+                shared = bool(rows[0]["guarded"]) if rows else False
                 rows = [row for row in rows if row["id"] is not None]
                 if not found and not shared:
                     return self._decoded(rows, upcoming, request)
@@ -242,16 +245,19 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         if params["commit"] is not None:
             conn.execute(q["local_commit_mode"], params)
         caps = dict(request.queue_limits)  # the caller's own caps, and the stored limits
+        rated: dict[str, Rate] = {}
         for row in conn.execute(q["queue_limits"]):
             stored = row["concurrency"]
-            caps[row["name"]] = min(stored, caps.get(row["name"], stored))
-        limited = {
-            queue: cap
-            for queue, cap in caps.items()
+            if stored is not None:
+                caps[row["name"]] = min(stored, caps.get(row["name"], stored))
+            if row["rate_limit"] is not None:
+                rated[row["name"]] = Rate.parse(row["rate_limit"])
+        names = sorted(
+            queue
+            for queue in caps.keys() | rated.keys()
             if request.queues is None or queue in request.queues
-        }
-        self._limited_queues = frozenset(limited)
-        names = sorted(limited)
+        )
+        self._limited_queues = frozenset(names)
         if names:
             prefix = f"conveyor:{self.config.schema}:"
             conn.execute(q["lock_queues"], {"prefix": prefix, "queues": names})
@@ -259,17 +265,28 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             row["queue"]: row["running"]
             for row in conn.execute(q["count_running"], {"queues": names})
         }
+        # the rated queues' windows, under the queues' locks
+        rates: dict[Bucket, Rate] = {queue_bucket(n): rated[n] for n in names if n in rated}
+        windows = self._lock_windows(conn, rates)
+        stamp = request.now.timestamp()
         candidates: list[Row] = []
         if queues is None:
             cur = conn.execute(q["candidates_any"], {**params, "excluded": names})
             candidates += cur.fetchall()
-        elif unlimited := [name for name in queues if name not in limited]:
+        elif unlimited := [name for name in queues if name not in self._limited_queues]:
             cur = conn.execute(q["candidates_in"], {**params, "queues": unlimited})
             candidates += cur.fetchall()
         for name in names:
-            room = min(limited[name] - running.get(name, 0), limit)
-            if room > 0:
-                cur = conn.execute(q["candidates_in"], {**params, "queues": [name], "limit": room})
+            room_left = limit
+            if name in caps:
+                room_left = min(room_left, caps[name] - running.get(name, 0))
+            if name in rated:
+                bucket = queue_bucket(name)
+                room_left = min(room_left, room(windows.get(bucket, ()), rated[name], stamp))
+            if room_left > 0:
+                cur = conn.execute(
+                    q["candidates_in"], {**params, "queues": [name], "limit": room_left}
+                )
                 candidates += cur.fetchall()
         candidates.sort(key=lambda c: (-c["priority"], c["run_at"], c["id"]))
         # keys of several slots: locked (sorted, after the queues' locks), then their running
@@ -283,18 +300,62 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             conn.execute(q["lock_keys"], {"prefix": prefix, "keys": shared})
             cur = conn.execute(q["running_per_key"], {"keys": shared})
             running_keys = {row["concurrency_key"]: row["running"] for row in cur}
+        # the candidates' own rates: their keys' windows, locked last (sorted)
+        key_rates = {
+            key_bucket(c["rate_key"]): Rate.parse(c["rate_limit"])
+            for c in candidates
+            if c["rate_key"] is not None
+        }
+        windows.update(self._lock_windows(conn, key_rates))
+        rates.update(key_rates)
+        if shared or key_rates:
             self._shared_keys = True
         else:  # claim by one statement again once no such job is due
-            found = conn.execute(q["shared_keys_due"], params).fetchone()
+            found = conn.execute(q["guarded_due"], params).fetchone()
             self._shared_keys = found is not None and bool(found["due"])
-        chosen = choose_within_keys(
-            ((c["id"], c["concurrency_key"], c["key_concurrency"] or 1) for c in candidates),
+        buckets = {c["id"]: _buckets(c, rates) for c in candidates}
+        chosen = choose_claimable(
+            (
+                (c["id"], c["concurrency_key"], c["key_concurrency"] or 1, buckets[c["id"]])
+                for c in candidates
+            ),
             limit,
             running_keys,
+            rooms_of(windows, rates, stamp),
         )
         if not chosen:
             return []
+        starts: dict[Bucket, int] = {}
+        for job_id in chosen:
+            for bucket in buckets[job_id]:
+                starts[bucket] = starts.get(bucket, 0) + 1
+        if starts:
+            saves = []
+            for bucket, n in sorted(starts.items()):
+                kept = record(windows.get(bucket, ()), rates[bucket], stamp, n)
+                until = full_until(kept, rates[bucket])
+                saves.append(
+                    {
+                        "scope": bucket[0],
+                        "name": bucket[1],
+                        "starts": list(kept),
+                        "full_until": None if until is None else _iso(until),
+                    }
+                )
+            conn.execute(q["save_rate_windows"], {"windows": dumps(saves)})
         return conn.execute(q["claim_ids"], {**params, "ids": chosen}).fetchall()
+
+    def _lock_windows(
+        self, conn: Conn, rates: dict[Bucket, Rate]
+    ) -> dict[Bucket, tuple[float, ...]]:
+        """The windows of `rates`' buckets, created when missing and locked (sorted)."""
+        if not rates:
+            return {}
+        buckets = sorted(rates)
+        params = {"scopes": [b[0] for b in buckets], "names": [b[1] for b in buckets]}
+        conn.execute(self._q["ensure_rate_windows"], params)
+        rows = conn.execute(self._q["lock_rate_windows"], params).fetchall()
+        return {(row["scope"], row["name"]): tuple(row["starts"]) for row in rows}
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one statement; returns the dropped ids (the worker
@@ -572,6 +633,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     "concurrency": settings.concurrency,
                     "max_size": settings.max_size,
                     "when_full": settings.when_full,
+                    "rate_limit": settings.rate_limit,
                     "operator_set": sorted(stored.operator_set),
                 },
             )
@@ -686,7 +748,22 @@ def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
     }
 
 
+def _buckets(candidate: Row, rates: dict[Bucket, Rate]) -> tuple[Bucket, ...]:
+    """The rate windows a candidate's start counts in: its queue's, its key's."""
+    buckets = tuple(b for b in (queue_bucket(candidate["queue"]),) if b in rates)
+    if candidate["rate_key"] is not None:
+        buckets += (key_bucket(candidate["rate_key"]),)
+    return buckets
+
+
+def _iso(stamp: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC time (a timestamptz in JSON)."""
+    return datetime.fromtimestamp(stamp, UTC).isoformat()
+
+
 def _stored_queue(row: Row) -> StoredQueue:
     """A queues row's settings."""
-    settings = QueueSettings(row["concurrency"], row["max_size"], row["when_full"])
+    settings = QueueSettings(
+        row["concurrency"], row["max_size"], row["when_full"], row["rate_limit"]
+    )
     return StoredQueue(row["name"], settings, frozenset(row["operator_set"]))

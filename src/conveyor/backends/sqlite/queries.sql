@@ -51,15 +51,15 @@ VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure, key_concurrency
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency, rate_limit, rate_key
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure, key_concurrency
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency, rate_limit, rate_key
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
 DO NOTHING;
@@ -91,25 +91,51 @@ GROUP BY queue;
          SELECT count(*) FROM conveyor_jobs AS r INDEXED BY conveyor_jobs_running_keys
          WHERE r.state = 'running' AND r.concurrency_key = conveyor_jobs.concurrency_key)))
 
+-- A candidate's own rate has room: none, or its key's window is not spent at :now.
+-- fragment: rate_room
+(rate_key IS NULL OR rate_key NOT IN (
+    SELECT name FROM conveyor_rate_windows WHERE scope = 'key' AND full_until > :now))
+
+-- The windows of the rate-limited queues and keys a claim may start jobs in (:scopes and
+-- :names, JSON arrays side by side).
+-- name: rate_windows
+SELECT w.scope, w.name, w.starts FROM conveyor_rate_windows AS w
+JOIN (SELECT s.value AS scope, n.value AS name
+      FROM json_each(:scopes) AS s JOIN json_each(:names) AS n ON n.key = s.key) AS asked
+  ON w.scope = asked.scope AND w.name = asked.name;
+
+-- name: save_rate_window
+INSERT INTO conveyor_rate_windows (scope, name, starts, full_until)
+VALUES (:scope, :name, :starts, :full_until)
+ON CONFLICT (scope, name) DO UPDATE SET
+    starts = excluded.starts, full_until = excluded.full_until;
+
+-- When the soonest spent window allows a start again: a worker wakes then, as for a
+-- scheduled job's run_at (once per window: an opened window is no longer counted).
+-- name: next_window
+SELECT min(full_until) FROM conveyor_rate_windows WHERE full_until > :now;
+
 -- name: running_per_key
 SELECT concurrency_key, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
 WHERE state = 'running' AND concurrency_key IN (SELECT value FROM json_each(:keys))
 GROUP BY concurrency_key;
 
 -- name: candidates_except
-SELECT id, priority, run_at, concurrency_key, key_concurrency
+SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due
 WHERE state IN ('scheduled', 'pending') AND run_at <= :now
   AND queue NOT IN (SELECT value FROM json_each(:excluded))
   AND {key_room}
+  AND {rate_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
 -- name: candidates_of_queue
-SELECT id, priority, run_at, concurrency_key, key_concurrency
+SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
 WHERE state IN ('scheduled', 'pending') AND queue = :queue AND run_at <= :now
   AND {key_room}
+  AND {rate_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
@@ -244,22 +270,25 @@ SELECT name FROM conveyor_queues WHERE paused = 1;
 
 -- What a claim needs of the queues' rows: the paused ones and the limited ones.
 -- name: claim_settings
-SELECT name, paused, concurrency FROM conveyor_queues
-WHERE paused = 1 OR concurrency IS NOT NULL;
+SELECT name, paused, concurrency, rate_limit FROM conveyor_queues
+WHERE paused = 1 OR concurrency IS NOT NULL OR rate_limit IS NOT NULL;
 
 -- name: queue_settings_all
-SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues;
+SELECT name, paused, concurrency, max_size, when_full, rate_limit, operator_set
+FROM conveyor_queues;
 
 -- name: queue_settings_one
-SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues
+SELECT name, paused, concurrency, max_size, when_full, rate_limit, operator_set
+FROM conveyor_queues
 WHERE name = :name;
 
 -- name: save_queue_settings
 INSERT INTO conveyor_queues (name, paused, changed_at, concurrency, max_size, when_full,
-                             operator_set)
-VALUES (:name, 0, :now, :concurrency, :max_size, :when_full, :operator_set)
+                             rate_limit, operator_set)
+VALUES (:name, 0, :now, :concurrency, :max_size, :when_full, :rate_limit, :operator_set)
 ON CONFLICT (name) DO UPDATE SET
     concurrency = excluded.concurrency,
+    rate_limit = excluded.rate_limit,
     max_size = excluded.max_size,
     when_full = excluded.when_full,
     operator_set = excluded.operator_set,

@@ -107,6 +107,8 @@ def job_row(job: Job, parents: tuple[str, ...] = (), policy: str = "cancel") -> 
         len(parents),
         None if policy == "cancel" else policy,
         None if job.key_concurrency == 1 else job.key_concurrency,  # NULL: one at a time
+        job.rate_limit,
+        job.rate_key,
     )
 
 
@@ -142,6 +144,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         workflow_id=row["workflow_id"],
         step=row["step"],
         key_concurrency=row["key_concurrency"] or 1,
+        rate_limit=row["rate_limit"],
+        rate_key=row["rate_key"],
     )
 
 
