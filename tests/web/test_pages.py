@@ -396,6 +396,11 @@ def test_the_queue_page_shows_and_edits_the_stored_settings(
     assert "concurrency must be from 1" in save(concurrency="0", max_size="500")
     lifted = save(concurrency="", max_size="500", when_full="refuse")
     assert "Queue reports: concurrency None." in lifted
+    rated = save(max_size="500", when_full="refuse", rate_limit="100/m")
+    assert "Queue reports: rate limit 100/m." in rated
+    assert 'data-setting="rate_limit"><td>Rate limit' in rated and "<td>100/m</td>" in rated
+    assert "<td data-rate>100/m</td>" in client.get("/queues").text
+    assert "rate_limit must be a rate like" in save(max_size="500", rate_limit="lots")
     reset = client.post(
         "/queues/reports/settings/reset", data={"csrf": csrf, "next": "/queues/reports"}
     )

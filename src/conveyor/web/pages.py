@@ -235,6 +235,7 @@ def _set_queue_settings(dash: Dashboard, request: Request, form: Any) -> str:
         "concurrency": _form_limit(form, "concurrency"),
         "max_size": _form_limit(form, "max_size"),
         "when_full": field(form, "when_full") or current.when_full,
+        "rate_limit": (field(form, "rate_limit") or "").strip() or None,
     }
     changes = {k: v for k, v in given.items() if v != getattr(current, k)}
     if not changes:
