@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -49,3 +51,13 @@ def peak_running(spans: Iterable[tuple[object, float, float]]) -> dict[object, i
             peak = max(peak, running)
         peaks[group] = peak
     return peaks
+
+
+def most_started_in_a_window(starts: Iterable[datetime], window: float) -> int:
+    """The most of `starts` inside any one window of `window` seconds (half-open)."""
+    ordered = sorted(starts)
+    span = timedelta(seconds=window)
+    return max(
+        (bisect.bisect_left(ordered, first + span, lo=i) - i for i, first in enumerate(ordered)),
+        default=0,
+    )

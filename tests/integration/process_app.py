@@ -47,6 +47,12 @@ async def record_keyed(ctx: conveyor.Context, tenant: int, n: int) -> dict[str, 
     return {"pid": os.getpid(), "start": start, "end": time.time(), "n": n}
 
 
+@app.job(rate_limit="10/s", rate_key="tenant:{tenant}")
+async def record_rated(ctx: conveyor.Context, tenant: int, n: int) -> int:
+    """At most 10 of one tenant start in any second, fleet-wide."""
+    return os.getpid()
+
+
 @app.job(max_attempts=3)
 async def sleepy(ctx: conveyor.Context, seconds: float) -> int:
     """Holds its slot for a while."""
