@@ -4,12 +4,25 @@ runs when the window allows, and bad rates are refused with a clear error (issue
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 import conveyor
 from conveyor import JobState
+from integration_support import FAST, STORES, store
+
+
+@pytest.fixture(params=STORES)
+def patient_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[conveyor.App]:
+    """An App whose worker polls only every 60 s: anything sooner is a wake-up."""
+    with store(request.param, tmp_path) as url:
+        application = conveyor.App(url, **{**FAST, "poll_interval": 60.0})
+        yield application
+        application.close()
 
 
 def most_in_any_window(starts: list[datetime], window: float) -> int:
@@ -43,6 +56,24 @@ async def test_a_queue_rate_spreads_its_jobs_over_windows(app: conveyor.App) -> 
     # the ten took at least two full windows, and the worker woke when each opened
     assert max(starts) - min(starts) >= timedelta(seconds=2)
     assert max(starts) - min(starts) < timedelta(seconds=6)
+
+
+async def test_a_worker_sleeps_until_the_window_allows_the_next_start(
+    patient_app: conveyor.App,
+) -> None:
+    app = patient_app
+    app.queue("partner-api", rate_limit="3/s")
+
+    @app.job(queue="partner-api")
+    async def call(ctx: conveyor.Context, n: int) -> None: ...
+
+    handles = [call.enqueue(n=n) for n in range(7)]
+    began = time.monotonic()
+    async with app.worker(concurrency=10):
+        jobs = [await handle.wait_async(15) for handle in handles]
+    # three windows (3 + 3 + 1), each opened by the claim's wake-up time, not by the poll
+    assert all(job.state is JobState.COMPLETED for job in jobs)
+    assert 2.0 <= time.monotonic() - began < 10
 
 
 async def test_a_job_rate_counts_per_rate_key(app: conveyor.App) -> None:
