@@ -94,3 +94,22 @@ def test_concurrent_claims_never_pass_a_rate(backend: Backend) -> None:
         inside = [s for s in starts[i:] if s < first + timedelta(seconds=1)]
         assert len(inside) <= 5
     assert len(taken) >= 5
+
+
+def test_queues_count_the_due_jobs_a_rate_or_a_key_holds_back(backend: Backend) -> None:
+    rate_queue(backend, "partner-api", "2/m")
+    enqueue(
+        backend,
+        *[new(queue="partner-api") for _ in range(5)],
+        *[new(rate_limit="1/h", rate_key="t") for _ in range(3)],
+        *[new(concurrency_key="k", key_concurrency=2) for _ in range(4)],
+        new(name="plain"),
+    )
+    claim(backend, at(1), limit=100)
+    by_name = {q.name: q for q in backend.queues(at(2))}
+    api, default = by_name["partner-api"], by_name["default"]
+    assert (api.due, api.held_by_rate, api.held_by_key) == (3, 3, 0)  # the queue's rate: spent
+    assert (default.due, default.held_by_rate, default.held_by_key) == (4, 2, 2)
+    assert api.settings.rate_limit == "2/m"
+    later = {q.name: q for q in backend.queues(at(61))}  # the minute's window has passed
+    assert later["partner-api"].held_by_rate == 0

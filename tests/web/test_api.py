@@ -386,7 +386,7 @@ def test_queue_settings_change_for_the_fleet_and_reset(
         ({"max_size": 10**12}, "less than or equal to"),
         ({"when_full": "drop"}, "'wait' or 'refuse'"),
         ({"rate_limit": "10/d"}, "rate_limit"),
-        ({"rate_limit": "0/s"}, "N must be from 1"),
+        ({"rate_limit": "0/s"}, "rate_limit"),
         ({"rate_limit": 5}, "rate_limit"),
         ({"priority": 1}, "Extra inputs"),
         ({}, "no setting to change"),

@@ -29,6 +29,7 @@ __all__ = [
     "Bucket",
     "Rate",
     "full_until",
+    "held_back",
     "key_bucket",
     "queue_bucket",
     "record",
@@ -94,3 +95,11 @@ def rooms(
     """The room of each rate-limited bucket at `now` (a bucket with no window yet: its whole
     rate)."""
     return {bucket: room(windows.get(bucket, ()), rate, now) for bucket, rate in rates.items()}
+
+
+def held_back(due: int, by_key: int, by_own_rate: int, queue_spent: bool) -> tuple[int, int]:
+    """How many of a queue's `due` jobs a key's limit and a rate hold back now: (by key, by
+    rate). `by_key`: due jobs whose key runs as many as its limit; `by_own_rate`: due jobs
+    whose own rate window is spent; a spent queue window holds every due job. A job held by
+    both is counted in both."""
+    return by_key, due if queue_spent else by_own_rate

@@ -53,7 +53,8 @@ MAX_KEY_CONCURRENCY = 10_000
 MAX_RATE_COUNT = 1_000_000
 #: the length of a rate limit's window by its unit: "100/m" is 100 starts in any 60 s
 RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-RATE_PATTERN = r"^\s*(\d+)\s*/\s*(s|m|h)\s*$"
+#: N from 1 to MAX_RATE_COUNT, no leading zero (the API's schema uses the same pattern)
+RATE_PATTERN = r"^\s*([1-9][0-9]{0,5}|1000000)\s*/\s*(s|m|h)\s*$"
 _RATE = re.compile(RATE_PATTERN)
 WHEN_FULL = ("wait", "refuse")
 
@@ -234,7 +235,7 @@ def parse_rate_limit(value: object, what: str = "rate_limit") -> tuple[int, floa
     if found is None:
         raise InvalidJobOptions(
             f"{what} must be a rate like '10/s', '100/m' or '1000/h' (at most N jobs started "
-            f"in any second, minute or hour), not {value!r}"
+            f"in any second, minute or hour; N from 1 to {MAX_RATE_COUNT}), not {value!r}"
         )
     count = int(found.group(1))
     if not 1 <= count <= MAX_RATE_COUNT:

@@ -285,6 +285,15 @@ def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
         "title": "Workers",
         "workers": dash.app.jobs.workers(),
         "running": dash.running_by_worker(),
+        # the queues a limit, a rate or a key's limit shapes, with what they hold back now
+        "limited": [
+            q
+            for q in dash.app.jobs.queues()
+            if q.concurrency is not None
+            or q.rate_limit is not None
+            or q.held_by_key
+            or q.held_by_rate
+        ],
     }
 
 

@@ -354,6 +354,12 @@ class QueueOut(BaseModel):
     rate_limit: str | None = Field(
         default=None, description="at most N starts in any second, minute or hour ('100/m')"
     )
+    held_by_key: int = Field(
+        default=0, description="due jobs waiting because their concurrency key is at its limit"
+    )
+    held_by_rate: int = Field(
+        default=0, description="due jobs waiting because their queue's or own rate is spent now"
+    )
     operator_set: list[str] = Field(
         default_factory=list,
         description="settings an operator set: code declarations no longer override them",

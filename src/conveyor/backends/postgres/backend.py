@@ -53,7 +53,16 @@ from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, merge
-from conveyor.model.rates import Bucket, Rate, full_until, key_bucket, queue_bucket, record, room
+from conveyor.model.rates import (
+    Bucket,
+    Rate,
+    full_until,
+    held_back,
+    key_bucket,
+    queue_bucket,
+    record,
+    room,
+)
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
 
@@ -646,6 +655,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         with self._db.connection() as conn:
             rows = conn.execute(self._q["queue_stats"], {"now": now}).fetchall()
             kept = {row["name"]: row for row in conn.execute(self._q["queue_settings_all"])}
+            held = {row["queue"]: row for row in conn.execute(self._q["held_back"], {"now": now})}
+            spent = {row["name"] for row in conn.execute(self._q["spent_queues"], {"now": now})}
         stats = {row["queue"]: row for row in rows}
         stored = {name: _stored_queue(row) for name, row in kept.items()}
         paused = {name for name, row in kept.items() if row["paused"]}
@@ -658,6 +669,13 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             if row is None:
                 infos.append(QueueInfo(name, 0, 0, 0, name in paused, None, *extra))
                 continue
+            counts = held.get(name)
+            by_key, by_rate = held_back(
+                row["due"],
+                counts["by_key"] if counts else 0,
+                counts["by_rate"] if counts else 0,
+                name in spent,
+            )
             infos.append(
                 QueueInfo(
                     name,
@@ -667,6 +685,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     name in paused,
                     opt_utc(row["oldest_due_at"]),
                     *extra,
+                    by_key,
+                    by_rate,
                 )
             )
         return infos

@@ -562,6 +562,24 @@ SELECT queue,
 FROM __schema__.jobs
 GROUP BY queue;
 
+-- Due jobs a key's limit or their own rate holds back now, per queue (for the queue page and
+-- the metrics; each due keyed job costs one look-up of its key's running jobs).
+-- name: held_back
+SELECT queue,
+       count(*) FILTER (WHERE concurrency_key IS NOT NULL AND coalesce(key_concurrency, 1) <= (
+           SELECT count(*) FROM __schema__.jobs AS r
+           WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key)) AS by_key,
+       count(*) FILTER (WHERE rate_key IS NOT NULL AND EXISTS (
+           SELECT 1 FROM __schema__.rate_windows AS w
+           WHERE w.scope = 'key' AND w.name = j.rate_key AND w.full_until > %(now)s)) AS by_rate
+FROM __schema__.jobs AS j
+WHERE state IN ('scheduled', 'pending') AND run_at <= %(now)s
+  AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+GROUP BY queue;
+
+-- name: spent_queues
+SELECT name FROM __schema__.rate_windows WHERE scope = 'queue' AND full_until > %(now)s;
+
 -- Minutes as epoch multiples of 60, whatever the session's time zone.
 -- name: throughput
 SELECT to_timestamp(floor(extract(epoch FROM finished_at) / 60) * 60) AS minute,

@@ -61,7 +61,16 @@ from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, full_message, merge
-from conveyor.model.rates import Bucket, Rate, full_until, key_bucket, queue_bucket, record, room
+from conveyor.model.rates import (
+    Bucket,
+    Rate,
+    full_until,
+    held_back,
+    key_bucket,
+    queue_bucket,
+    record,
+    room,
+)
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
 
@@ -475,6 +484,8 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         with self._db.read(consistent=True) as conn:
             stats = {row["queue"]: row for row in conn.execute(Q["queue_stats"], {"now": ts(now)})}
             rows = {row["name"]: row for row in conn.execute(Q["queue_settings_all"])}
+            held = {row[0]: row for row in conn.execute(Q["held_back"], {"now": ts(now)})}
+            spent = {row[0] for row in conn.execute(Q["spent_queues"], {"now": ts(now)})}
         listed = {
             name for name, row in rows.items() if row["paused"] or not _stored_queue(row).is_default
         }
@@ -490,6 +501,13 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                 )
                 continue
             oldest = row["oldest_due_at"]
+            counts = held.get(name)
+            by_key, by_rate = held_back(
+                row["due"],
+                counts["by_key"] if counts else 0,
+                counts["by_rate"] if counts else 0,
+                name in spent,
+            )
             infos.append(
                 QueueInfo(
                     name,
@@ -500,6 +518,8 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                     None if oldest is None else dt(oldest),
                     stored.settings,
                     stored.operator_set,
+                    by_key,
+                    by_rate,
                 )
             )
         return infos

@@ -319,6 +319,24 @@ SELECT queue,
 FROM conveyor_jobs
 GROUP BY queue;
 
+-- Due jobs a key's limit or their own rate holds back now, per queue (for the queue page and
+-- the metrics; each due keyed job costs one look-up of its key's running jobs).
+-- name: held_back
+SELECT queue,
+       sum(concurrency_key IS NOT NULL AND coalesce(key_concurrency, 1) <= (
+           SELECT count(*) FROM conveyor_jobs AS r INDEXED BY conveyor_jobs_running_keys
+           WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key)) AS by_key,
+       sum(rate_key IS NOT NULL AND rate_key IN (
+           SELECT name FROM conveyor_rate_windows
+           WHERE scope = 'key' AND full_until > :now)) AS by_rate
+FROM conveyor_jobs AS j
+WHERE state IN ('scheduled', 'pending') AND run_at <= :now
+  AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+GROUP BY queue;
+
+-- name: spent_queues
+SELECT name FROM conveyor_rate_windows WHERE scope = 'queue' AND full_until > :now;
+
 -- name: throughput
 SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS minute,
        sum(state = 'completed') AS completed,
