@@ -113,3 +113,16 @@ def test_queues_count_the_due_jobs_a_rate_or_a_key_holds_back(backend: Backend) 
     assert api.settings.rate_limit == "2/m"
     later = {q.name: q for q in backend.queues(at(61))}  # the minute's window has passed
     assert later["partner-api"].held_by_rate == 0
+
+
+def test_prune_forgets_only_windows_older_than_the_cut_off(backend: Backend) -> None:
+    rate_queue(backend, "q", "1/h")
+    enqueue(backend, *[new(queue="q") for _ in range(2)])
+    enqueue(backend, *[new(rate_limit="1/h", rate_key=f"t{i}") for i in range(2)])
+    assert len(claim(backend, at(0), limit=10)) == 3  # the queue's one start, each key's one
+    assert backend.prune_rate_windows(at(0)) == 0  # nothing started before 0
+    assert claim(backend, at(10)) == []
+    assert backend.prune_rate_windows(at(3601)) == 3  # all left every window behind
+    # a forgotten window allows its whole rate again, as it would have anyway an hour later
+    assert len(claim(backend, at(3601))) == 1
+    assert backend.prune_rate_windows(at(3601)) == 0  # the new start is not before the cut-off

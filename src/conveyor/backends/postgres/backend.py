@@ -41,6 +41,7 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.backends.subscribers import Subscribers
+from conveyor.errors import StoreUnavailable
 from conveyor.model.dependencies import settle
 from conveyor.model.job import (
     Enqueued,
@@ -362,8 +363,16 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             return {}
         buckets = sorted(rates)
         params = {"scopes": [b[0] for b in buckets], "names": [b[1] for b in buckets]}
-        conn.execute(self._q["ensure_rate_windows"], params)
-        rows = conn.execute(self._q["lock_rate_windows"], params).fetchall()
+        rows: list[Row] = []
+        for _ in range(3):
+            conn.execute(self._q["ensure_rate_windows"], params)
+            rows = conn.execute(self._q["lock_rate_windows"], params).fetchall()
+            if len(rows) == len(buckets):
+                break
+            # the sweeper forgot an old window between the two statements: create it again,
+            # so that this claim holds every window's lock while it counts
+        else:
+            raise StoreUnavailable("rate windows kept disappearing during a claim; try again")
         return {(row["scope"], row["name"]): tuple(row["starts"]) for row in rows}
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
@@ -543,6 +552,12 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         with self._db.connection() as conn:
             rows = conn.execute(self._q["count_prunable"], params).fetchall()
         return {JobState(row["state"]): int(row["n"]) for row in rows}
+
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows whose latest start is older than `started_before`."""
+        with self._db.connection() as conn:
+            params = {"before": started_before}
+            return conn.execute(self._q["prune_rate_windows"], params).rowcount
 
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""

@@ -394,6 +394,11 @@ DELETE FROM __schema__.workers WHERE id = %(id)s;
 -- name: list_workers
 SELECT * FROM __schema__.workers ORDER BY id;
 
+-- A window whose latest start (its array's last, oldest first) left every window behind.
+-- name: prune_rate_windows
+DELETE FROM __schema__.rate_windows
+WHERE coalesce(starts[cardinality(starts)], 0) < extract(epoch FROM %(before)s::timestamptz);
+
 -- name: prune_workers
 DELETE FROM __schema__.workers WHERE last_seen_at < %(before)s;
 

@@ -584,6 +584,12 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             rows = conn.execute(Q["count_prunable"], params).fetchall()
         return {JobState(row["state"]): int(row["n"]) for row in rows}
 
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows whose latest start is older than `started_before`."""
+        with self._db.write() as conn:
+            params = {"before": ts(started_before)}
+            return conn.execute(Q["prune_rate_windows"], params).rowcount
+
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
         with self._db.write() as conn:

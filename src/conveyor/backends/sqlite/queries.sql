@@ -216,6 +216,11 @@ DELETE FROM conveyor_workers WHERE id = ?;
 -- name: list_workers
 SELECT * FROM conveyor_workers ORDER BY id;
 
+-- A window whose latest start (its array's last, oldest first) left every window behind.
+-- name: prune_rate_windows
+DELETE FROM conveyor_rate_windows
+WHERE coalesce(json_extract(starts, '$[#-1]'), 0) < :before;
+
 -- name: prune_workers
 DELETE FROM conveyor_workers WHERE last_seen_at < ?;
 
