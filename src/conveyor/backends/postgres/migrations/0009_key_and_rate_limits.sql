@@ -12,10 +12,11 @@ DROP INDEX __schema__.jobs_running_keys;
 CREATE UNIQUE INDEX jobs_running_keys ON __schema__.jobs (concurrency_key)
     WHERE state = 'running' AND concurrency_key IS NOT NULL AND key_concurrency IS NULL;
 
--- Every running job of a key, whatever its limit: the claim's "is the key free" test and the
--- count of a shared key's running jobs.
-CREATE INDEX jobs_running_key_counts ON __schema__.jobs (concurrency_key)
-    WHERE state = 'running' AND concurrency_key IS NOT NULL;
+-- The running jobs of keys with several slots, counted by their claims. Apart from the unique
+-- index, so a running job of a one-slot key is in one index as before (a claim tests both:
+-- this one is empty for a fleet without such keys).
+CREATE INDEX jobs_running_shared_keys ON __schema__.jobs (concurrency_key)
+    WHERE state = 'running' AND concurrency_key IS NOT NULL AND key_concurrency IS NOT NULL;
 
 -- Rate limits (issue 16 point 3): a job's own rate and the key of the window it counts in
 -- (both NULL: none), and a queue's rate setting.
