@@ -320,7 +320,9 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         rates.update(key_rates)
         if shared or key_rates:
             self._shared_keys = True
-        else:  # claim by one statement again once no such job is due
+        elif self._shared_keys:  # claim by one statement again once no such job is due
+            # (asked only then: a limited queue's claim takes this path at every claim, and
+            # its transaction, which holds the queues' locks, stays as short as before)
             found = conn.execute(q["guarded_due"], params).fetchone()
             self._shared_keys = found is not None and bool(found["due"])
         buckets = {c["id"]: _buckets(c, rates) for c in candidates}
