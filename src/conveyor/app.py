@@ -32,6 +32,7 @@ from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
     InvalidArguments,
+    InvalidJobOptions,
     InvalidResult,
     UnknownJobError,
     WaitTimeout,
@@ -185,6 +186,7 @@ class App:
         concurrency: int | None = None,
         max_size: int | None = None,
         when_full: WhenFull = "wait",
+        rate_limit: str | None = None,
         executor: Executor | None = None,
     ) -> None:
         """Declare a queue and its settings, which are kept in the store for the whole fleet
@@ -196,7 +198,9 @@ class App:
         order); None = limited only by the workers' slots. `max_size` bounds its waiting
         (scheduled and pending) jobs: an enqueue past it waits up to the `queue_full_timeout`
         setting for room (`when_full="wait"`) or raises QueueFull at once ("refuse"); None =
-        unbounded. `executor="process"`: its plain-function jobs run in child processes (hard
+        unbounded. `rate_limit="100/m"`: at most 100 of its jobs start in any minute across
+        all workers (also "/s", "/h"); a job over it stays pending until the window allows.
+        `executor="process"`: its plain-function jobs run in child processes (hard
         timeouts, crash isolation; docs/executors.md); its async jobs stay on the event loop
         (a setting of this process, not of the store)."""
         check_queue(name)
@@ -204,7 +208,7 @@ class App:
             raise ConfigurationError(
                 f"queue {name!r}: executor must be 'thread' or 'process', not {executor!r}"
             )
-        settings = check_queue_settings(concurrency, max_size, when_full)
+        settings = check_queue_settings(concurrency, max_size, when_full, rate_limit)
         if executor is None:
             self._queue_executors.pop(name, None)
         else:
@@ -254,6 +258,9 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         concurrency_key: KeyRule | None = None,
+        key_concurrency: int = 1,
+        rate_limit: str | None = None,
+        rate_key: KeyRule | None = None,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobDecorator: ...
@@ -270,6 +277,9 @@ class App:
         timeout: float | None = None,
         backoff: Backoff | None = None,
         concurrency_key: KeyRule | None = None,
+        key_concurrency: int = 1,
+        rate_limit: str | None = None,
+        rate_key: KeyRule | None = None,
         validate: bool = True,
         executor: Executor | None = None,
     ) -> JobFunction[Any, Any] | JobDecorator:
@@ -282,12 +292,26 @@ class App:
         `executor="process"` runs a plain function in a child process, where a timeout stops
         it for sure and a crash takes only its attempt (docs/executors.md).
         `concurrency_key="tenant:{tenant_id}"` (a format string over the arguments, or a
-        callable of them): jobs with the same key never run at once, on any worker.
+        callable of them): jobs with the same key never run at once, on any worker;
+        `key_concurrency=N` lets up to N of them run at once. `rate_limit="10/s"`: at most
+        10 of its jobs start in any second, fleet-wide, counted per `rate_key` (a key rule
+        like `concurrency_key`; by default the job's name) (docs/flow-control.md).
         """
         options = JobOptions(
             queue=queue, priority=priority, max_attempts=max_attempts, timeout=timeout,
             backoff=backoff or Backoff(), concurrency_key=concurrency_key,
+            key_concurrency=key_concurrency, rate_limit=rate_limit, rate_key=rate_key,
         )  # fmt: skip
+        if rate_key is not None and rate_limit is None:
+            raise InvalidJobOptions(
+                "rate_key names the window a rate_limit counts in: give a rate_limit too "
+                "(e.g. rate_limit='10/s')"
+            )
+        if key_concurrency != 1 and concurrency_key is None:
+            raise InvalidJobOptions(
+                f"key_concurrency={key_concurrency} limits the jobs of one concurrency_key: "
+                "give a concurrency_key too (e.g. concurrency_key='tenant:{tenant_id}')"
+            )
 
         def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)
@@ -297,6 +321,7 @@ class App:
             if definition.spec is not None:  # a template may name only the job's parameters
                 names = tuple(p.name for p in definition.spec.parameters)
                 check_key_rule(options.concurrency_key, names)
+                check_key_rule(options.rate_key, names, "rate_key")
             self._definitions[job_name] = definition
             return JobFunction(self, definition, options)
 
@@ -583,6 +608,13 @@ class App:
             concurrency_key=(
                 None if options.concurrency_key is None
                 else render_key(options.concurrency_key, name, args)
+            ),
+            key_concurrency=1 if options.concurrency_key is None else options.key_concurrency,
+            rate_limit=options.rate_limit,
+            rate_key=(
+                None if options.rate_limit is None
+                else name if options.rate_key is None
+                else render_key(options.rate_key, name, args, "rate_key")
             ),
             after=options.after,
             on_parent_failure=options.on_parent_failure,

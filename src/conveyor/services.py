@@ -36,11 +36,14 @@ class QueueStatus:
     max_size: int | None = None  # None: unbounded
     when_full: WhenFull = "wait"
     operator_set: tuple[str, ...] = ()  # the settings an operator set, by name
+    rate_limit: str | None = None  # None: no rate ("100/m": at most 100 starts a minute)
+    held_by_key: int = 0  # due jobs whose concurrency key runs as many as its limit allows
+    held_by_rate: int = 0  # due jobs whose queue's or own rate window is spent now
 
     @property
     def settings(self) -> QueueSettings:
         """The queue's stored settings."""
-        return QueueSettings(self.concurrency, self.max_size, self.when_full)
+        return QueueSettings(self.concurrency, self.max_size, self.when_full, self.rate_limit)
 
     @classmethod
     def of(cls, q: QueueInfo) -> QueueStatus:
@@ -48,7 +51,8 @@ class QueueStatus:
         s = q.settings
         return cls(
             q.name, q.waiting, q.due, q.running, q.paused, q.oldest_due_at,
-            s.concurrency, s.max_size, s.when_full, tuple(sorted(q.operator_set)),
+            s.concurrency, s.max_size, s.when_full, tuple(sorted(q.operator_set)), s.rate_limit,
+            q.held_by_key, q.held_by_rate,
         )  # fmt: skip
 
 

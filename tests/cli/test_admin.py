@@ -240,6 +240,10 @@ def test_queues_set_and_show(project: Project) -> None:
     assert "10 (refuse)*" in table
     lifted = project.json("queues", "set", "serial", "--concurrency", "none")
     assert lifted["concurrency"] is None
+    rated = project.json("queues", "set", "serial", "--rate-limit", "100/m")
+    assert rated["rate_limit"] == "100/m" and "rate_limit" in rated["operator_set"]
+    assert "100/m*" in project.invoke("queues", "ls").stdout
+    assert project.json("queues", "set", "serial", "--rate-limit", "none")["rate_limit"] is None
     reset = project.json("queues", "set", "serial", "--reset")
     assert (reset["concurrency"], reset["max_size"], reset["operator_set"]) == (1, None, [])
     assert "concurrency 1" in project.invoke("queues", "show", "serial").stdout
@@ -257,6 +261,9 @@ def test_queues_set_refusals(project: Project) -> None:
     )
     assert_one_line_error(
         project.invoke("queues", "set", "serial", "--max-size", "lots"), 2, "neither an integer"
+    )
+    assert_one_line_error(
+        project.invoke("queues", "set", "serial", "--rate-limit", "5/day"), 2, "rate_limit must be"
     )
     assert_one_line_error(project.invoke("queues", "set", "serial"), 2, "give --concurrency")
     assert_one_line_error(

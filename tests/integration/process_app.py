@@ -37,6 +37,22 @@ async def record_serial(ctx: conveyor.Context, n: int) -> dict[str, float | int]
     return {"pid": os.getpid(), "start": start, "end": time.time(), "n": n}
 
 
+@app.job(concurrency_key="tenant:{tenant}", key_concurrency=2)
+async def record_keyed(ctx: conveyor.Context, tenant: int, n: int) -> dict[str, float | int]:
+    """`record` with a key: at most 2 of one tenant run at once, fleet-wide. Its start and
+    end lie inside the store's running span (claim to acknowledgement), so an overlap of
+    more than 2 of them is a real one."""
+    start = time.time()
+    await asyncio.sleep(0.01)
+    return {"pid": os.getpid(), "start": start, "end": time.time(), "n": n}
+
+
+@app.job(rate_limit="10/s", rate_key="tenant:{tenant}")
+async def record_rated(ctx: conveyor.Context, tenant: int, n: int) -> int:
+    """At most 10 of one tenant start in any second, fleet-wide."""
+    return os.getpid()
+
+
 @app.job(max_attempts=3)
 async def sleepy(ctx: conveyor.Context, seconds: float) -> int:
     """Holds its slot for a while."""

@@ -60,3 +60,49 @@ def test_a_key_is_checked_against_the_signature_and_the_arguments(app: conveyor.
     assert by_function.enqueue(region="eu").job.concurrency_key == "region:eu"
     fixed = loose.with_options(concurrency_key="one-lane").enqueue(region="eu")
     assert fixed.job.concurrency_key == "one-lane"
+
+
+async def test_key_concurrency_lets_that_many_run_at_once_and_never_more(
+    app: conveyor.App,
+) -> None:
+    running: Counter[int] = Counter()
+    peak: Counter[int] = Counter()
+    both_running = asyncio.Event()
+
+    @app.job(concurrency_key="tenant:{tenant_id}", key_concurrency=2)
+    async def sync_account(ctx: conveyor.Context, tenant_id: int, n: int) -> None:
+        running[tenant_id] += 1
+        peak[tenant_id] = max(peak[tenant_id], running[tenant_id])
+        if tenant_id == 1 and running[1] == 2:
+            both_running.set()
+        if tenant_id == 1 and n < 2:
+            # the first two jobs of tenant 1 wait for each other: two must run at once
+            await asyncio.wait_for(both_running.wait(), 10)
+        await asyncio.sleep(0)
+        running[tenant_id] -= 1
+
+    handles = [sync_account.enqueue(tenant_id=t, n=n) for n in range(6) for t in (1, 2)]
+    assert {h.job.key_concurrency for h in handles} == {2}
+    async with app.worker(concurrency=8):
+        jobs = [await handle.wait_async(20) for handle in handles]
+    assert all(job.state is JobState.COMPLETED for job in jobs), [j.errors for j in jobs]
+    assert peak[1] == 2 and peak[2] <= 2  # tenant 2 may not overlap: its jobs are short
+
+
+def test_key_concurrency_is_checked(app: conveyor.App) -> None:
+    with pytest.raises(conveyor.InvalidJobOptions, match="give a concurrency_key too"):
+
+        @app.job(key_concurrency=2)
+        async def keyless(ctx: conveyor.Context) -> None: ...
+
+    for wrong in (0, True, 10_001, "2"):
+        with pytest.raises(conveyor.InvalidJobOptions, match="key_concurrency must be"):
+
+            @app.job(name=f"wrong-{wrong!r}", concurrency_key="k", key_concurrency=wrong)  # type: ignore[arg-type]
+            async def wrong_limit(ctx: conveyor.Context) -> None: ...
+
+    @app.job(concurrency_key="k", key_concurrency=3)
+    async def wide(ctx: conveyor.Context) -> None: ...
+
+    assert wide.with_options(key_concurrency=5).enqueue().job.key_concurrency == 5
+    assert wide.with_options(concurrency_key=None).enqueue().job.key_concurrency == 1

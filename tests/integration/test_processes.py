@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import conveyor
 from conveyor import JobState
-from helpers import wait_until
+from helpers import most_started_in_a_window, peak_running, wait_until
 
 pytest.importorskip("conveyor.backends.sqlite.backend", reason="SQLite store missing")
 pytestmark = pytest.mark.slow
@@ -162,3 +163,58 @@ def test_many_processes_run_each_job_once_and_keep_the_serial_queue_serial(
     assert [j.result["n"] for j in serial] == list(range(60))  # in order
     for before, after in itertools.pairwise(serial):
         assert before.result["end"] <= after.result["start"]  # never overlapping
+
+
+def test_three_processes_never_run_more_of_a_key_than_its_key_concurrency(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    for _ in range(3):
+        workers.start(concurrency=8)
+    wait_until(lambda: len(producer.jobs.workers()) == 3, 30, "three workers to start")
+    requests = [producer.request("record_keyed", {"tenant": n % 5, "n": n}) for n in range(200)]
+    requests += [producer.request("record", {"n": n}) for n in range(100)]
+    handles = producer.enqueue_many(requests)
+
+    def all_done() -> bool:
+        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
+
+    wait_until(all_done, 120, "every job to complete")
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert all(j.attempt == 1 for j in jobs)  # nothing lost, nothing ran twice
+    keyed = [j for j in jobs if j.concurrency_key is not None]
+    peaks = peak_running((j.concurrency_key, j.result["start"], j.result["end"]) for j in keyed)
+    assert len(peaks) == 5 and max(peaks.values()) <= 2, peaks
+    assert max(peaks.values()) == 2, peaks  # the limit is two, not one
+    assert len({j.result["pid"] for j in keyed}) >= 2  # several processes took a share
+
+
+def test_three_processes_never_start_more_than_a_rate_allows(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    # an operator's rate on a queue no worker's code mentions, and a job's own rate per tenant
+    producer.jobs.set_queue_settings("partner-api", {"rate_limit": "15/s"}, create=True)
+    for _ in range(3):
+        workers.start(concurrency=8)
+    wait_until(lambda: len(producer.jobs.workers()) == 3, 30, "three workers to start")
+    requests = [producer.request("record", {"n": n}, queue="partner-api") for n in range(45)]
+    requests += [producer.request("record_rated", {"tenant": n % 2, "n": n}) for n in range(40)]
+    requests += [producer.request("record", {"n": n}) for n in range(50)]  # no rate
+    handles = producer.enqueue_many(requests)
+
+    def all_done() -> bool:
+        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
+
+    wait_until(all_done, 120, "every job to complete")
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert all(j.attempt == 1 for j in jobs)  # nothing lost, nothing ran twice
+
+    def starts(pick: Callable[[conveyor.Job], bool]) -> list[datetime]:
+        return [j.started_at for j in jobs if pick(j) and j.started_at is not None]
+
+    queued = starts(lambda j: j.queue == "partner-api")
+    assert most_started_in_a_window(queued, 1.0) <= 15
+    assert max(queued) - min(queued) >= timedelta(seconds=2)  # 45 at 15/s: three windows
+    for tenant in ("tenant:0", "tenant:1"):
+        rated = starts(lambda j, t=tenant: j.rate_key == t)  # type: ignore[misc]
+        assert len(rated) == 20 and most_started_in_a_window(rated, 1.0) <= 10
+    assert len({j.result["pid"] if isinstance(j.result, dict) else j.result for j in jobs}) >= 2

@@ -192,3 +192,26 @@ def test_jobs_run_by_app_testing_drain_are_counted_as_in_a_worker() -> None:
     assert at(values, "conveyor_job_duration_seconds_count", **labels, outcome="retried") == 1
     assert at(values, "conveyor_job_duration_seconds_count", **labels, outcome="failed") == 1
     assert at(values, "conveyor_claim_batch_size_sum") == 2  # one claim per attempt
+
+
+def test_jobs_held_back_by_a_key_limit_and_by_a_rate_are_gauges(tmp_path: Path) -> None:
+    from conveyor.backends.records import ClaimRequest
+
+    app = App(f"sqlite:///{tmp_path / 'jobs.db'}")
+    app.queue("partner-api", rate_limit="1/h")
+    app.declare("x")
+    registry = CollectorRegistry()
+    metrics.install(app, registry)
+    for _ in range(3):
+        app.enqueue("x", queue="partner-api")
+    for _ in range(2):
+        app.enqueue("x", concurrency_key="tenant:1")
+    now = app.clock()
+    claimed = app.backend.claim(ClaimRequest("w", 10, now, now + timedelta(seconds=60)))
+    assert len(claimed.jobs) == 2  # one of the queue (its hour's start), one of the key
+    values = scrape(registry)
+    assert at(values, "conveyor_queue_held_by_rate_jobs", queue="partner-api") == 2
+    assert at(values, "conveyor_queue_held_by_key_jobs", queue="partner-api") == 0
+    assert at(values, "conveyor_queue_held_by_key_jobs", queue="default") == 1
+    assert at(values, "conveyor_queue_held_by_rate_jobs", queue="default") == 0
+    app.close()

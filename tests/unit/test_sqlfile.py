@@ -216,12 +216,21 @@ def test_the_postgres_claims_are_rendered_from_one_template() -> None:
     assert "only:" not in claim_any + claim_in and "{" not in claim_any + claim_in
     # the limited queues' candidates are the claim's own candidates CTE, but that the claim
     # leaves the queues with a stored limit to them
-    paused = "p.name = j.queue AND p.paused)"
-    limited = "p.name = j.queue AND (p.paused OR p.concurrency IS NOT NULL))"
+    paused = "WHERE p.paused))"
+    limited = "WHERE p.paused OR p.concurrency IS NOT NULL OR p.rate_limit IS NOT NULL))"
     for claim, candidates in ((claim_any, "candidates_any"), (claim_in, "candidates_in")):
         assert paused in Q[candidates] and limited not in Q[candidates]
         as_claimed = Q[candidates].rstrip(";").replace(paused, limited)
-        assert "    " + as_claimed.replace("\n", "\n    ") in claim
+        # and the jobs of keys with several slots or with a rate (claimed under locks)
+        shared = "\n      AND j.key_concurrency IS NULL AND j.rate_key IS NULL"
+        note = (
+            "\n      -- (the names read once, as an array: a per-row anti join over the queues was"
+            " planned as a\n      -- nested loop on a fresh table, with no statistics yet, and"
+            " cost 40 % more per claim)"
+        )
+        claim = claim.replace(note, "")
+        assert shared in claim and shared not in Q[candidates]
+        assert "    " + as_claimed.replace("\n", "\n    ") in claim.replace(shared, "")
     assert "%(queues)s" in Q["next_run_at_in"] and "%(queues)s" not in Q["next_run_at_any"]
 
 

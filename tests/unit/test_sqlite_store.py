@@ -61,6 +61,8 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_workflows_created"),
     ("index", "conveyor_workflows_name"),
     ("index", "conveyor_jobs_workflow"),
+    ("table", "conveyor_rate_windows"),
+    ("index", "conveyor_rate_windows_full"),
 }
 
 
@@ -104,7 +106,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -172,7 +174,7 @@ def test_a_claim_for_named_queues_costs_the_same_whatever_the_backlog_of_others(
 
         with sqlite3.connect(store.path) as conn:
             conn.set_progress_handler(count, 100)
-            chosen = SQLiteBackend._candidates(conn, request, T0.timestamp())
+            chosen, _ = SQLiteBackend._candidates(conn, request, T0.timestamp())
         conn.close()
         assert len(chosen) == 10
         return steps[0]

@@ -384,8 +384,13 @@ def test_queue_settings_change_for_the_fleet_and_reset(
     assert (stored.settings.concurrency, stored.settings.max_size) == (1, 50)
     lifted = manager.patch("/api/queues/reports/settings", json={"max_size": None}).json()
     assert (lifted["concurrency"], lifted["max_size"]) == (1, None)
+    rated = manager.patch("/api/queues/reports/settings", json={"rate_limit": "100/m"}).json()
+    assert rated["rate_limit"] == "100/m" and "rate_limit" in rated["operator_set"]
+    [stored] = [q for q in app.backend.queues(app.clock()) if q.name == "reports"]
+    assert stored.settings.rate_limit == "100/m"
     reset = manager.post("/api/queues/reports/settings/reset").json()
     assert (reset["concurrency"], reset["max_size"], reset["operator_set"]) == (2, None, [])
+    assert reset["rate_limit"] is None
 
 
 @pytest.mark.parametrize(
@@ -396,6 +401,9 @@ def test_queue_settings_change_for_the_fleet_and_reset(
         ({"concurrency": 2.5}, "valid integer"),
         ({"max_size": 10**12}, "less than or equal to"),
         ({"when_full": "drop"}, "'wait' or 'refuse'"),
+        ({"rate_limit": "10/d"}, "rate_limit"),
+        ({"rate_limit": "0/s"}, "rate_limit"),
+        ({"rate_limit": 5}, "rate_limit"),
         ({"priority": 1}, "Extra inputs"),
         ({}, "no setting to change"),
         ([1], "valid dictionary"),

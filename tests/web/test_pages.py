@@ -404,6 +404,11 @@ def test_the_queue_page_shows_and_edits_the_stored_settings(
     assert "concurrency must be from 1" in save(concurrency="0", max_size="500")
     lifted = save(concurrency="", max_size="500", when_full="refuse")
     assert "Queue reports: concurrency None." in lifted
+    rated = save(max_size="500", when_full="refuse", rate_limit="100/m")
+    assert "Queue reports: rate limit 100/m." in rated
+    assert 'data-setting="rate_limit"><td>Rate limit' in rated and "<td>100/m</td>" in rated
+    assert "<td data-rate>100/m</td>" in client.get("/queues").text
+    assert "rate_limit must be a rate like" in save(max_size="500", rate_limit="lots")
     reset = client.post(
         "/queues/reports/settings/reset", data={"csrf": csrf, "next": "/queues/reports"}
     )
@@ -424,3 +429,28 @@ def test_queue_settings_forms_need_csrf_and_manage(client: TestClient, app: conv
     assert next(q for q in app.jobs.queues() if q.name == "reports").concurrency == 2
     missing = client.get("/queues/never-seen")
     assert missing.status_code == 404 and "Queue not found" in missing.text
+
+
+def test_the_queue_and_workers_pages_show_limits_and_what_they_hold_back(
+    client: TestClient, app: conveyor.App
+) -> None:
+    from datetime import timedelta
+
+    from conveyor.backends.records import ClaimRequest
+
+    login(client, VIEW_TOKEN)
+    app.jobs.set_queue_settings("reports", {"rate_limit": "1/h"})
+    for _ in range(3):
+        app.enqueue("hello", queue="reports")
+    for _ in range(2):
+        app.enqueue("hello", concurrency_key="tenant:1")
+    now = app.clock()
+    app.backend.claim(ClaimRequest("w", 10, now, now + timedelta(seconds=60)))
+    page = client.get("/queues/reports").text
+    assert "1 running of 2" in page and "2 waiting for the rate" in page
+    assert "<td>1/h</td>" in page
+    listing = client.get("/queues").text
+    assert "<td data-held>0 / 2</td>" in listing and "<td data-held>1 / 0</td>" in listing
+    workers = client.get("/workers").text
+    assert "Fleet-wide limits" in workers and 'data-queue="reports"' in workers
+    assert 'data-queue="default"' in workers  # a key's limit holds one of its jobs back

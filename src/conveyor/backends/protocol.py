@@ -141,6 +141,11 @@ class MaintenanceStore(Protocol):
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
 
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows (`model/rates.py`) whose latest start is older than
+        `started_before` (the sweeper passes an hour ago, the longest window: such a window
+        allows its whole rate, as one with no row does). Returns how many."""
+
 
 @runtime_checkable
 class OperatorStore(Protocol):

@@ -154,7 +154,8 @@ class WorkerInfo:
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
     """A queue as the store sees it: waiting and running jobs, whether it is paused, its stored
-    settings and which of them an operator set."""
+    settings and which of them an operator set, and how many due jobs a key's limit or a rate
+    holds back now (`model/rates.py`: `held_back`)."""
 
     name: str
     waiting: int  # scheduled + pending
@@ -164,6 +165,10 @@ class QueueInfo:
     oldest_due_at: datetime | None  # run_at of the longest-waiting due job
     settings: QueueSettings = DEFAULTS
     operator_set: frozenset[str] = frozenset()
+    #: due jobs passed over because their concurrency key runs as many as its limit allows
+    held_by_key: int = 0
+    #: due jobs passed over because their queue's or their own rate window is spent now
+    held_by_rate: int = 0
 
 
 @dataclass(frozen=True, slots=True)

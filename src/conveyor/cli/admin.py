@@ -195,12 +195,13 @@ def queues_ls(app: App) -> Output:
         app.jobs.queues(),
         empty="no queues yet",
         columns=(
-            "queue", "waiting", "due", "running", "limit", "max size", "oldest due", "status",
+            "queue", "waiting", "due", "running", "limit", "max size", "rate", "oldest due",
+            "status",
         ),
-        right=("waiting", "due", "running", "limit", "max size"),
+        right=("waiting", "due", "running", "limit", "max size", "rate"),
         row=lambda q: (
             escape(q.name), str(q.waiting), str(q.due), str(q.running),
-            _setting(q, "concurrency"), _setting(q, "max_size"),
+            _setting(q, "concurrency"), _setting(q, "max_size"), _setting(q, "rate_limit"),
             ago(q.oldest_due_at, now), "[yellow]paused[/]" if q.paused else "[green]active[/]",
         ),
     )  # fmt: skip
@@ -256,6 +257,11 @@ def queues_show(app: App, name: str) -> Output:
     type=click.Choice(["wait", "refuse"]),
     help="What an enqueue past max-size does: wait for room, or refuse at once.",
 )
+@click.option(
+    "--rate-limit",
+    metavar="N/s|m|h",
+    help="At most N of its jobs start in any second, minute or hour, fleet-wide; 'none' lifts it.",
+)
 @click.option("--reset", is_flag=True, help="Hand every setting back to the app's code.")
 @click.option("--create", is_flag=True, help="Set the settings of a queue that has no jobs yet.")
 @verb
@@ -265,6 +271,7 @@ def queues_set(
     concurrency: int | str | None,
     max_size: int | str | None,
     when_full: str | None,
+    rate_limit: str | None,
     reset: bool,
     create: bool,
 ) -> Output:
@@ -277,10 +284,16 @@ def queues_set(
     Examples:
       conveyor queues set reports --concurrency 1
       conveyor queues set imports --max-size 10000 --when-full refuse
+      conveyor queues set partner-api --rate-limit 100/m
       conveyor queues set reports --concurrency none
       conveyor queues set reports --reset
     """
-    given = {"concurrency": concurrency, "max_size": max_size, "when_full": when_full}
+    given = {
+        "concurrency": concurrency,
+        "max_size": max_size,
+        "when_full": when_full,
+        "rate_limit": rate_limit,
+    }
     changes = {k: None if v == "none" else v for k, v in given.items() if v is not None}
     if reset:
         if changes:
@@ -288,7 +301,9 @@ def queues_set(
         queue = app.jobs.reset_queue_settings(name)
         return Output(queue, _settings_line(queue) + " [dim](from code)[/]")
     if not changes:
-        raise click.UsageError("give --concurrency, --max-size, --when-full or --reset")
+        raise click.UsageError(
+            "give --concurrency, --max-size, --when-full, --rate-limit or --reset"
+        )
     queue = app.jobs.set_queue_settings(name, changes, create=create)
     return Output(queue, _settings_line(queue))
 

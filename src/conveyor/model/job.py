@@ -179,6 +179,11 @@ class Job(Generic[ResultT]):
     cancel_requested: bool = False
     workflow_id: str | None = None  # the workflow this job is a step of
     step: str | None = None  # its step name in that workflow (unique within it)
+    #: at most this many jobs of its concurrency_key run at once, fleet-wide (model/keys.py)
+    key_concurrency: int = 1
+    #: at most this many of the jobs sharing its rate_key start in any window ("10/s")
+    rate_limit: str | None = None
+    rate_key: str | None = None  # the window its start counts in (model/rates.py)
 
     @property
     def is_finished(self) -> bool:
@@ -209,6 +214,11 @@ class NewJob:
     unique_key: str | None = None
     recurring_name: str | None = None
     concurrency_key: str | None = None
+    #: how many jobs of `concurrency_key` may run at once (1: one at a time)
+    key_concurrency: int = 1
+    #: at most this many starts of the jobs sharing `rate_key` in any window ("10/s")
+    rate_limit: str | None = None
+    rate_key: str | None = None
     state: JobState | None = None  # None: scheduled or pending by run_at; SKIPPED for a skip
     logs: tuple[LogLine, ...] = ()
     id: str = field(default_factory=new_job_id)
@@ -259,6 +269,9 @@ class NewJob:
                 False,  # cancel_requested
                 self.workflow_id,
                 self.step,
+                self.key_concurrency,
+                self.rate_limit,
+                self.rate_key,
             )
         )
 

@@ -14,10 +14,12 @@ from conveyor.model.validation import (
     check_after,
     check_delay,
     check_failure_policy,
+    check_key_concurrency,
     check_max_attempts,
     check_metadata,
     check_priority,
     check_queue,
+    check_rate_limit,
     check_run_at,
     check_timeout,
     check_unique_key,
@@ -66,6 +68,12 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     # jobs with the same key never run at once, fleet-wide (model/keys.py)
     concurrency_key: KeyRule | None = None
+    # how many jobs of one concurrency_key may run at once (1: one at a time)
+    key_concurrency: int = 1
+    # at most N starts in any window ("10/s") of the jobs sharing rate_key (default: the job's
+    # name), fleet-wide (model/rates.py)
+    rate_limit: str | None = None
+    rate_key: KeyRule | None = None
     # the jobs (ids or handles) this one waits on, and what it does when one of them fails
     after: tuple[str, ...] = ()
     on_parent_failure: str = "cancel"
@@ -80,6 +88,9 @@ class JobOptions:
         check_unique_key(self.unique_key)
         check_metadata(self.metadata)
         check_key_rule(self.concurrency_key)
+        check_key_concurrency(self.key_concurrency)
+        object.__setattr__(self, "rate_limit", check_rate_limit(self.rate_limit))
+        check_key_rule(self.rate_key, what="rate_key")
         if self.after:
             object.__setattr__(self, "after", check_after(self.after))
         check_failure_policy(self.on_parent_failure)
@@ -115,6 +126,9 @@ class EnqueueOptions(TypedDict, total=False):
     run_at: datetime | None
     unique_key: str | None
     concurrency_key: KeyRule | None
+    key_concurrency: int
+    rate_limit: str | None
+    rate_key: KeyRule | None
     after: Sequence[Any]
     on_parent_failure: str
 

@@ -1,9 +1,9 @@
 """Queue settings kept in the store, and the rule that merges code's and operators' changes.
 
 A queue's settings (`QueueSettings`: its fleet-wide concurrency limit, its bound on waiting
-jobs and what an enqueue past the bound does) live in the store, so every worker and producer
-of the fleet honours the same ones, whether or not its code declared the queue. A queue with no
-stored settings runs with the defaults: unlimited, unbounded.
+jobs and what an enqueue past the bound does, its rate limit) live in the store, so every
+worker and producer of the fleet honours the same ones, whether or not its code declared the
+queue. A queue with no stored settings runs with the defaults: unlimited, unbounded.
 
 Two kinds of writer change them, and `merge` is the one rule every store applies:
 
@@ -47,11 +47,14 @@ class QueueSettings:
     pending; None: no bound); an enqueue past it waits up to the producer's
     `queue_full_timeout` for room (`when_full="wait"`) or raises QueueFull at once ("refuse").
     Retries and rescued jobs are never refused: the bound applies to new jobs only.
+    `rate_limit` ("100/m"): at most N of its jobs start in any window of a second, minute or
+    hour, across all workers (None: no rate; `model/rates.py`).
     """
 
     concurrency: int | None = None
     max_size: int | None = None
     when_full: WhenFull = "wait"
+    rate_limit: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The settings by field name (for JSON answers)."""

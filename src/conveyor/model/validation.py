@@ -49,6 +49,13 @@ QUEUE_NAME_PATTERN = r"^[^\x00-\x1f\x7f/]{1,200}$"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_QUEUE_CONCURRENCY = 100_000
 MAX_QUEUE_SIZE = 1_000_000_000
+MAX_KEY_CONCURRENCY = 10_000
+MAX_RATE_COUNT = 1_000_000
+#: the length of a rate limit's window by its unit: "100/m" is 100 starts in any 60 s
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+#: N from 1 to MAX_RATE_COUNT, no leading zero (the API's schema uses the same pattern)
+RATE_PATTERN = r"^\s*([1-9][0-9]{0,5}|1000000)\s*/\s*(s|m|h)\s*$"
+_RATE = re.compile(RATE_PATTERN)
 WHEN_FULL = ("wait", "refuse")
 
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
@@ -154,6 +161,11 @@ def check_queue_setting(name: str, value: object) -> Any:
         if value not in WHEN_FULL or not isinstance(value, str):
             raise InvalidQueueSettings(f"when_full must be 'wait' or 'refuse', not {value!r}")
         return value
+    if name == "rate_limit":
+        try:
+            return check_rate_limit(value)
+        except InvalidJobOptions as exc:
+            raise InvalidQueueSettings(str(exc)) from None
     raise InvalidQueueSettings(
         f"unknown queue setting {name!r}; the settings are {', '.join(SETTING_FIELDS)}"
     )
@@ -166,13 +178,22 @@ def check_queue_changes(values: Mapping[str, object]) -> dict[str, Any]:
 
 
 def check_queue_settings(
-    concurrency: object = None, max_size: object = None, when_full: object = "wait"
+    concurrency: object = None,
+    max_size: object = None,
+    when_full: object = "wait",
+    rate_limit: object = None,
 ) -> QueueSettings:
     """A queue's settings: `concurrency` an integer from 1 to MAX_QUEUE_CONCURRENCY or None
     (only the workers' slots limit it), `max_size` an integer from 1 to MAX_QUEUE_SIZE or None
-    (no bound), `when_full` "wait" or "refuse"; InvalidQueueSettings naming the one wrong."""
+    (no bound), `when_full` "wait" or "refuse", `rate_limit` "N/s|m|h" or None (no rate);
+    InvalidQueueSettings naming the one wrong."""
     values = check_queue_changes(
-        {"concurrency": concurrency, "max_size": max_size, "when_full": when_full}
+        {
+            "concurrency": concurrency,
+            "max_size": max_size,
+            "when_full": when_full,
+            "rate_limit": rate_limit,
+        }
     )
     return QueueSettings(**values)
 
@@ -198,6 +219,46 @@ def queue_settings_from_config(value: object, where: str) -> QueueSettings:
         f"{where} must be a concurrency limit (int) or None, or a mapping of queue settings "
         f"({', '.join(SETTING_FIELDS)}), got {value!r}"
     )
+
+
+def check_key_concurrency(value: object) -> int:
+    """How many jobs of one concurrency key may run at once: an integer from 1 to
+    MAX_KEY_CONCURRENCY, or InvalidJobOptions."""
+    return _integer(value, "key_concurrency", 1, MAX_KEY_CONCURRENCY)
+
+
+def parse_rate_limit(value: object, what: str = "rate_limit") -> tuple[int, float]:
+    """The one check of the "N/s", "N/m", "N/h" syntax (at most N starts in any window of a
+    second, a minute, an hour; N from 1 to MAX_RATE_COUNT): (N, window in seconds), or
+    InvalidJobOptions naming `what`."""
+    found = _RATE.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise InvalidJobOptions(
+            f"{what} must be a rate like '10/s', '100/m' or '1000/h' (at most N jobs started "
+            f"in any second, minute or hour; N from 1 to {MAX_RATE_COUNT}), not {value!r}"
+        )
+    count = int(found.group(1))
+    if not 1 <= count <= MAX_RATE_COUNT:
+        raise InvalidJobOptions(f"{what}: N must be from 1 to {MAX_RATE_COUNT}, not {count}")
+    return count, RATE_UNITS[found.group(2)]
+
+
+def check_rate_limit(value: object, what: str = "rate_limit") -> str | None:
+    """None (no rate limit) or a rate limit in its canonical spelling ("100/m"), checked by
+    `parse_rate_limit`."""
+    if value is None:
+        return None
+    count, window = parse_rate_limit(value, what)
+    unit = next(u for u, seconds in RATE_UNITS.items() if seconds == window)
+    return f"{count}/{unit}"
+
+
+def check_job_rate(rate_limit: object, rate_key: object) -> None:
+    """A stored job's rate: both a rate limit and the key of its window, or neither."""
+    if rate_limit is None or rate_key is None:
+        raise InvalidJobOptions("a job's rate_limit and rate_key come together, or neither")
+    check_rate_limit(rate_limit)
+    check_text(rate_key, "rate_key", UNIQUE_KEY_MAX)
 
 
 def check_priority(value: object) -> int:
@@ -337,6 +398,10 @@ def check_new_job(job: NewJob, now: datetime) -> None:
         check_metadata(job.metadata)
     if job.concurrency_key is not None:
         check_text(job.concurrency_key, "concurrency_key", UNIQUE_KEY_MAX)
+    if job.key_concurrency != 1 or type(job.key_concurrency) is not int:
+        check_key_concurrency(job.key_concurrency)
+    if job.rate_limit is not None or job.rate_key is not None:
+        check_job_rate(job.rate_limit, job.rate_key)
     if job.recurring_name is not None:
         check_text(job.recurring_name, "recurring_name", NAME_MAX)
     if job.after or job.workflow_id is not None or job.on_parent_failure != "cancel":

@@ -15,6 +15,8 @@ Read from the store at each scrape (the same values whichever process is scraped
 
 * `conveyor_queue_waiting_jobs`, `conveyor_queue_due_jobs`, `conveyor_queue_running_jobs`,
   `conveyor_queue_paused` and `conveyor_queue_oldest_due_age_seconds` by `queue`;
+* `conveyor_queue_held_by_key_jobs` and `conveyor_queue_held_by_rate_jobs` by `queue`: due jobs
+  a concurrency key's limit, or a spent rate window (the queue's or the job's own), holds back;
 * `conveyor_workers_alive`; `conveyor_store_up` (0 when the store could not be read).
 
 * `conveyor_claim_batch_size`: jobs taken per claim, from the worker's claim hook.
@@ -101,6 +103,16 @@ class StoreCollector(Collector):
                 "How long the oldest due job has been waiting (0 if none)",
                 labels=["queue"],
             ),
+            "by_key": GaugeMetricFamily(
+                f"{ns}_queue_held_by_key_jobs",
+                "Due jobs held back because their concurrency key runs as many as its limit",
+                labels=["queue"],
+            ),
+            "by_rate": GaugeMetricFamily(
+                f"{ns}_queue_held_by_rate_jobs",
+                "Due jobs held back because their queue's or their own rate is spent now",
+                labels=["queue"],
+            ),
         }
         for q in statuses:
             families["waiting"].add_metric([q.name], q.waiting)
@@ -109,6 +121,8 @@ class StoreCollector(Collector):
             families["paused"].add_metric([q.name], 1 if q.paused else 0)
             age = 0.0 if q.oldest_due_at is None else (now - q.oldest_due_at).total_seconds()
             families["age"].add_metric([q.name], max(age, 0.0))
+            families["by_key"].add_metric([q.name], q.held_by_key)
+            families["by_rate"].add_metric([q.name], q.held_by_rate)
         yield from families.values()
         workers = GaugeMetricFamily(f"{ns}_workers_alive", "Workers with a recent heartbeat")
         workers.add_metric([], alive)

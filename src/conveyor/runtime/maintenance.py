@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from conveyor.model.validation import RATE_UNITS
 from conveyor.runtime.environment import Environment
 
 log = logging.getLogger("conveyor.maintenance")
+LONGEST_WINDOW = max(RATE_UNITS.values())  # seconds: a rate's longest window (an hour)
 
 
 class Sweeper:
@@ -42,6 +44,8 @@ class Sweeper:
                 now - timedelta(seconds=settings.retention_failed),
             )
             env.backend.prune_workers(now - timedelta(seconds=settings.worker_stale_after))
+            # a window older than the longest (an hour) allows its whole rate, as none does
+            env.backend.prune_rate_windows(now - timedelta(seconds=LONGEST_WINDOW))
             if pruned:
                 log.info("pruned %d finished jobs past their retention", pruned)
         return len(rescued) + promoted

@@ -269,6 +269,7 @@ def _set_queue_settings(dash: Dashboard, request: Request, form: Any) -> str:
         "concurrency": _form_limit(form, "concurrency"),
         "max_size": _form_limit(form, "max_size"),
         "when_full": field(form, "when_full") or current.when_full,
+        "rate_limit": (field(form, "rate_limit") or "").strip() or None,
     }
     changes = {k: v for k, v in given.items() if v != getattr(current, k)}
     if not changes:
@@ -318,6 +319,15 @@ def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
         "title": "Workers",
         "workers": dash.app.jobs.workers(),
         "running": dash.running_by_worker(),
+        # the queues a limit, a rate or a key's limit shapes, with what they hold back now
+        "limited": [
+            q
+            for q in dash.app.jobs.queues()
+            if q.concurrency is not None
+            or q.rate_limit is not None
+            or q.held_by_key
+            or q.held_by_rate
+        ],
     }
 
 

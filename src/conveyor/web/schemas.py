@@ -20,6 +20,7 @@ from conveyor.model.validation import (
     PRIORITY_MAX,
     PRIORITY_MIN,
     QUEUE_NAME_PATTERN,
+    RATE_PATTERN,
     UNIQUE_KEY_MAX,
 )
 from conveyor.services import QueueStatus
@@ -376,6 +377,15 @@ class QueueOut(BaseModel):
     when_full: Literal["wait", "refuse"] = Field(
         default="wait", description="what an enqueue past max_size does"
     )
+    rate_limit: str | None = Field(
+        default=None, description="at most N starts in any second, minute or hour ('100/m')"
+    )
+    held_by_key: int = Field(
+        default=0, description="due jobs waiting because their concurrency key is at its limit"
+    )
+    held_by_rate: int = Field(
+        default=0, description="due jobs waiting because their queue's or own rate is spent now"
+    )
     operator_set: list[str] = Field(
         default_factory=list,
         description="settings an operator set: code declarations no longer override them",
@@ -408,6 +418,11 @@ class QueueSettingsIn(BaseModel):
     when_full: Literal["wait", "refuse"] = Field(
         default="wait", description="what an enqueue past max_size does"
     )
+    rate_limit: str | None = Field(
+        default=None, pattern=RATE_PATTERN,
+        description="at most N of its jobs start in any second, minute or hour, fleet-wide "
+        "('10/s', '100/m', '1000/h'); null: no rate",
+    )  # fmt: skip
 
     @field_validator("concurrency", "max_size", mode="before")
     @classmethod

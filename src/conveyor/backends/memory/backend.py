@@ -18,7 +18,7 @@ import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
@@ -27,8 +27,10 @@ from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.workflows import WorkflowVerbs
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
 from conveyor.model.job import JOB_FIELDS, SLOT_SETTERS, Enqueued, Job, JobState
+from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import ATTEMPT_ENDINGS
 from conveyor.model.logs import append_logs
+from conveyor.model.rates import Bucket, Rate, full_until, key_bucket, queue_bucket, record, room
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob, job_for_fire
 
 # dataclasses.replace re-runs Job.__init__ through fields() and costs most of a claim, so the
@@ -81,13 +83,25 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 indexes = [self._queues[n] for n in request.queues if n in self._queues]
             candidates: list[QueueIndex] = []
             caps: dict[str, int | None] = {}
+            stamp = now.timestamp()
+            rates: dict[Bucket, Rate] = {}  # the rate of each window this claim touches
+            wakes: list[float] = []  # when a spent window next allows a start
             for index in indexes:
                 if index.name in self._paused:
                     continue
                 self._mature(index, now)
                 cap = caps[index.name] = self._cap(index.name, limits)
-                if cap is None or index.running < cap:
-                    candidates.append(index)
+                if cap is not None and index.running >= cap:
+                    continue
+                stored = self._settings.get(index.name)
+                if stored is not None and stored.settings.rate_limit is not None:
+                    bucket = queue_bucket(index.name)
+                    rate = rates[bucket] = Rate.parse(stored.settings.rate_limit)
+                    if not room(self._windows.get(bucket, ()), rate, stamp):
+                        if index.due:
+                            wakes.append(self._window_opens(bucket, rate))
+                        continue
+                candidates.append(index)
 
             jobs, tokens = self._jobs, self._tokens
             deferred: list[tuple[QueueIndex, DueEntry]] = []
@@ -103,11 +117,23 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 heapq.heappop(best.due)
                 job = jobs[best_entry[2]]
                 key = job.concurrency_key
-                if key is not None and key in self._held:
-                    deferred.append((best, best_entry))  # its key is busy: it keeps waiting
+                if key is not None and not has_key_room(
+                    self._held.get(key, 0), job.key_concurrency
+                ):
+                    deferred.append((best, best_entry))  # its key is full: it keeps waiting
+                    continue
+                buckets = self._buckets(job, rates)
+                spent = [b for b in buckets if not room(self._windows.get(b, ()), rates[b], stamp)]
+                if spent:  # its rate is spent for now: it keeps waiting until the window allows
+                    wakes.extend(self._window_opens(b, rates[b]) for b in spent)
+                    deferred.append((best, best_entry))
                     continue
                 if key is not None:
-                    self._held[key] = 1
+                    self._held[key] = self._held.get(key, 0) + 1
+                for bucket in buckets:
+                    self._windows[bucket] = record(
+                        self._windows.get(bucket, ()), rates[bucket], stamp, 1
+                    )
                 # The entry leaves the heap with the job, so no dead entry is left to compact.
                 del tokens[best_entry[2]]
                 best.live -= 1
@@ -126,6 +152,12 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 cap = caps[best.name]
                 if cap is not None and best.running >= cap:
                     candidates.remove(best)
+                elif (bucket := queue_bucket(best.name)) in rates and not room(
+                    self._windows[bucket], rates[bucket], stamp
+                ):
+                    candidates.remove(best)  # the queue's rate is spent for now
+                    if best.due:
+                        wakes.append(self._window_opens(bucket, rates[bucket]))
 
             for index, entry in deferred:
                 heapq.heappush(index.due, entry)
@@ -134,9 +166,29 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
                 soonest = self._future_top(index)
                 if soonest is not None and (next_run_at is None or soonest < next_run_at):
                     next_run_at = soonest
+            if wakes:  # a job held back by a rate is due again when its window allows
+                opens = datetime.fromtimestamp(min(wakes), UTC)
+                next_run_at = opens if next_run_at is None else min(next_run_at, opens)
             if taken and (self.max_queue_size or self._settings):
                 self._space.notify_all()
         return Claimed(jobs=taken, next_run_at=next_run_at)
+
+    def _buckets(self, job: Job, rates: dict[Bucket, Rate]) -> tuple[Bucket, ...]:
+        """The rate windows a start of `job` counts in (their rates added to `rates`)."""
+        buckets: tuple[Bucket, ...] = ()
+        if (bucket := queue_bucket(job.queue)) in rates:
+            buckets = (bucket,)
+        if job.rate_limit is not None and job.rate_key is not None:
+            bucket = key_bucket(job.rate_key)
+            rates.setdefault(bucket, Rate.parse(job.rate_limit))
+            buckets += (bucket,)
+        return buckets
+
+    def _window_opens(self, bucket: Bucket, rate: Rate) -> float:
+        """When a spent window next allows a start (epoch seconds)."""
+        until = full_until(self._windows.get(bucket, ()), rate)
+        assert until is not None, "a spent window is full"
+        return until
 
     def _cap(self, queue: str, limits: Mapping[str, int]) -> int | None:
         """How many of the queue's jobs may run at once: its stored concurrency, or the

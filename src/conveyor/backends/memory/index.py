@@ -31,6 +31,7 @@ from conveyor.errors import ConfigurationError, DuplicateJobId, InvalidWorkflow,
 from conveyor.model.dependencies import settle, unknown_parent_message
 from conveyor.model.job import FINISHED_STATES, Enqueued, Job, JobState, NewJob
 from conveyor.model.queues import QueueSettings, StoredQueue, full_message
+from conveyor.model.rates import Bucket
 
 # Rebuild a queue's heaps when dead entries outnumber live ones by this much.
 _COMPACT_SLACK = 1024
@@ -91,6 +92,8 @@ class JobIndex:
         self._counts: dict[tuple[str, JobState], int] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._held: dict[str, int] = {}  # concurrency_key -> running jobs holding it
+        # rate windows: the latest starts (epoch seconds, oldest first) per queue or rate_key
+        self._windows: dict[Bucket, tuple[float, ...]] = {}
         self._paused: set[str] = set()
         self._settings: dict[str, StoredQueue] = {}  # queue settings kept in the store
         self._recurring = RecurringTable()

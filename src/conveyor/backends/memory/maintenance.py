@@ -118,6 +118,15 @@ class MaintenanceVerbs(JobIndex):
             pruned += 1
         return pruned
 
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows whose latest start is older than `started_before`."""
+        cutoff = started_before.timestamp()
+        with self._lock:
+            old = [b for b, starts in self._windows.items() if not starts or starts[-1] < cutoff]
+            for bucket in old:
+                del self._windows[bucket]
+        return len(old)
+
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`; returns how many."""
         with self._lock:

@@ -18,8 +18,10 @@ from conveyor.backends.records import (
 )
 from conveyor.model.dependencies import rearm
 from conveyor.model.job import QUEUED_STATES, Job, JobState
+from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, StoredQueue, merge
+from conveyor.model.rates import Bucket, Rate, held_back, key_bucket, queue_bucket, room
 
 
 class OperatorVerbs(JobIndex):
@@ -76,11 +78,32 @@ class OperatorVerbs(JobIndex):
             names = set(self._paused) | {q for q, _ in self._counts}
             names |= {name for name, kept in self._settings.items() if not kept.is_default}
             infos = []
+            stamp = now.timestamp()
+
+            def spent(bucket: Bucket, rate_text: str | None) -> bool:
+                if rate_text is None:
+                    return False
+                return not room(self._windows.get(bucket, ()), Rate.parse(rate_text), stamp)
+
             for name in sorted(names):
                 jobs = waiting.get(name, [])
-                due = [j.run_at for j in jobs if j.run_at <= now]
+                due_jobs = [j for j in jobs if j.run_at <= now]
+                due = [j.run_at for j in due_jobs]
+                by_key = sum(
+                    1
+                    for j in due_jobs
+                    if j.concurrency_key is not None
+                    and not has_key_room(self._held.get(j.concurrency_key, 0), j.key_concurrency)
+                )
+                by_rate = sum(
+                    1
+                    for j in due_jobs
+                    if j.rate_key is not None and spent(key_bucket(j.rate_key), j.rate_limit)
+                )
                 index = self._queues.get(name)
                 stored = self._settings.get(name) or StoredQueue(name)
+                queue_spent = spent(queue_bucket(name), stored.settings.rate_limit)
+                by_key, by_rate = held_back(len(due), by_key, by_rate, queue_spent)
                 infos.append(
                     QueueInfo(
                         name,
@@ -91,6 +114,8 @@ class OperatorVerbs(JobIndex):
                         min(due) if due else None,
                         stored.settings,
                         stored.operator_set,
+                        by_key,
+                        by_rate,
                     )
                 )
             return infos

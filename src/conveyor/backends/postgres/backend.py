@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -41,6 +41,7 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.backends.subscribers import Subscribers
+from conveyor.errors import StoreUnavailable
 from conveyor.model.dependencies import settle
 from conveyor.model.job import (
     Enqueued,
@@ -49,9 +50,21 @@ from conveyor.model.job import (
     LogLine,
     NewJob,
 )
+from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, merge
+from conveyor.model.rates import (
+    Bucket,
+    Rate,
+    full_until,
+    held_back,
+    key_bucket,
+    queue_bucket,
+    record,
+    room,
+)
+from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -83,6 +96,9 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         # Queues with a fleet-wide limit, as this process's claims name them: finishing a job
         # of one frees room another worker may be waiting for.
         self._limited_queues: frozenset[str] = frozenset()
+        # due jobs of keys with several slots (key_concurrency) or with a rate of their own
+        # seen: claim in the locked path
+        self._shared_keys = False
 
     @classmethod
     def from_url(cls, url: str, *, queue_full_timeout: float = 5.0) -> PostgresBackend:
@@ -147,22 +163,27 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         Queues without a limit are claimed by one statement, which leaves out the queues with
         a stored concurrency and names them; those are claimed under their locks
         (`_claim_limited`), at once in the same call and directly by the next claims, until a
-        claim finds no limited queue among those asked for."""
+        claim finds no limited queue among those asked for. Jobs of keys with several slots
+        (`key_concurrency` > 1) are left out and announced the same way, and claimed there
+        under per-key locks until none is due."""
         queues = None if request.queues is None else sorted(request.queues)
         asked = request.queues
         limited = self._limited_queues if asked is None else self._limited_queues & asked
         rows: list[Row] = []
         upcoming: datetime | None = None
         with self._db.connection() as conn:
-            if request.limit > 0 and not limited and not request.queue_limits:
+            one_statement = not limited and not request.queue_limits and not self._shared_keys
+            if request.limit > 0 and one_statement:
                 rows = self._claim_rows(conn, request, queues, limited=False)
                 # the statement also brought the next due time when the claim came back short
                 upcoming = rows[0]["next_run_at"] if rows else None
                 found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
+                shared = bool(rows[0]["guarded"]) if rows else False
                 rows = [row for row in rows if row["id"] is not None]
-                if not found:
+                if not found and not shared:
                     return self._decoded(rows, upcoming, request)
                 self._limited_queues = self._limited_queues | found
+                self._shared_keys = shared
                 if len(rows) >= request.limit:
                     return self._decoded(rows, upcoming, request)
                 # the limited queues' jobs, in the same call, with the room left
@@ -234,16 +255,19 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         if params["commit"] is not None:
             conn.execute(q["local_commit_mode"], params)
         caps = dict(request.queue_limits)  # the caller's own caps, and the stored limits
+        rated: dict[str, Rate] = {}
         for row in conn.execute(q["queue_limits"]):
             stored = row["concurrency"]
-            caps[row["name"]] = min(stored, caps.get(row["name"], stored))
-        limited = {
-            queue: cap
-            for queue, cap in caps.items()
+            if stored is not None:
+                caps[row["name"]] = min(stored, caps.get(row["name"], stored))
+            if row["rate_limit"] is not None:
+                rated[row["name"]] = Rate.parse(row["rate_limit"])
+        names = sorted(
+            queue
+            for queue in caps.keys() | rated.keys()
             if request.queues is None or queue in request.queues
-        }
-        self._limited_queues = frozenset(limited)
-        names = sorted(limited)
+        )
+        self._limited_queues = frozenset(names)
         if names:
             prefix = f"conveyor:{self.config.schema}:"
             conn.execute(q["lock_queues"], {"prefix": prefix, "queues": names})
@@ -251,33 +275,107 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             row["queue"]: row["running"]
             for row in conn.execute(q["count_running"], {"queues": names})
         }
+        # the rated queues' windows, under the queues' locks
+        rates: dict[Bucket, Rate] = {queue_bucket(n): rated[n] for n in names if n in rated}
+        windows = self._lock_windows(conn, rates)
+        stamp = request.now.timestamp()
         candidates: list[Row] = []
         if queues is None:
             cur = conn.execute(q["candidates_any"], {**params, "excluded": names})
             candidates += cur.fetchall()
-        elif unlimited := [name for name in queues if name not in limited]:
+        elif unlimited := [name for name in queues if name not in self._limited_queues]:
             cur = conn.execute(q["candidates_in"], {**params, "queues": unlimited})
             candidates += cur.fetchall()
         for name in names:
-            room = min(limited[name] - running.get(name, 0), limit)
-            if room > 0:
-                cur = conn.execute(q["candidates_in"], {**params, "queues": [name], "limit": room})
+            room_left = limit
+            if name in caps:
+                room_left = min(room_left, caps[name] - running.get(name, 0))
+            if name in rated:
+                bucket = queue_bucket(name)
+                room_left = min(room_left, room(windows.get(bucket, ()), rated[name], stamp))
+            if room_left > 0:
+                cur = conn.execute(
+                    q["candidates_in"], {**params, "queues": [name], "limit": room_left}
+                )
                 candidates += cur.fetchall()
         candidates.sort(key=lambda c: (-c["priority"], c["run_at"], c["id"]))
-        chosen: list[str] = []
-        keys: set[str] = set()
-        for candidate in candidates:
-            key = candidate["concurrency_key"]
-            if key is not None:
-                if key in keys:
-                    continue  # one job per concurrency key per claim
-                keys.add(key)
-            chosen.append(candidate["id"])
-            if len(chosen) == limit:
-                break
+        # keys of several slots: locked (sorted, after the queues' locks), then their running
+        # jobs counted under the locks, so two claims never both see the last slot free
+        shared = sorted(
+            {c["concurrency_key"] for c in candidates if c["key_concurrency"] is not None} - {None}
+        )
+        running_keys: dict[str, int] = {}
+        if shared:
+            prefix = f"conveyor:{self.config.schema}:key"
+            conn.execute(q["lock_keys"], {"prefix": prefix, "keys": shared})
+            cur = conn.execute(q["running_per_key"], {"keys": shared})
+            running_keys = {row["concurrency_key"]: row["running"] for row in cur}
+        # the candidates' own rates: their keys' windows, locked last (sorted)
+        key_rates = {
+            key_bucket(c["rate_key"]): Rate.parse(c["rate_limit"])
+            for c in candidates
+            if c["rate_key"] is not None
+        }
+        windows.update(self._lock_windows(conn, key_rates))
+        rates.update(key_rates)
+        if shared or key_rates:
+            self._shared_keys = True
+        elif self._shared_keys:  # claim by one statement again once no such job is due
+            # (asked only then: a limited queue's claim takes this path at every claim, and
+            # its transaction, which holds the queues' locks, stays as short as before)
+            found = conn.execute(q["guarded_due"], params).fetchone()
+            self._shared_keys = found is not None and bool(found["due"])
+        buckets = {c["id"]: _buckets(c, rates) for c in candidates}
+        chosen = choose_claimable(
+            (
+                (c["id"], c["concurrency_key"], c["key_concurrency"] or 1, buckets[c["id"]])
+                for c in candidates
+            ),
+            limit,
+            running_keys,
+            rooms_of(windows, rates, stamp),
+        )
         if not chosen:
             return []
+        starts: dict[Bucket, int] = {}
+        for job_id in chosen:
+            for bucket in buckets[job_id]:
+                starts[bucket] = starts.get(bucket, 0) + 1
+        if starts:
+            saves = []
+            for bucket, n in sorted(starts.items()):
+                kept = record(windows.get(bucket, ()), rates[bucket], stamp, n)
+                until = full_until(kept, rates[bucket])
+                saves.append(
+                    {
+                        "scope": bucket[0],
+                        "name": bucket[1],
+                        "starts": list(kept),
+                        "full_until": None if until is None else _iso(until),
+                    }
+                )
+            conn.execute(q["save_rate_windows"], {"windows": dumps(saves)})
         return conn.execute(q["claim_ids"], {**params, "ids": chosen}).fetchall()
+
+    def _lock_windows(
+        self, conn: Conn, rates: dict[Bucket, Rate]
+    ) -> dict[Bucket, tuple[float, ...]]:
+        """The windows of `rates`' buckets, created when missing and locked (sorted)."""
+        if not rates:
+            return {}
+        buckets = sorted(rates)
+        params = {"scopes": [b[0] for b in buckets], "names": [b[1] for b in buckets]}
+        rows: list[Row] = []
+        for _ in range(3):
+            conn.execute(self._q["ensure_rate_windows"], params)
+            rows = conn.execute(self._q["lock_rate_windows"], params).fetchall()
+            if len(rows) == len(buckets):
+                break
+            # the sweeper forgot an old window between the two statements: create it again,
+            # so that this claim holds every window's lock while it counts
+        else:
+            raise StoreUnavailable("rate windows kept disappearing during a claim; try again")
+        return {(row["scope"], row["name"]): tuple(row["starts"]) for row in rows}
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one statement; returns the dropped ids (the worker
@@ -465,6 +563,12 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             rows = conn.execute(self._q["count_prunable"], params).fetchall()
         return {JobState(row["state"]): int(row["n"]) for row in rows}
 
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows whose latest start is older than `started_before`."""
+        with self._db.connection() as conn:
+            params = {"before": started_before}
+            return conn.execute(self._q["prune_rate_windows"], params).rowcount
+
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
         with self._db.connection() as conn:
@@ -575,6 +679,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     "concurrency": settings.concurrency,
                     "max_size": settings.max_size,
                     "when_full": settings.when_full,
+                    "rate_limit": settings.rate_limit,
                     "operator_set": sorted(stored.operator_set),
                 },
             )
@@ -587,6 +692,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         with self._db.connection() as conn:
             rows = conn.execute(self._q["queue_stats"], {"now": now}).fetchall()
             kept = {row["name"]: row for row in conn.execute(self._q["queue_settings_all"])}
+            held = {row["queue"]: row for row in conn.execute(self._q["held_back"], {"now": now})}
+            spent = {row["name"] for row in conn.execute(self._q["spent_queues"], {"now": now})}
         stats = {row["queue"]: row for row in rows}
         stored = {name: _stored_queue(row) for name, row in kept.items()}
         paused = {name for name, row in kept.items() if row["paused"]}
@@ -599,6 +706,13 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             if row is None:
                 infos.append(QueueInfo(name, 0, 0, 0, name in paused, None, *extra))
                 continue
+            counts = held.get(name)
+            by_key, by_rate = held_back(
+                row["due"],
+                counts["by_key"] if counts else 0,
+                counts["by_rate"] if counts else 0,
+                name in spent,
+            )
             infos.append(
                 QueueInfo(
                     name,
@@ -608,6 +722,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     name in paused,
                     opt_utc(row["oldest_due_at"]),
                     *extra,
+                    by_key,
+                    by_rate,
                 )
             )
         return infos
@@ -689,7 +805,22 @@ def _rescue_params(row: Row, now: datetime) -> dict[str, Any]:
     }
 
 
+def _buckets(candidate: Row, rates: dict[Bucket, Rate]) -> tuple[Bucket, ...]:
+    """The rate windows a candidate's start counts in: its queue's, its key's."""
+    buckets = tuple(b for b in (queue_bucket(candidate["queue"]),) if b in rates)
+    if candidate["rate_key"] is not None:
+        buckets += (key_bucket(candidate["rate_key"]),)
+    return buckets
+
+
+def _iso(stamp: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC time (a timestamptz in JSON)."""
+    return datetime.fromtimestamp(stamp, UTC).isoformat()
+
+
 def _stored_queue(row: Row) -> StoredQueue:
     """A queues row's settings."""
-    settings = QueueSettings(row["concurrency"], row["max_size"], row["when_full"])
+    settings = QueueSettings(
+        row["concurrency"], row["max_size"], row["when_full"], row["rate_limit"]
+    )
     return StoredQueue(row["name"], settings, frozenset(row["operator_set"]))

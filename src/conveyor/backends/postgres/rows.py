@@ -43,6 +43,9 @@ JOB_COLUMNS = (
     "concurrency_key",
     "logs",
     "finished_at",
+    "key_concurrency",
+    "rate_limit",
+    "rate_key",
 )
 
 # COPY's text format: these characters are escaped; \N is NULL.
@@ -133,6 +136,10 @@ def job_arrays(jobs: Sequence[Job]) -> dict[str, list[Any]]:
         arrays["concurrency_key"].append(job.concurrency_key)
         arrays["logs"].append(logs_json(job.logs) if job.logs else "[]")
         arrays["finished_at"].append(job.finished_at)
+        # NULL: one at a time (the unique index of running keys guards those)
+        arrays["key_concurrency"].append(None if job.key_concurrency == 1 else job.key_concurrency)
+        arrays["rate_limit"].append(job.rate_limit)
+        arrays["rate_key"].append(job.rate_key)
     return arrays
 
 
@@ -161,9 +168,14 @@ def copy_text(jobs: Sequence[Job]) -> str:
             f"{job.priority}\t{job.state.value}\t{job.max_attempts}\t{timeout}\t"
             f"{stamp(job.run_at)}\t{stamp(job.created_at)}\t{_copy_field(job.unique_key)}\t"
             f"{_copy_field(job.recurring_name)}\t{_copy_field(job.concurrency_key)}\t{logs}\t"
-            f"{stamp(job.finished_at)}\n"
+            f"{stamp(job.finished_at)}\t{_copy_limit(job.key_concurrency)}\t"
+            f"{_copy_field(job.rate_limit)}\t{_copy_field(job.rate_key)}\n"
         )
     return "".join(lines)
+
+
+def _copy_limit(key_concurrency: int) -> str:
+    return "\\N" if key_concurrency == 1 else str(key_concurrency)  # NULL: one at a time
 
 
 def _copy_escaped(text: str) -> str:
@@ -207,6 +219,9 @@ def job_from_row(row: Row) -> Job:
         cancel_requested=row["cancel_requested"],
         workflow_id=row["workflow_id"],
         step=row["step"],
+        key_concurrency=row["key_concurrency"] or 1,
+        rate_limit=row["rate_limit"],
+        rate_key=row["rate_key"],
     )
 
 

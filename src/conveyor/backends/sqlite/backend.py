@@ -57,9 +57,21 @@ from conveyor.model.job import (
     JobState,
     NewJob,
 )
+from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
 from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, full_message, merge
+from conveyor.model.rates import (
+    Bucket,
+    Rate,
+    full_until,
+    held_back,
+    key_bucket,
+    queue_bucket,
+    record,
+    room,
+)
+from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -218,11 +230,13 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             return Claimed([], self._next_run_at(request, now)), []
         # A read first: an idle worker finds nothing without taking the write lock.
         with self._db.read() as conn:
-            found = self._candidates(conn, request, now)
+            found, _ = self._candidates(conn, request, now)
         rows: list[sqlite3.Row] = []
         if found:
             with self._db.write() as conn:
-                ids = self._candidates(conn, request, now)
+                ids, windows = self._candidates(conn, request, now)
+                if windows:  # the starts of rate-limited jobs, in the claim's transaction
+                    conn.executemany(Q["save_rate_window"], windows)
                 if ids:
                     params = {
                         "ids": json_list(ids),
@@ -237,60 +251,107 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         return Claimed(jobs, upcoming), rejected
 
     def _next_run_at(self, request: ClaimRequest, now: float) -> datetime | None:
+        """The next scheduled job's run_at, or when a spent rate window opens, if sooner."""
         queues = None if request.queues is None else json_list(sorted(request.queues))
         with self._db.read() as conn:
             found = conn.execute(Q["next_run_at"], {"now": now, "queues": queues}).fetchone()
-        return None if found is None else dt(found[0])
+            opens = conn.execute(Q["next_window"], {"now": now}).fetchone()
+        times = [t for t in (found and found[0], opens and opens[0]) if t is not None]
+        return dt(min(times)) if times else None
 
     @staticmethod
-    def _candidates(conn: sqlite3.Connection, request: ClaimRequest, now: float) -> list[str]:
-        """Ids of the due jobs to claim, in claim order, within the queue limits."""
+    def _candidates(
+        conn: sqlite3.Connection, request: ClaimRequest, now: float
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Ids of the due jobs to claim, in claim order, within the queue limits, the keys'
+        limits and the rates; and the rate windows to save if they are claimed."""
         limit, queues = request.limit, request.queues
         paused: set[str] = set()
         caps = dict(request.queue_limits)
-        for name, is_paused, concurrency in conn.execute(Q["claim_settings"]):
+        rated: dict[str, Rate] = {}
+        for name, is_paused, concurrency, rate_limit in conn.execute(Q["claim_settings"]):
             if is_paused:
                 paused.add(name)
-            elif concurrency is not None:  # the stored limit, or the caller's when smaller
+                continue
+            if concurrency is not None:  # the stored limit, or the caller's when smaller
                 caps[name] = min(concurrency, caps.get(name, concurrency))
-        limited = {
-            queue: cap
-            for queue, cap in caps.items()
+            if rate_limit is not None:
+                rated[name] = Rate.parse(rate_limit)
+        limited = sorted(
+            queue
+            for queue in caps.keys() | rated.keys()
             if (queues is None or queue in queues) and queue not in paused
-        }
-        candidates: list[tuple[str, int, float, str | None]] = []
+        )
+        rates: dict[Bucket, Rate] = {queue_bucket(q): rated[q] for q in limited if q in rated}
+        windows = _rate_windows(conn, rates)
+        candidates: list[tuple[Any, ...]] = []
         rooms: dict[str, int] = {}
         if queues is None:
-            excluded = sorted(caps.keys() | paused)
+            excluded = sorted(caps.keys() | rated.keys() | paused)
             params = {"now": now, "excluded": json_list(excluded), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
         else:
             # A worker of named queues reads each queue's own index: walking the claim-ordered
             # index of all queues would pass over every due job of the others first.
-            rooms = dict.fromkeys(sorted(queues - caps.keys() - paused), limit)
+            rooms = dict.fromkeys(sorted(queues - caps.keys() - rated.keys() - paused), limit)
         if limited:
-            params = {"queues": json_list(sorted(limited))}
+            params = {"queues": json_list(limited)}
             running = dict(conn.execute(Q["count_running"], params).fetchall())
-            for queue, cap in limited.items():
-                rooms[queue] = min(cap - running.get(queue, 0), limit)
-        for queue, room in sorted(rooms.items()):
-            if room > 0:
-                params = {"queue": queue, "now": now, "limit": room}
+            for queue in limited:
+                room_left = limit
+                if queue in caps:
+                    room_left = min(room_left, caps[queue] - running.get(queue, 0))
+                if queue in rated:
+                    bucket = queue_bucket(queue)
+                    room_left = min(room_left, room(windows.get(bucket, ()), rated[queue], now))
+                rooms[queue] = room_left
+        for queue, room_left in sorted(rooms.items()):
+            if room_left > 0:
+                params = {"queue": queue, "now": now, "limit": room_left}
                 candidates += conn.execute(Q["candidates_of_queue"], params).fetchall()
         if len(rooms) + (queues is None) > 1:  # several queries' rows, each in claim order
             # a priority that is not an integer (a malformed row) sorts as 0 here, and the
             # claim then fails that job alone (backends/decoding.py)
             candidates.sort(key=lambda c: (-c[1] if type(c[1]) is int else 0, c[2], c[0]))
-        chosen, keys = [], set()
-        for job_id, _, _, key in candidates:
-            if key is not None:
-                if key in keys:
-                    continue  # one job per concurrency key per claim
-                keys.add(key)
-            chosen.append(job_id)
-            if len(chosen) == limit:
-                break
-        return chosen
+        # keys with more than one slot: how many of their jobs run (the write transaction
+        # holds the count); a key of one slot has none running, or it was not a candidate
+        shared = sorted({c[3] for c in candidates if c[4] is not None and c[3] is not None})
+        running_keys: dict[str, int] = {}
+        if shared:
+            params = {"keys": json_list(shared)}
+            running_keys = dict(conn.execute(Q["running_per_key"], params).fetchall())
+        # the windows of the candidates' own rates (their keys' windows not spent: the query
+        # passed over those), read in the same transaction
+        keyed = {key_bucket(c[7]): c[6] for c in candidates if c[7] is not None}
+        key_rates = {bucket: Rate.parse(text) for bucket, text in keyed.items()}
+        windows.update(_rate_windows(conn, key_rates))
+        rates.update(key_rates)
+        chosen = choose_claimable(
+            ((c[0], c[3], c[4] or 1, _buckets(c, rates)) for c in candidates),
+            limit,
+            running_keys,
+            rooms_of(windows, rates, now),
+        )
+        if not rates or not chosen:
+            return chosen, []
+        picked = set(chosen)
+        starts: dict[Bucket, int] = {}
+        for c in candidates:
+            if c[0] in picked:
+                for bucket in _buckets(c, rates):
+                    starts[bucket] = starts.get(bucket, 0) + 1
+        saves = []
+        for bucket, n in starts.items():
+            kept = record(windows.get(bucket, ()), rates[bucket], now, n)
+            saves.append(
+                {
+                    "scope": bucket[0],
+                    "name": bucket[1],
+                    "starts": dumps(kept),
+                    "full_until": full_until(kept, rates[bucket]),
+                }
+            )
+        return chosen, saves
 
     def finish(self, outcomes: Sequence[Outcome]) -> list[str]:
         """Apply many attempt outcomes in one transaction; returns the dropped ids."""
@@ -411,6 +472,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                 "concurrency": settings.concurrency,
                 "max_size": settings.max_size,
                 "when_full": settings.when_full,
+                "rate_limit": settings.rate_limit,
                 "operator_set": json_list(sorted(stored.operator_set)),
             }
             conn.execute(Q["save_queue_settings"], params)
@@ -422,6 +484,8 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         with self._db.read(consistent=True) as conn:
             stats = {row["queue"]: row for row in conn.execute(Q["queue_stats"], {"now": ts(now)})}
             rows = {row["name"]: row for row in conn.execute(Q["queue_settings_all"])}
+            held = {row[0]: row for row in conn.execute(Q["held_back"], {"now": ts(now)})}
+            spent = {row[0] for row in conn.execute(Q["spent_queues"], {"now": ts(now)})}
         listed = {
             name for name, row in rows.items() if row["paused"] or not _stored_queue(row).is_default
         }
@@ -437,6 +501,13 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                 )
                 continue
             oldest = row["oldest_due_at"]
+            counts = held.get(name)
+            by_key, by_rate = held_back(
+                row["due"],
+                counts["by_key"] if counts else 0,
+                counts["by_rate"] if counts else 0,
+                name in spent,
+            )
             infos.append(
                 QueueInfo(
                     name,
@@ -447,6 +518,8 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                     None if oldest is None else dt(oldest),
                     stored.settings,
                     stored.operator_set,
+                    by_key,
+                    by_rate,
                 )
             )
         return infos
@@ -510,6 +583,12 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         with self._db.read() as conn:
             rows = conn.execute(Q["count_prunable"], params).fetchall()
         return {JobState(row["state"]): int(row["n"]) for row in rows}
+
+    def prune_rate_windows(self, started_before: datetime) -> int:
+        """Forget rate windows whose latest start is older than `started_before`."""
+        with self._db.write() as conn:
+            params = {"before": ts(started_before)}
+            return conn.execute(Q["prune_rate_windows"], params).rowcount
 
     def prune_workers(self, seen_before: datetime) -> int:
         """Forget workers whose last heartbeat is older than `seen_before`."""
@@ -618,9 +697,36 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
 
 
+def _rate_windows(
+    conn: sqlite3.Connection, rates: dict[Bucket, Rate]
+) -> dict[Bucket, tuple[float, ...]]:
+    """The stored windows of `rates`' buckets (a bucket with no row has no start yet)."""
+    if not rates:
+        return {}
+    buckets = sorted(rates)
+    params = {
+        "scopes": json_list(b[0] for b in buckets),
+        "names": json_list(b[1] for b in buckets),
+    }
+    return {
+        (scope, name): tuple(json.loads(starts))
+        for scope, name, starts in conn.execute(Q["rate_windows"], params)
+    }
+
+
+def _buckets(candidate: tuple[Any, ...], rates: dict[Bucket, Rate]) -> tuple[Bucket, ...]:
+    """The rate windows a candidate row's start counts in: its queue's, its key's."""
+    buckets = tuple(b for b in (queue_bucket(candidate[5]),) if b in rates)
+    if candidate[7] is not None:
+        buckets += (key_bucket(candidate[7]),)
+    return buckets
+
+
 def _stored_queue(row: sqlite3.Row) -> StoredQueue:
     """A conveyor_queues row's settings."""
-    settings = QueueSettings(row["concurrency"], row["max_size"], row["when_full"])
+    settings = QueueSettings(
+        row["concurrency"], row["max_size"], row["when_full"], row["rate_limit"]
+    )
     return StoredQueue(row["name"], settings, frozenset(json.loads(row["operator_set"])))
 
 

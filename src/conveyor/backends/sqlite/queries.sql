@@ -51,15 +51,15 @@ VALUES (?, (julianday('now') - 2440587.5) * 86400.0);
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency, rate_limit, rate_key
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job
 INSERT INTO conveyor_jobs (
     id, name, queue, args, metadata, priority, state, max_attempts, timeout,
     run_at, created_at, unique_key, recurring_name, concurrency_key, logs, finished_at,
-    workflow_id, step, parents_left, on_parent_failure
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    workflow_id, step, parents_left, on_parent_failure, key_concurrency, rate_limit, rate_key
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'running')
 DO NOTHING;
@@ -78,23 +78,64 @@ GROUP BY queue;
 -- INDEXED BY: without statistics the planner prefers the run_at range and then sorts the
 -- whole due backlog; walking the claim-ordered index stops after :limit rows instead.
 
+-- A candidate's key has room: no key; or one job at a time (NULL key_concurrency) and no
+-- running job of the key (the running keys read once, uncorrelated: the common case stays
+-- as cheap as before key_concurrency); or fewer running jobs of the key than its limit.
+-- The claim then keeps, per key, only as many as there is room (model/keys.py).
+-- fragment: key_room
+(concurrency_key IS NULL
+     OR (key_concurrency IS NULL AND concurrency_key NOT IN (
+         SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+         WHERE state = 'running' AND concurrency_key IS NOT NULL))
+     OR (key_concurrency IS NOT NULL AND key_concurrency > (
+         SELECT count(*) FROM conveyor_jobs AS r INDEXED BY conveyor_jobs_running_keys
+         WHERE r.state = 'running' AND r.concurrency_key = conveyor_jobs.concurrency_key)))
+
+-- A candidate's own rate has room: none, or its key's window is not spent at :now.
+-- fragment: rate_room
+(rate_key IS NULL OR rate_key NOT IN (
+    SELECT name FROM conveyor_rate_windows WHERE scope = 'key' AND full_until > :now))
+
+-- The windows of the rate-limited queues and keys a claim may start jobs in (:scopes and
+-- :names, JSON arrays side by side).
+-- name: rate_windows
+SELECT w.scope, w.name, w.starts FROM conveyor_rate_windows AS w
+JOIN (SELECT s.value AS scope, n.value AS name
+      FROM json_each(:scopes) AS s JOIN json_each(:names) AS n ON n.key = s.key) AS asked
+  ON w.scope = asked.scope AND w.name = asked.name;
+
+-- name: save_rate_window
+INSERT INTO conveyor_rate_windows (scope, name, starts, full_until)
+VALUES (:scope, :name, :starts, :full_until)
+ON CONFLICT (scope, name) DO UPDATE SET
+    starts = excluded.starts, full_until = excluded.full_until;
+
+-- When the soonest spent window allows a start again: a worker wakes then, as for a
+-- scheduled job's run_at (once per window: an opened window is no longer counted).
+-- name: next_window
+SELECT min(full_until) FROM conveyor_rate_windows WHERE full_until > :now;
+
+-- name: running_per_key
+SELECT concurrency_key, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
+WHERE state = 'running' AND concurrency_key IN (SELECT value FROM json_each(:keys))
+GROUP BY concurrency_key;
+
 -- name: candidates_except
-SELECT id, priority, run_at, concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_due
+SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
+FROM conveyor_jobs INDEXED BY conveyor_jobs_due
 WHERE state IN ('scheduled', 'pending') AND run_at <= :now
   AND queue NOT IN (SELECT value FROM json_each(:excluded))
-  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
-      WHERE state = 'running' AND concurrency_key IS NOT NULL))
+  AND {key_room}
+  AND {rate_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
 -- name: candidates_of_queue
-SELECT id, priority, run_at, concurrency_key
+SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
 WHERE state IN ('scheduled', 'pending') AND queue = :queue AND run_at <= :now
-  AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-      SELECT concurrency_key FROM conveyor_jobs INDEXED BY conveyor_jobs_running_keys
-      WHERE state = 'running' AND concurrency_key IS NOT NULL))
+  AND {key_room}
+  AND {rate_room}
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
@@ -175,6 +216,11 @@ DELETE FROM conveyor_workers WHERE id = ?;
 -- name: list_workers
 SELECT * FROM conveyor_workers ORDER BY id;
 
+-- A window whose latest start (its array's last, oldest first) left every window behind.
+-- name: prune_rate_windows
+DELETE FROM conveyor_rate_windows
+WHERE coalesce(json_extract(starts, '$[#-1]'), 0) < :before;
+
 -- name: prune_workers
 DELETE FROM conveyor_workers WHERE last_seen_at < ?;
 
@@ -229,22 +275,25 @@ SELECT name FROM conveyor_queues WHERE paused = 1;
 
 -- What a claim needs of the queues' rows: the paused ones and the limited ones.
 -- name: claim_settings
-SELECT name, paused, concurrency FROM conveyor_queues
-WHERE paused = 1 OR concurrency IS NOT NULL;
+SELECT name, paused, concurrency, rate_limit FROM conveyor_queues
+WHERE paused = 1 OR concurrency IS NOT NULL OR rate_limit IS NOT NULL;
 
 -- name: queue_settings_all
-SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues;
+SELECT name, paused, concurrency, max_size, when_full, rate_limit, operator_set
+FROM conveyor_queues;
 
 -- name: queue_settings_one
-SELECT name, paused, concurrency, max_size, when_full, operator_set FROM conveyor_queues
+SELECT name, paused, concurrency, max_size, when_full, rate_limit, operator_set
+FROM conveyor_queues
 WHERE name = :name;
 
 -- name: save_queue_settings
 INSERT INTO conveyor_queues (name, paused, changed_at, concurrency, max_size, when_full,
-                             operator_set)
-VALUES (:name, 0, :now, :concurrency, :max_size, :when_full, :operator_set)
+                             rate_limit, operator_set)
+VALUES (:name, 0, :now, :concurrency, :max_size, :when_full, :rate_limit, :operator_set)
 ON CONFLICT (name) DO UPDATE SET
     concurrency = excluded.concurrency,
+    rate_limit = excluded.rate_limit,
     max_size = excluded.max_size,
     when_full = excluded.when_full,
     operator_set = excluded.operator_set,
@@ -274,6 +323,24 @@ SELECT queue,
            AS oldest_due_at
 FROM conveyor_jobs
 GROUP BY queue;
+
+-- Due jobs a key's limit or their own rate holds back now, per queue (for the queue page and
+-- the metrics; each due keyed job costs one look-up of its key's running jobs).
+-- name: held_back
+SELECT queue,
+       sum(concurrency_key IS NOT NULL AND coalesce(key_concurrency, 1) <= (
+           SELECT count(*) FROM conveyor_jobs AS r INDEXED BY conveyor_jobs_running_keys
+           WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key)) AS by_key,
+       sum(rate_key IS NOT NULL AND rate_key IN (
+           SELECT name FROM conveyor_rate_windows
+           WHERE scope = 'key' AND full_until > :now)) AS by_rate
+FROM conveyor_jobs AS j
+WHERE state IN ('scheduled', 'pending') AND run_at <= :now
+  AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+GROUP BY queue;
+
+-- name: spent_queues
+SELECT name FROM conveyor_rate_windows WHERE scope = 'queue' AND full_until > :now;
 
 -- name: throughput
 SELECT CAST(finished_at / 60 AS INTEGER) * 60 AS minute,

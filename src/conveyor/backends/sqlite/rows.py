@@ -107,6 +107,9 @@ def job_row(job: Job, parents: tuple[str, ...] = (), policy: str = "cancel") -> 
         job.step,
         len(parents),
         None if policy == "cancel" else policy,
+        None if job.key_concurrency == 1 else job.key_concurrency,  # NULL: one at a time
+        job.rate_limit,
+        job.rate_key,
     )
 
 
@@ -141,6 +144,9 @@ def job_from_row(row: sqlite3.Row) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         workflow_id=row["workflow_id"],
         step=row["step"],
+        key_concurrency=row["key_concurrency"] or 1,
+        rate_limit=row["rate_limit"],
+        rate_key=row["rate_key"],
     )
 
 
