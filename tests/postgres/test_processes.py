@@ -8,15 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 
 import pytest
 
 import conveyor
 from conveyor import JobState
 from conveyor.errors import StoreUnavailable
-from helpers import most_started_in_a_window, peak_running, wait_until
+from helpers import wait_until
 from postgres.processes import APP_DIR, Workers
 from postgres.proxy import Proxy
 from postgres.server import url_for
@@ -186,56 +185,13 @@ def test_three_processes_honour_a_limit_none_of_them_declared(
     assert len({j.result for j in jobs}) >= 2  # several processes took a share
 
 
-def test_three_processes_never_run_more_of_a_key_than_its_key_concurrency(
-    producer: conveyor.App, workers: Workers
-) -> None:
-    for _ in range(3):
-        workers.start(concurrency=8)
-    wait_until(lambda: len(producer.jobs.workers()) == 3, 30, "three workers to start")
-    requests = [producer.request("record_keyed", {"tenant": n % 5, "n": n}) for n in range(200)]
-    requests += [producer.request("record", {"n": n}) for n in range(100)]
-    handles = producer.enqueue_many(requests)
+# The same checks as on SQLite, with this module's PostgreSQL workers and producer.
+from integration.test_processes import (  # noqa: E402
+    test_three_processes_never_run_more_of_a_key_than_its_key_concurrency,
+    test_three_processes_never_start_more_than_a_rate_allows,
+)
 
-    def all_done() -> bool:
-        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
-
-    wait_until(all_done, 120, "every job to complete")
-    jobs = [producer.jobs.require(h.id) for h in handles]
-    assert all(j.attempt == 1 for j in jobs)  # nothing lost, nothing ran twice
-    keyed = [j for j in jobs if j.concurrency_key is not None]
-    peaks = peak_running((j.concurrency_key, j.result["start"], j.result["end"]) for j in keyed)
-    assert len(peaks) == 5 and max(peaks.values()) <= 2, peaks
-    assert max(peaks.values()) == 2, peaks  # the limit is two, not one
-    assert len({j.result["pid"] for j in keyed}) >= 2  # several processes took a share
-
-
-def test_three_processes_never_start_more_than_a_rate_allows(
-    producer: conveyor.App, workers: Workers
-) -> None:
-    # an operator's rate on a queue no worker's code mentions, and a job's own rate per tenant
-    producer.jobs.set_queue_settings("partner-api", {"rate_limit": "15/s"}, create=True)
-    for _ in range(3):
-        workers.start(concurrency=8)
-    wait_until(lambda: len(producer.jobs.workers()) == 3, 30, "three workers to start")
-    requests = [producer.request("record", {"n": n}, queue="partner-api") for n in range(45)]
-    requests += [producer.request("record_rated", {"tenant": n % 2, "n": n}) for n in range(40)]
-    requests += [producer.request("record", {"n": n}) for n in range(50)]  # no rate
-    handles = producer.enqueue_many(requests)
-
-    def all_done() -> bool:
-        return producer.jobs.counts().by_state.get("completed", 0) == len(handles)
-
-    wait_until(all_done, 120, "every job to complete")
-    jobs = [producer.jobs.require(h.id) for h in handles]
-    assert all(j.attempt == 1 for j in jobs)  # nothing lost, nothing ran twice
-
-    def starts(pick: Callable[[conveyor.Job], bool]) -> list[datetime]:
-        return [j.started_at for j in jobs if pick(j) and j.started_at is not None]
-
-    queued = starts(lambda j: j.queue == "partner-api")
-    assert most_started_in_a_window(queued, 1.0) <= 15
-    assert max(queued) - min(queued) >= timedelta(seconds=2)  # 45 at 15/s: three windows
-    for tenant in ("tenant:0", "tenant:1"):
-        rated = starts(lambda j, t=tenant: j.rate_key == t)  # type: ignore[misc]
-        assert len(rated) == 20 and most_started_in_a_window(rated, 1.0) <= 10
-    assert len({j.result["pid"] if isinstance(j.result, dict) else j.result for j in jobs}) >= 2
+__all__ = [
+    "test_three_processes_never_run_more_of_a_key_than_its_key_concurrency",
+    "test_three_processes_never_start_more_than_a_rate_allows",
+]

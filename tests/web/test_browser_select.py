@@ -5,9 +5,7 @@ Uses the launch and sign-in of test_browser.py, with a live server of its own.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,26 +27,20 @@ from .support import (
     wait_for,
 )
 from .test_browser import (  # skips this module too when there is no Chromium
-    CHROMIUM,
     TIMEOUT_MS,
     Page,
+    browser,
     open_page,
     polls_done,
     refresh_now,
+    shots,
     state_of,
     sync_api,
 )
 
+__all__ = ["browser", "shots"]
+
 expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    folder = os.environ.get("CONVEYOR_SCREENSHOTS")
-    path = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="conveyor-web-shots-"))
-    path.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots: {path}")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +51,6 @@ def live() -> Iterator[LiveServer]:
     yield server
     server.close()
     app.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def scheduled(app: conveyor.App, count: int, name: str = "evil") -> list[str]:
