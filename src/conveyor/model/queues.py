@@ -27,6 +27,7 @@ from conveyor.errors import InvalidQueueSettings
 __all__ = [
     "DEFAULTS",
     "SETTING_FIELDS",
+    "BoundExceeded",
     "QueueChange",
     "QueueSettings",
     "StoredQueue",
@@ -149,3 +150,17 @@ def full_message(
         f"queue {queue!r} is full ({state}): retry later, add workers, or raise its max_size "
         f"(conveyor queues set {queue} --max-size N)"
     )
+
+
+class BoundExceeded(Exception):
+    """A queue's bound refused a batch: a store raises it inside its transaction (rolling
+    the batch back) and turns it into QueueFull, or waits for room, by `when_full`."""
+
+    def __init__(self, queue: str, max_size: int, waiting: int, asked: int, when_full: str):
+        super().__init__(queue)
+        self.queue, self.max_size, self.waiting = queue, max_size, waiting
+        self.asked, self.when_full = asked, when_full
+
+    def message(self, waited: float | None) -> str:
+        """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
+        return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)

@@ -19,7 +19,7 @@ from conveyor.backends.postgres.rows import copy_text, job_arrays, job_from_row,
 from conveyor.backends.postgres.workflows import in_callers_transaction, insert_linked
 from conveyor.errors import DuplicateJobId, QueueFull, StoreUnavailable, UsageError
 from conveyor.model.job import QUEUED_STATES, Enqueued, Job, NewJob
-from conveyor.model.queues import full_message
+from conveyor.model.queues import BoundExceeded
 
 COPY_THRESHOLD = 200  # jobs in one enqueue from which a COPY beats one INSERT
 COPY_CHUNK = 500  # jobs per COPY write, so the server stores one while the next is built
@@ -63,7 +63,7 @@ class EnqueueVerbs:
         while True:
             try:
                 return store()
-            except _Full as full:
+            except BoundExceeded as full:
                 if full.when_full == "refuse" or full.asked > full.max_size:
                     raise QueueFull(full.message(None)) from None
                 if deadline is None:
@@ -157,7 +157,7 @@ class EnqueueVerbs:
                 results = in_callers_transaction(
                     connection, self._q, lambda: self._insert_bounded(connection, queues, insert)
                 )
-        except _Full as full:
+        except BoundExceeded as full:
             raise QueueFull(full.message(None)) from None
         self._notify()
         return results
@@ -169,7 +169,7 @@ class EnqueueVerbs:
         insert: Callable[[], list[Enqueued]],
     ) -> list[Enqueued]:
         """Inside a transaction: lock the batch's bounded queues (sorted, so producers never
-        deadlock), `insert`, count their waiting jobs; _Full (rolling the transaction back)
+        deadlock), `insert`, count their waiting jobs; BoundExceeded (rolling the transaction back)
         when one is past its bound. Counting after the insert, under the lock, counts exactly
         the new jobs (a unique_key already held adds none; a workflow step waiting on its
         parents is not waiting to run yet) and every job committed before."""
@@ -229,7 +229,7 @@ class EnqueueVerbs:
                             results = self._insert_bounded(connection, queues, plain)
         except psycopg.errors.UniqueViolation as exc:
             raise self._taken_id_error(jobs, exc, look_up=False) from exc
-        except _Full as full:
+        except BoundExceeded as full:
             raise QueueFull(full.message(None)) from None
         if any(result.created for result in results):
             self._notify()  # in-process workers then find the jobs once the caller commits
@@ -295,7 +295,7 @@ class EnqueueVerbs:
                             results = await insert(checked=True)
         except psycopg.errors.UniqueViolation as exc:
             raise self._taken_id_error(batch.stamped, exc, look_up=False) from exc
-        except _Full as full:
+        except BoundExceeded as full:
             raise QueueFull(full.message(None)) from None
         if any(result.created for result in results):
             self._notify()
@@ -408,19 +408,6 @@ class _Bounded(Exception):
         self.queues = frozenset(queues)
 
 
-class _Full(Exception):
-    """A queue's bound refused a batch (raised inside the transaction, to roll it back)."""
-
-    def __init__(self, queue: str, max_size: int, waiting: int, asked: int, when_full: str):
-        super().__init__(queue)
-        self.queue, self.max_size, self.waiting = queue, max_size, waiting
-        self.asked, self.when_full = asked, when_full
-
-    def message(self, waited: float | None) -> str:
-        """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
-        return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)
-
-
 def _refuse_bounded(rows: list[Any]) -> None:
     """Raise _Bounded when insert_jobs answered that its batch names bounded queues."""
     for row in rows:
@@ -429,13 +416,13 @@ def _refuse_bounded(rows: list[Any]) -> None:
 
 
 def _check_bound(bound: Any, waiting: int, results: list[Enqueued]) -> None:
-    """_Full when the queue of `bound` (a queue_bounds row) has more than its max_size waiting
-    jobs, counted after this batch's insert."""
+    """BoundExceeded when the queue of `bound` (a queue_bounds row) has more than its
+    max_size waiting jobs, counted after this batch's insert."""
     name, max_size = bound["name"], bound["max_size"]
     if waiting <= max_size:
         return
     asked = sum(r.created and r.job.queue == name and r.job.state in QUEUED_STATES for r in results)
-    raise _Full(name, max_size, waiting - asked, asked, bound["when_full"])
+    raise BoundExceeded(name, max_size, waiting - asked, asked, bound["when_full"])
 
 
 def _uses_copy(jobs: Sequence[NewJob]) -> bool:

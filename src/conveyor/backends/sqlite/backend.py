@@ -60,7 +60,13 @@ from conveyor.model.job import (
 from conveyor.model.keys import choose_claimable
 from conveyor.model.lifecycle import LostLease, after_lost_lease
 from conveyor.model.logs import append_logs
-from conveyor.model.queues import QueueChange, QueueSettings, StoredQueue, full_message, merge
+from conveyor.model.queues import (
+    BoundExceeded,
+    QueueChange,
+    QueueSettings,
+    StoredQueue,
+    merge,
+)
 from conveyor.model.rates import (
     Bucket,
     Rate,
@@ -135,7 +141,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
             try:
                 results = self._store(jobs, stamped, now, workflow)
                 break
-            except _Full as full:
+            except BoundExceeded as full:
                 if full.when_full == "refuse" or full.asked > full.max_size:
                     raise QueueFull(full.message(None)) from None
                 if deadline is None:
@@ -155,7 +161,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         workflow: tuple[str, str] | None,
     ) -> list[Enqueued]:
         """Insert the batch in one write transaction, then check the bounds of its queues
-        (raising _Full, which rolls it all back)."""
+        (raising BoundExceeded, which rolls it all back)."""
         plain = [
             job_row(job, new.after, new.on_parent_failure)
             for new, job in zip(jobs, stamped, strict=True)
@@ -186,7 +192,7 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
                             r.created and r.job.queue == name and r.job.state in QUEUED_STATES
                             for r in results
                         )
-                        raise _Full(name, max_size, waiting - asked, asked, when_full)
+                        raise BoundExceeded(name, max_size, waiting - asked, asked, when_full)
         except sqlite3.IntegrityError as exc:
             taken = self._taken_id(stamped)
             if taken is None:
@@ -728,19 +734,6 @@ def _stored_queue(row: sqlite3.Row) -> StoredQueue:
         row["concurrency"], row["max_size"], row["when_full"], row["rate_limit"]
     )
     return StoredQueue(row["name"], settings, frozenset(json.loads(row["operator_set"])))
-
-
-class _Full(Exception):
-    """A queue's bound refused a batch (raised inside the transaction, to roll it back)."""
-
-    def __init__(self, queue: str, max_size: int, waiting: int, asked: int, when_full: str):
-        super().__init__(queue)
-        self.queue, self.max_size, self.waiting = queue, max_size, waiting
-        self.asked, self.when_full = asked, when_full
-
-    def message(self, waited: float | None) -> str:
-        """QueueFull's message; `waited`: how long the enqueue waited (None: not at all)."""
-        return full_message(self.queue, self.max_size, self.waiting, self.asked, waited=waited)
 
 
 def _reread(conn: sqlite3.Connection, results: list[Enqueued]) -> list[Enqueued]:
