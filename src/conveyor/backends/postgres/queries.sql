@@ -151,13 +151,17 @@ LEFT JOIN claimed ON true;
 
 -- The due jobs a claim may take, locked, best first; the queue predicate is claim_any's or
 -- claim_in's (candidates_any, candidates_in: the same for the limited queues' claim).
+-- The queues asked for are walked one by one, each in its own index order (an equality on
+-- jobs_due_by_queue's first column): with `queue = ANY(…)` the cached plan could walk every
+-- queue's backlog in jobs_due and filter, so a worker of a small queue paid for a big one.
 -- fragment: due_candidates
+SELECT c.* FROM unnest(%(queues)s::text[]) AS asked (queue) CROSS JOIN LATERAL (  -- only: claim_in, candidates_in
 SELECT j.id, j.priority, j.run_at, j.concurrency_key, j.key_concurrency, j.queue,
        j.rate_limit, j.rate_key
 FROM __schema__.jobs AS j
 WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
   AND j.queue <> ALL(%(excluded)s::text[])  -- only: claim_any, candidates_any
-  AND j.queue = ANY(%(queues)s::text[])  -- only: claim_in, candidates_in
+  AND j.queue = asked.queue  -- only: claim_in, candidates_in
   -- the one-statement claims leave the limited queues (a stored concurrency) to claim_ids
   -- (the names read once, as an array: a per-row anti join over the queues was planned as a
   -- nested loop on a fresh table, with no statistics yet, and cost 40 % more per claim)
@@ -187,6 +191,7 @@ WHERE j.state IN ('scheduled', 'pending') AND j.run_at <= %(now)s
 ORDER BY j.priority DESC, j.run_at, j.id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
+) AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT %(limit)s  -- only: claim_in, candidates_in
 
 -- Limited queues: one transaction takes a lock per limited queue (sorted, so concurrent
 -- claims never deadlock), counts the queue's running jobs, locks candidates and claims the
