@@ -32,7 +32,6 @@ from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
     InvalidArguments,
-    InvalidJobOptions,
     InvalidResult,
     UnknownJobError,
     WaitTimeout,
@@ -302,16 +301,6 @@ class App:
             backoff=backoff or Backoff(), concurrency_key=concurrency_key,
             key_concurrency=key_concurrency, rate_limit=rate_limit, rate_key=rate_key,
         )  # fmt: skip
-        if rate_key is not None and rate_limit is None:
-            raise InvalidJobOptions(
-                "rate_key names the window a rate_limit counts in: give a rate_limit too "
-                "(e.g. rate_limit='10/s')"
-            )
-        if key_concurrency != 1 and concurrency_key is None:
-            raise InvalidJobOptions(
-                f"key_concurrency={key_concurrency} limits the jobs of one concurrency_key: "
-                "give a concurrency_key too (e.g. concurrency_key='tenant:{tenant_id}')"
-            )
 
         def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)

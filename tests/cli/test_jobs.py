@@ -143,6 +143,14 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
         "jobs", "enqueue", "greet", "--args", '{"name": "ada"}', "--concurrency-key", "g:{name}"
     )
     assert project.app.jobs.require(keyed["id"]).concurrency_key == "g:ada"
+    limited = project.json(
+        "jobs", "enqueue", "greet", "--args", '{"name": "ada"}', "--concurrency-key", "g:{name}",
+        "--key-concurrency", "2", "--rate-limit", "5/m", "--rate-key", "r:{name}",
+    )  # fmt: skip
+    stored = project.app.jobs.require(limited["id"])
+    assert (stored.key_concurrency, stored.rate_limit, stored.rate_key) == (2, "5/m", "r:ada")
+    bad = project.invoke("jobs", "enqueue", "greet", "--args", '{"name": "b"}', "--rate-limit", "5")
+    assert bad.exit_code == 2 and "rate_limit must be a rate like" in bad.output
 
 
 @pytest.mark.parametrize(

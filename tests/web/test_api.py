@@ -203,6 +203,45 @@ def test_enqueue_with_a_concurrency_key(manager: TestClient, app: conveyor.App) 
     assert missing.status_code == 422 and "needs the argument" in missing.text
 
 
+def test_enqueue_with_key_and_rate_limits(manager: TestClient, app: conveyor.App) -> None:
+    body = {
+        "name": "hello", "args": {"who": "ada"}, "concurrency_key": "greet:{who}",
+        "key_concurrency": 3, "rate_limit": "10/s", "rate_key": "r:{who}",
+    }  # fmt: skip
+    response = manager.post("/api/jobs", json=body)
+    assert response.status_code == 201, response.text
+    shown = response.json()["job"]
+    assert (shown["key_concurrency"], shown["rate_limit"], shown["rate_key"]) == (
+        3,
+        "10/s",
+        "r:ada",
+    )
+    stored = app.jobs.require(shown["id"])
+    assert (stored.key_concurrency, stored.rate_limit, stored.rate_key) == (3, "10/s", "r:ada")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"key_concurrency": 0}, "greater than or equal to 1"),
+        ({"key_concurrency": True}, "not true or false"),
+        ({"rate_limit": "10/week"}, "rate_limit"),
+        ({"rate_key": "r:{whom}"}, "needs the argument"),
+        ({"concurrency_key": None}, "limits the jobs of one concurrency_key"),
+        ({"rate_limit": None}, "give a rate_limit too"),
+    ],
+)
+def test_enqueue_refuses_bad_key_and_rate_limits(
+    manager: TestClient, change: dict[str, Any], words: str
+) -> None:
+    body = {
+        "name": "hello", "args": {"who": "ada"}, "concurrency_key": "greet:{who}",
+        "key_concurrency": 2, "rate_limit": "10/s", "rate_key": "r:{who}", **change,
+    }  # fmt: skip
+    response = manager.post("/api/jobs", json={k: v for k, v in body.items() if v is not None})
+    assert response.status_code == 422 and words in response.text, response.text
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -328,6 +328,13 @@ def follow_job(app: App, job: Job, timeout: float | None, out: Console | None) -
 @click.option("--concurrency-key",
               help="Never run at once with a job of the same key; {arg} is replaced by that "
               "argument, e.g. 'tenant:{tenant_id}'.")  # fmt: skip
+@click.option("--key-concurrency", type=int,
+              help="How many jobs of its concurrency key may run at once (default 1).")  # fmt: skip
+@click.option("--rate-limit",
+              help="At most N starts in any second, minute or hour, e.g. 10/s, 100/m.")  # fmt: skip
+@click.option("--rate-key",
+              help="The window --rate-limit counts in (default: the job's name); {arg} is "
+              "replaced by that argument.")  # fmt: skip
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before failing.")
 @verb
 def enqueue(
@@ -339,6 +346,9 @@ def enqueue(
     delay: timedelta | None,
     unique_key: str | None,
     concurrency_key: str | None,
+    key_concurrency: int | None,
+    rate_limit: str | None,
+    rate_key: str | None,
     max_attempts: int | None,
 ) -> Output:
     """Enqueue a registered or declared job by NAME with JSON arguments.
@@ -347,6 +357,7 @@ def enqueue(
     Examples:
       conveyor jobs enqueue send_email --args '{"to": "ada@example.com"}'
       conveyor jobs enqueue nightly_report --queue reports --delay 10m --unique-key nightly
+      conveyor jobs enqueue sync --args '{"tenant": "acme"}' --rate-limit 10/s --rate-key t:{tenant}
     """
     options: dict[str, Any] = {
         "queue": queue,
@@ -354,6 +365,9 @@ def enqueue(
         "delay": delay.total_seconds() if delay is not None else None,
         "unique_key": unique_key,
         "concurrency_key": concurrency_key,
+        "key_concurrency": key_concurrency,
+        "rate_limit": rate_limit,
+        "rate_key": rate_key,
         "max_attempts": max_attempts,
     }
     handle = app.enqueue(name, args, **{k: v for k, v in options.items() if v is not None})

@@ -15,6 +15,7 @@ from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.schemas import (
+    ENQUEUE_OPTIONS,
     JOB_ID_PATTERN,
     NAME_PATTERN,
     NO_NUL,
@@ -148,7 +149,7 @@ def _job_list_routes(routes: _Routes) -> None:
     def enqueue(body: EnqueueIn) -> EnqueueOut:
         """Enqueue a job by its registered or declared name."""
         options: dict[str, Any] = {}
-        for key in ("queue", "priority", "delay", "unique_key", "concurrency_key"):
+        for key in ENQUEUE_OPTIONS:
             value = getattr(body, key)
             if value is not None:
                 options[key] = value

@@ -13,6 +13,7 @@ from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
     MAX_HORIZON,
+    MAX_KEY_CONCURRENCY,
     MAX_NESTING,
     MAX_QUEUE_CONCURRENCY,
     MAX_QUEUE_SIZE,
@@ -165,6 +166,9 @@ class JobDetail(BaseModel):
     unique_key: str | None
     recurring_name: str | None
     concurrency_key: str | None
+    key_concurrency: int = 1
+    rate_limit: str | None = None
+    rate_key: str | None = None
     workflow_id: str | None = None
     step: str | None = None
     worker_id: str | None
@@ -200,6 +204,9 @@ class JobDetail(BaseModel):
             unique_key=job.unique_key,
             recurring_name=job.recurring_name,
             concurrency_key=job.concurrency_key,
+            key_concurrency=job.key_concurrency,
+            rate_limit=job.rate_limit,
+            rate_key=job.rate_key,
             workflow_id=job.workflow_id,
             step=job.step,
             worker_id=job.worker_id,
@@ -259,16 +266,38 @@ class EnqueueIn(BaseModel):
             "as in 'tenant:{tenant_id}' (docs/guide.md, concurrency keys)"
         ),
     )
+    key_concurrency: int | None = Field(
+        default=None, ge=1, le=MAX_KEY_CONCURRENCY,
+        description="how many jobs of one concurrency_key may run at once, fleet-wide "
+        "(default 1; needs a concurrency_key: docs/flow-control.md)",
+    )  # fmt: skip
+    rate_limit: str | None = Field(
+        default=None, pattern=RATE_PATTERN,
+        description="at most N starts in any second, minute or hour ('10/s', '100/m', "
+        "'1000/h') of the jobs sharing rate_key, fleet-wide",
+    )  # fmt: skip
+    rate_key: str | None = Field(
+        default=None, min_length=1, max_length=UNIQUE_KEY_MAX, pattern=NO_NUL,
+        description="the window a rate_limit counts in, {name} replaced by that argument "
+        "(default: the job's name); needs a rate_limit",
+    )  # fmt: skip
     metadata: (
         dict[Annotated[str, Field(pattern=NO_NUL)], Annotated[str, Field(pattern=NO_NUL)]] | None
     ) = None
 
-    @field_validator("priority", "delay", mode="before")
+    @field_validator("priority", "delay", "key_concurrency", mode="before")
     @classmethod
     def _no_booleans(cls, value: object) -> object:
         if isinstance(value, bool):  # JSON true/false are not numbers here
             raise ValueError("must be a number, not true or false")
         return value
+
+
+#: EnqueueIn's fields that are per-call job options (app.enqueue's keywords), when given.
+ENQUEUE_OPTIONS = (
+    "queue", "priority", "delay", "unique_key", "concurrency_key", "key_concurrency",
+    "rate_limit", "rate_key",
+)  # fmt: skip
 
 
 class EnqueueOut(BaseModel):
