@@ -101,6 +101,19 @@ def test_job_names_and_errors_are_escaped(manager: TestClient, app: conveyor.App
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
+def test_the_job_page_shows_its_key_and_rate_limits(viewer: TestClient, app: conveyor.App) -> None:
+    app.declare("limited")
+    job = app.enqueue(
+        "limited", {"t": "<b>"}, concurrency_key="k:{t}", key_concurrency=2,
+        rate_limit="3/m", rate_key="r:{t}",
+    )  # fmt: skip
+    html = viewer.get(f"/jobs/{job.id}").text
+    assert 'k:&lt;b&gt; <span class="muted">(2 at once)</span>' in html
+    assert '3/m <span class="muted">per r:&lt;b&gt;</span>' in html
+    plain = viewer.get(f"/jobs/{app.enqueue('limited').id}").text
+    assert "data-key-limit" not in plain and "data-rate-limit" not in plain
+
+
 def test_job_detail_shows_attempts_with_tracebacks(manager: TestClient, app: conveyor.App) -> None:
     job = app.enqueue("boom")
     app.testing.drain()
