@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 
 WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
+SPREAD_MAX = 32  # queues a claim of all queues reads one by one when it must leave some out
 
 
 class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
@@ -292,9 +293,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         windows = _rate_windows(conn, rates)
         candidates: list[tuple[Any, ...]] = []
         rooms: dict[str, int] = {}
+        excluded = caps.keys() | rated.keys() | paused
+        if queues is None and excluded:
+            # leaving queues out of the walk of all queues' due jobs would pass over their
+            # backlog (a paused queue's million jobs) at every claim: read the others one by
+            # one, unless there are so many queues that walking is the cheaper of the two
+            waiting = [
+                row[0] for row in conn.execute(Q["waiting_queues"], {"most": SPREAD_MAX + 1})
+            ]
+            if len(waiting) <= SPREAD_MAX:
+                queues = frozenset(waiting)
         if queues is None:
-            excluded = sorted(caps.keys() | rated.keys() | paused)
-            params = {"now": now, "excluded": json_list(excluded), "limit": limit}
+            params = {"now": now, "excluded": json_list(sorted(excluded)), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
         else:
             # A worker of named queues reads each queue's own index: walking the claim-ordered

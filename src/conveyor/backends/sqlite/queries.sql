@@ -130,6 +130,21 @@ WHERE state IN ('scheduled', 'pending') AND run_at <= :now
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
+-- The queues holding waiting jobs, one index seek each (a loose scan of the per-queue index),
+-- at most :most of them: a claim of all queues that must leave some out (paused, limited) reads
+-- the others one by one rather than walking past the left-out ones' backlog.
+-- name: waiting_queues
+WITH RECURSIVE waiting (queue) AS (
+    SELECT (SELECT min(queue) FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
+            WHERE state IN ('scheduled', 'pending'))
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM conveyor_jobs AS j INDEXED BY conveyor_jobs_due_by_queue
+            WHERE j.state IN ('scheduled', 'pending') AND j.queue > waiting.queue)
+    FROM waiting WHERE waiting.queue IS NOT NULL
+    LIMIT :most
+)
+SELECT queue FROM waiting WHERE queue IS NOT NULL;
+
 -- name: candidates_of_queue
 SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
