@@ -112,6 +112,11 @@ class JobFilter:
     per_page: int = 50
 
 
+#: A claim of all queues that must leave some out (paused, limited) reads the queues holding
+#: waiting jobs one by one when there are at most this many, rather than walking the claim
+#: order of all of them past the left-out ones' backlog.
+SPREAD_MAX = 32
+
 #: A listing counts at most this many matching jobs: past it, `Page.total` is this number and
 #: `Page.total_exact` is False (an exact count of 100,000 rows costs more than the page).
 LIST_COUNT_CAP = 10_000

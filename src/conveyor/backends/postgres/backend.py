@@ -29,6 +29,7 @@ from conveyor.backends.postgres.rows import (
 from conveyor.backends.postgres.workflows import WorkflowVerbs, forget, rearm_after_retry
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
+    SPREAD_MAX,
     Claimed,
     ClaimRequest,
     Counts,
@@ -99,6 +100,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         # due jobs of keys with several slots (key_concurrency) or with a rate of their own
         # seen: claim in the locked path
         self._shared_keys = False
+        # some queue is paused or limited: claims of all queues read the others one by one
+        self._excluding = False
 
     @classmethod
     def from_url(cls, url: str, *, queue_full_timeout: float = 5.0) -> PostgresBackend:
@@ -168,30 +171,48 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         under per-key locks until none is due."""
         queues = None if request.queues is None else sorted(request.queues)
         asked = request.queues
+        with self._db.connection() as conn:
+            if queues is None and self._excluding:
+                # some queue is paused or limited: leaving it out of a walk of all queues'
+                # due jobs would pass over its backlog at every claim, so read the others one
+                # by one (unless there are so many that the walk is the cheaper)
+                cur = conn.execute(self._q["waiting_queues"], {"most": SPREAD_MAX + 1})
+                waiting = [row["queue"] for row in cur]
+                if len(waiting) <= SPREAD_MAX:
+                    queues = waiting
+            return self._claim_with(conn, request, queues, asked)
+
+    def _claim_with(
+        self,
+        conn: Conn,
+        request: ClaimRequest,
+        queues: list[str] | None,
+        asked: frozenset[str] | None,
+    ) -> tuple[Claimed, list[Outcome]]:
         limited = self._limited_queues if asked is None else self._limited_queues & asked
         rows: list[Row] = []
         upcoming: datetime | None = None
-        with self._db.connection() as conn:
-            one_statement = not limited and not request.queue_limits and not self._shared_keys
-            if request.limit > 0 and one_statement:
-                rows = self._claim_rows(conn, request, queues, limited=False)
-                # the statement also brought the next due time when the claim came back short
-                upcoming = rows[0]["next_run_at"] if rows else None
-                found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
-                shared = bool(rows[0]["guarded"]) if rows else False
-                rows = [row for row in rows if row["id"] is not None]
-                if not found and not shared:
-                    return self._decoded(rows, upcoming, request)
-                self._limited_queues = self._limited_queues | found
-                self._shared_keys = shared
-                if len(rows) >= request.limit:
-                    return self._decoded(rows, upcoming, request)
-                # the limited queues' jobs, in the same call, with the room left
-                request = replace(request, limit=request.limit - len(rows))
-            if request.limit > 0:
-                rows += self._claim_rows(conn, request, queues, limited=True)
-            if len(rows) < request.limit:  # a full claim comes straight back: no look-up
-                upcoming = self._next_run_at(conn, request.now, queues)
+        one_statement = not limited and not request.queue_limits and not self._shared_keys
+        if request.limit > 0 and one_statement:
+            rows = self._claim_rows(conn, request, queues, limited=False)
+            # the statement also brought the next due time when the claim came back short
+            upcoming = rows[0]["next_run_at"] if rows else None
+            found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
+            shared = bool(rows[0]["guarded"]) if rows else False
+            self._excluding = bool(rows[0]["excluding"]) if rows else False
+            rows = [row for row in rows if row["id"] is not None]
+            if not found and not shared:
+                return self._decoded(rows, upcoming, request)
+            self._limited_queues = self._limited_queues | found
+            self._shared_keys = shared
+            if len(rows) >= request.limit:
+                return self._decoded(rows, upcoming, request)
+            # the limited queues' jobs, in the same call, with the room left
+            request = replace(request, limit=request.limit - len(rows))
+        if request.limit > 0:
+            rows += self._claim_rows(conn, request, queues, limited=True)
+        if len(rows) < request.limit:  # a full claim comes straight back: no look-up
+            upcoming = self._next_run_at(conn, request.now, queues)
         return self._decoded(rows, upcoming, request)
 
     @staticmethod
@@ -256,7 +277,11 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             conn.execute(q["local_commit_mode"], params)
         caps = dict(request.queue_limits)  # the caller's own caps, and the stored limits
         rated: dict[str, Rate] = {}
+        excluding = bool(caps)  # the caller's caps leave queues out too
         for row in conn.execute(q["queue_limits"]):
+            excluding = True  # paused or limited: a claim of all queues reads them apart
+            if row["paused"]:
+                continue  # its jobs are not candidates (due_candidates)
             stored = row["concurrency"]
             if stored is not None:
                 caps[row["name"]] = min(stored, caps.get(row["name"], stored))
@@ -268,6 +293,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             if request.queues is None or queue in request.queues
         )
         self._limited_queues = frozenset(names)
+        self._excluding = excluding
         if names:
             prefix = f"conveyor:{self.config.schema}:"
             conn.execute(q["lock_queues"], {"prefix": prefix, "queues": names})

@@ -129,9 +129,14 @@ WITH commit_mode AS (
 -- claims from under their locks (claim_ids); `guarded`: whether due jobs of keys with
 -- several slots (key_concurrency) or with a rate of their own, which it also leaves out,
 -- wait in the queues asked for. The wake-up time is also a spent rate window's opening.
-SELECT claimed.*, upcoming.next_run_at, upcoming.limited, upcoming.guarded
+-- `excluding`: whether any queue is paused or limited, which a claim of all queues then leaves
+-- out by reading the others one by one (waiting_queues), not by walking past its backlog.
+SELECT claimed.*, upcoming.next_run_at, upcoming.limited, upcoming.guarded, upcoming.excluding
 FROM (
-    SELECT least(min(run_at), ({next_window})) AS next_run_at, (
+    SELECT least(min(run_at), ({next_window})) AS next_run_at, EXISTS (
+        SELECT 1 FROM __schema__.queues AS x
+        WHERE x.paused OR x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL
+    ) AS excluding, (
         SELECT array_agg(q.name) FROM __schema__.queues AS q
         WHERE (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL) AND NOT q.paused
           AND q.name = ANY(%(queues)s::text[])  -- only: claim_in
@@ -209,8 +214,40 @@ FROM (
 -- The stored limits a claim honours (read under no lock: the queue's own lock, taken next,
 -- guards the count of its running jobs).
 -- name: queue_limits
-SELECT name, concurrency, rate_limit FROM __schema__.queues
-WHERE (concurrency IS NOT NULL OR rate_limit IS NOT NULL) AND NOT paused;
+SELECT name, concurrency, rate_limit, paused FROM __schema__.queues
+WHERE concurrency IS NOT NULL OR rate_limit IS NOT NULL OR paused;
+
+-- The queues holding waiting jobs, one index probe each (loose scans of jobs_due_by_queue and
+-- jobs_due_guarded_by_queue), but the paused ones, at most %(most)s of them. The limited ones
+-- stay in: a claim of them learns of their limits (and then claims them under their locks).
+-- name: waiting_queues
+WITH RECURSIVE plain (queue) AS (
+    SELECT (SELECT min(queue) FROM __schema__.jobs
+            WHERE state IN ('scheduled', 'pending') AND key_concurrency IS NULL
+              AND rate_key IS NULL)
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM __schema__.jobs AS j
+            WHERE j.state IN ('scheduled', 'pending') AND j.key_concurrency IS NULL
+              AND j.rate_key IS NULL AND j.queue > plain.queue)
+    FROM plain WHERE plain.queue IS NOT NULL
+), guarded (queue) AS (
+    SELECT (SELECT min(queue) FROM __schema__.jobs
+            WHERE state IN ('scheduled', 'pending')
+              AND (key_concurrency IS NOT NULL OR rate_key IS NOT NULL))
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM __schema__.jobs AS j
+            WHERE j.state IN ('scheduled', 'pending')
+              AND (j.key_concurrency IS NOT NULL OR j.rate_key IS NOT NULL)
+              AND j.queue > guarded.queue)
+    FROM guarded WHERE guarded.queue IS NOT NULL
+)
+SELECT queue FROM (
+    SELECT queue FROM plain WHERE queue IS NOT NULL
+    UNION
+    SELECT queue FROM guarded WHERE queue IS NOT NULL
+) AS waiting
+WHERE queue <> ALL(ARRAY(SELECT p.name FROM __schema__.queues AS p WHERE p.paused))
+LIMIT %(most)s;
 
 -- Keys of several slots: one lock per key (the two-integer form, apart from the queues'
 -- locks), sorted, taken after the queues' locks, so concurrent claims never deadlock; under

@@ -13,6 +13,7 @@ from typing import Any
 from conveyor.backends.decoding import claim_runnable, decode_claimed
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
+    SPREAD_MAX,
     Claimed,
     ClaimRequest,
     Counts,
@@ -84,7 +85,6 @@ log = logging.getLogger(__name__)
 
 WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
-SPREAD_MAX = 32  # queues a claim of all queues reads one by one when it must leave some out
 
 
 class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
