@@ -135,9 +135,13 @@ class WorkerProcess:
         command += [system.name, system.settings, system.where]
         env = {**os.environ, peers_systems.LINES_ENV: str(lines)}
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
             text=True,
-        )  # fmt: skip
+        )
         self.ready = threading.Event()
         self.ready_info: dict[str, Any] = {}
         threading.Thread(target=self._read, daemon=True).start()
@@ -243,9 +247,10 @@ def bench_drain(name: str, settings: str, kind: str, count: int, ctx: Context) -
             counter.close()
         problems = count_lines(lines, n) + system.verify(n)
         lines.unlink()
-    if not all(ready):
-        problems.append("a worker process never said ready")
-        ready = [r or {"t": end, "cpu": 0.0} for r in ready]
+    # a process still starting when the others had drained everything ran no job: all its
+    # CPU so far is start-up
+    late = sum(1 for r in ready if not r)
+    ready = [r or {"t": end, "cpu": c} for r, c in zip(ready, cpu, strict=True)]
     run_cpu = sum(c - r["cpu"] for c, r in zip(cpu, ready, strict=True))
     return {
         "n": n,
@@ -254,6 +259,7 @@ def bench_drain(name: str, settings: str, kind: str, count: int, ctx: Context) -
         "seconds_after_ready": end - min(r["t"] for r in ready),
         "worker_cpu_us_per_job": run_cpu / n * 1e6,
         "startup_cpu_s_per_process": [r["cpu"] for r in ready],
+        "processes_not_ready_at_end": late,
         "verified": not problems,
         "problems": problems,
         "load_before": load_before,
@@ -286,7 +292,9 @@ class FifoReader:
         os.close(self.fd)
 
 
-def bench_pickup(name: str, settings: str, kind: str, ctx: Context, warmup: int = 10) -> dict[str, Any]:
+def bench_pickup(
+    name: str, settings: str, kind: str, ctx: Context, warmup: int = 10
+) -> dict[str, Any]:
     from run import percentile
 
     rng = random.Random(7)
@@ -394,22 +402,35 @@ def plan(args: argparse.Namespace) -> list[Figure]:
             for kind in args.kinds:
                 for settings in args.settings:
                     procs = "1 worker process" if w == 1 else f"{w} processes"
-                    figures.append(Figure(
-                        f"{store}/drain/{w}p/{kind}/{settings}",
-                        f"{title} drain, {procs}, {kind} job, {settings}",
-                        store, kind=kind, workers=w, settings=settings,
-                    ))  # fmt: skip
+                    figures.append(
+                        Figure(
+                            f"{store}/drain/{w}p/{kind}/{settings}",
+                            f"{title} drain, {procs}, {kind} job, {settings}",
+                            store,
+                            kind=kind,
+                            workers=w,
+                            settings=settings,
+                        )
+                    )
         for settings in args.settings:
-            figures.append(Figure(
-                f"{store}/pickup/{settings}", f"{title} pickup p50 / p99, {settings}",
-                store, settings=settings,
-            ))  # fmt: skip
+            figures.append(
+                Figure(
+                    f"{store}/pickup/{settings}",
+                    f"{title} pickup p50 / p99, {settings}",
+                    store,
+                    settings=settings,
+                )
+            )
         for calls, size in args.bulk:
-            figures.append(Figure(
-                f"{store}/bulk/{calls}x{size}",
-                f"{title} bulk enqueue, {calls} call{'s' if calls > 1 else ''} × {size:,}",
-                store, calls=calls, size=size,
-            ))  # fmt: skip
+            figures.append(
+                Figure(
+                    f"{store}/bulk/{calls}x{size}",
+                    f"{title} bulk enqueue, {calls} call{'s' if calls > 1 else ''} x {size:,}",
+                    store,
+                    calls=calls,
+                    size=size,
+                )
+            )
     return figures
 
 
@@ -472,7 +493,7 @@ def fmt(s: dict[str, float] | None, unit: str) -> str:
     f = "{:,.0f}" if unit in ("/s", " µs") else "{:.2f}"
     text = f.format(s["median"]) + unit
     if s["min"] != s["max"]:
-        text += f" ({f.format(s['min'])}–{f.format(s['max'])})"
+        text += f" ({f.format(s['min'])}-{f.format(s['max'])})"
     return text
 
 
@@ -502,17 +523,17 @@ def cell_text(results: dict[str, Any], key: str, col: str, field: str) -> str:
     if not names:
         store_names = [n for n in STORE_SYSTEMS[cell["store"]] if column(n) == col]
         if store_names and store_names[0] in results["unavailable"]:
-            return "not run: " + results["unavailable"][store_names[0]][:40]
+            return "not run (below)"
         if store_names and SYSTEMS[store_names[0]].kinds == ("sync",):
             return "n/a (no async jobs)"
         return "—"
     out = cell["systems"][names[0]]
     if names[0] in results["unavailable"] and not out["runs"]:
-        return "not run: " + results["unavailable"][names[0]][:40]
+        return "not run (below)"
     entry = results["summary"][key][col]
     if field == "pickup":
         p50, p99 = entry["p50_ms"], entry["p99_ms"]
-        text = "" if p50 is None else f"{p50['median']:.2f} / {p99['median']:.2f} ms"
+        text = "" if p50 is None else f"{fmt(p50, '')} / {fmt(p99, '')} ms"
     elif field == "cpu":
         text = fmt(entry["worker_cpu_us_per_job"], " µs")
     else:
@@ -532,7 +553,7 @@ def median_of(results: dict[str, Any], key: str, col: str, field: str) -> float 
 
 
 def print_table(results: dict[str, Any]) -> None:
-    header = ["figure (median of the rounds, min–max)", "Conveyor", "pgqueuer", "Procrastinate"]
+    header = ["figure (median of the rounds (min-max))", "Conveyor", "pgqueuer", "Procrastinate"]
     header += ["huey (SQLite)", "Conveyor / best peer"]
     rows = [header]
     for key, cell in results["figures"].items():
@@ -559,8 +580,8 @@ def ratio_text(results: dict[str, Any], key: str) -> str:
     if not ours or not known:
         return ""
     if what == "pickup":  # lower is better: how many times faster the pickup is
-        return f"{min(known) / ours:.2f}× (p50)"
-    return f"{ours / max(known):.2f}×"
+        return f"{min(known) / ours:.2f}x (p50)"
+    return f"{ours / max(known):.2f}x"
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -571,36 +592,55 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ours = median_of(results, key, "conveyor", "jobs_per_s")
         theirs = median_of(results, other_key or key, peer, "jobs_per_s")
         value = ours / theirs if ours and theirs else None
-        out.append({"target": label, "value": value, "bound": bound, "op": "≥", "unit": "×"})
+        out.append({"target": label, "value": value, "bound": bound, "op": "≥", "unit": "x"})
 
     def absolute(label: str, key: str, field: str, op: str, bound: float, unit: str) -> None:
         value = median_of(results, key, "conveyor", field)
         out.append({"target": label, "value": value, "bound": bound, "op": op, "unit": unit})
 
     for kind in ("sync", "async"):
-        ratio(f"PostgreSQL drain, 1 process, default, {kind}: Conveyor / pgqueuer",
-              f"postgres/drain/1p/{kind}/default", "pgqueuer", 2.0)  # fmt: skip
+        ratio(
+            f"PostgreSQL drain, 1 process, default, {kind}: Conveyor / pgqueuer",
+            f"postgres/drain/1p/{kind}/default",
+            "pgqueuer",
+            2.0,
+        )
     for key in [k for k in results["figures"] if k.startswith("postgres/bulk/")]:
-        ratio(f"PostgreSQL bulk enqueue {key.split('/')[2]}: Conveyor / pgqueuer", key,
-              "pgqueuer", 1.5)  # fmt: skip
+        ratio(
+            f"PostgreSQL bulk enqueue {key.split('/')[2]}: Conveyor / pgqueuer",
+            key,
+            "pgqueuer",
+            1.5,
+        )
     for store in ("postgres", "sqlite"):
         title = {"postgres": "PostgreSQL", "sqlite": "SQLite"}[store]
-        absolute(f"{title} pickup p50, default", f"{store}/pickup/default", "p50_ms", "≤", 2.0, "ms")
-        absolute(f"{title} pickup p99, default", f"{store}/pickup/default", "p99_ms", "≤", 5.0, "ms")
+        key = f"{store}/pickup/default"
+        absolute(f"{title} pickup p50, default", key, "p50_ms", "≤", 2.0, "ms")
+        absolute(f"{title} pickup p99, default", key, "p99_ms", "≤", 5.0, "ms")
     for kind in ("sync", "async"):
         # huey has no async jobs: the async drain is set against huey's sync one
-        ratio(f"SQLite drain, 1 process, default, {kind}: Conveyor / huey (sync)",
-              f"sqlite/drain/1p/{kind}/default", "huey", 4.0, "sqlite/drain/1p/sync/default")  # fmt: skip
+        key, huey_key = f"sqlite/drain/1p/{kind}/default", "sqlite/drain/1p/sync/default"
+        ratio(
+            f"SQLite drain, 1 process, default, {kind}: Conveyor / huey (sync)",
+            key,
+            "huey",
+            4.0,
+            huey_key,
+        )
     for kind in ("sync", "async"):
         two = median_of(results, f"sqlite/drain/2p/{kind}/default", "conveyor", "jobs_per_s")
         one = median_of(results, f"sqlite/drain/1p/{kind}/default", "conveyor", "jobs_per_s")
-        out.append({
-            "target": f"SQLite drain, default, {kind}: 2 processes / 1 process (adds throughput)",
-            "value": two / one if two and one else None, "bound": 1.0, "op": ">", "unit": "×",
-        })  # fmt: skip
+        out.append(
+            {
+                "target": f"SQLite drain, default, {kind}: 2 processes / 1 process",
+                "value": two / one if two and one else None,
+                "bound": 1.0,
+                "op": ">",
+                "unit": "x",
+            }
+        )
     for key in [k for k in results["figures"] if k.startswith("sqlite/bulk/")]:
-        absolute(f"SQLite bulk enqueue {key.split('/')[2]}", key, "jobs_per_s", "≥", 100_000,
-                 "/s")  # fmt: skip
+        absolute(f"SQLite bulk enqueue {key.split('/')[2]}", key, "jobs_per_s", "≥", 100_000, "/s")
     for t in out:
         v, b = t["value"], t["bound"]
         if v is None:
@@ -611,23 +651,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def number(value: float, unit: str) -> str:
+    return f"{value:,.0f}" if unit == "/s" else f"{value:.2f}"
+
+
 def print_targets(found: list[dict[str, Any]]) -> None:
     print("\nTargets of issue 20 (ratios of medians in this run):")
     width = max(len(t["target"]) for t in found)
     for t in found:
-        v = t["value"]
-        shown = "—" if v is None else (f"{v:,.0f}" if t["unit"] == "/s" else f"{v:.2f}")
+        shown = "—" if t["value"] is None else number(t["value"], t["unit"]) + t["unit"]
         bound = f"{t['bound']:,.0f}" if t["unit"] == "/s" else f"{t['bound']:g}"
-        print(f"  {t['target'].ljust(width)}  {shown}{t['unit']}  "
-              f"(target {t['op']} {bound}{t['unit']})  {t['verdict']}")  # fmt: skip
+        print(
+            f"  {t['target'].ljust(width)}  {shown}  "
+            f"(target {t['op']} {bound}{t['unit']})  {t['verdict']}"
+        )
 
 
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("conveyor", "pgqueuer", "procrastinate", "huey", "psycopg", "asyncpg",
-                    "psutil"):  # fmt: skip
+    for package in (
+        "conveyor",
+        "pgqueuer",
+        "procrastinate",
+        "huey",
+        "psycopg",
+        "asyncpg",
+        "psutil",
+    ):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -670,8 +722,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--bulk takes CALLSxSIZE[,CALLSxSIZE] and --workers numbers, e.g. 1,2")
     if any(len(b) != 2 or min(b) < 1 for b in args.bulk) or min(args.workers) < 1:
         parser.error("--bulk sizes and --workers must be at least 1")
-    for option, allowed in (("kinds", ("sync", "async")), ("settings", ("default", "tuned")),
-                            ("stores", tuple(STORE_SYSTEMS)), ("systems", tuple(SYSTEMS))):  # fmt: skip
+    choices = {
+        "kinds": ("sync", "async"),
+        "settings": ("default", "tuned"),
+        "stores": tuple(STORE_SYSTEMS),
+        "systems": tuple(SYSTEMS),
+    }
+    for option, allowed in choices.items():
         values = [v for v in getattr(args, option).split(",") if v]
         bad = [v for v in values if v not in allowed]
         if bad or not values:
@@ -687,7 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         peers_systems.child_main(*args.child)
         return 0
-    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/peers.py", *sys.argv[1:]])
+    command = " ".join(
+        shlex.quote(a) for a in [".venv/bin/python", "bench/peers.py", *sys.argv[1:]]
+    )
     from run import machine
 
     results: dict[str, Any] = {
@@ -696,10 +755,16 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**machine(), "python_full": platform.python_version()},
         "versions": versions(),
         "params": {
-            "rounds": args.rounds, "jobs": args.jobs, "samples": args.samples,
-            "bulk": args.bulk, "workers": args.workers, "kinds": args.kinds,
-            "settings": args.settings, "timeout": args.timeout, "quick": args.quick,
-        },  # fmt: skip
+            "rounds": args.rounds,
+            "jobs": args.jobs,
+            "samples": args.samples,
+            "bulk": args.bulk,
+            "workers": args.workers,
+            "kinds": args.kinds,
+            "settings": args.settings,
+            "timeout": args.timeout,
+            "quick": args.quick,
+        },
         "settings": {name: {"default": d, "tuned": t} for name, (d, t) in SETTINGS_TEXT.items()},
         "unavailable": {},
         "load_average_before": os.getloadavg(),
@@ -739,21 +804,26 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results)
     print_targets(results["targets"])
+    for name, why in results["unavailable"].items():
+        print(f"\nnot run: {name}: {why}")
     print("\nSettings (default | tuned):")
     for name in args.systems:
         default, tuned = SETTINGS_TEXT[name]
         print(f"  {name}: {default} | {tuned}")
     before, after = results["load_average_before"], results["load_average_after"]
-    print(f"\n{command}\nload average before {before}, after {after}; "
-          f"{results['wall_seconds']:.0f} s; raw figures in {args.out}")  # fmt: skip
+    print(
+        f"\n{command}\nload average before {before}, after {after}; "
+        f"{results['wall_seconds']:.0f} s; raw figures in {args.out}"
+    )
     bad = [
         f"{key} {name}"
         for key, cell in results["figures"].items()
         for name, out in cell["systems"].items()
         if out["errors"] or not all(r["verified"] for r in out["runs"])
     ]
+    bad += [f"{name} (not run)" for name in results["unavailable"]]
     if bad:
-        print(f"failed or not verified: {', '.join(bad)}", file=sys.stderr)
+        print(f"failed, not verified or not run: {', '.join(bad)}", file=sys.stderr)
     return 1 if bad else 0
 
 

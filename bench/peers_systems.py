@@ -419,7 +419,8 @@ def importable(name: str) -> str | None:
         try:
             __import__(module)
         except Exception as exc:
-            return f"{module} does not import ({type(exc).__name__}: {exc}); pip install -e '.[bench]'"
+            why = f"{type(exc).__name__}: {exc}"
+            return f"{module} does not import ({why}); install with pip install -e '.[bench]'"
     return None
 
 
