@@ -553,7 +553,7 @@ def median_of(results: dict[str, Any], key: str, col: str, field: str) -> float 
 
 
 def print_table(results: dict[str, Any]) -> None:
-    header = ["figure (median of the rounds (min-max))", "Conveyor", "pgqueuer", "Procrastinate"]
+    header = ["figure: median of the rounds (min-max)", "Conveyor", "pgqueuer", "Procrastinate"]
     header += ["huey (SQLite)", "Conveyor / best peer"]
     rows = [header]
     for key, cell in results["figures"].items():
@@ -804,6 +804,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results)
     print_targets(results["targets"])
+    if args.quick:
+        print("\n--quick: small sizes and one round, to prove the harness works; not figures")
     for name, why in results["unavailable"].items():
         print(f"\nnot run: {name}: {why}")
     print("\nSettings (default | tuned):")
