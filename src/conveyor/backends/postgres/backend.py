@@ -210,7 +210,17 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             # the limited queues' jobs, in the same call, with the room left
             request = replace(request, limit=request.limit - len(rows))
         if request.limit > 0:
-            rows += self._claim_rows(conn, request, queues, limited=True)
+            try:
+                rows += self._claim_rows(conn, request, queues, limited=True)
+            except (psycopg.Error, StoreUnavailable) as exc:
+                if not rows:
+                    raise
+                # the jobs the first statement claimed are committed as running: hand them
+                # to the worker (its lease would bring them back only once it expired)
+                log.warning("claiming the limited queues failed (%s); the %d job(s) "
+                            "claimed before run, the rest wait for the next claim", exc,
+                            len(rows))  # fmt: skip
+                return self._decoded(rows, None, request)
         if len(rows) < request.limit:  # a full claim comes straight back: no look-up
             upcoming = self._next_run_at(conn, request.now, queues)
         return self._decoded(rows, upcoming, request)
