@@ -51,6 +51,9 @@ def test_the_api_answers_404_and_409_in_json(manager: TestClient, app: conveyor.
     assert conflict.status_code == 409 and "is stopping" in conflict.json()["error"]
     assert manager.post("/api/workers/w1/pause").status_code == 404  # no such action
     assert manager.post("/api/workers/" + "x" * 301 + "/stop").status_code == 422
+    alive(app, "web-1.example:4242:1a2b3c4d")  # ids as workers make them
+    colon = manager.post("/api/workers/web-1.example:4242:1a2b3c4d/quiet")
+    assert colon.status_code == 200 and colon.json()["requested"] == "quiet"
 
 
 def test_worker_actions_need_manage_and_a_csrf_token(
