@@ -115,6 +115,8 @@ class App:
             self._cancel_locally,
             lambda: dict(self._queue_settings),
             self._job_queues,
+            worker_stale_after=lambda: self.settings.worker_stale_after,
+            on_worker_request=self._nudge_locally,
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment, lambda: self._definitions, clock)
@@ -645,6 +647,11 @@ class App:
     def _cancel_locally(self, job_id: str) -> None:
         for worker in list(self._workers):
             worker.request_cancel(job_id)
+
+    def _nudge_locally(self, worker_id: str) -> None:
+        for worker in list(self._workers):
+            if worker.id == worker_id:
+                worker.beat_now()
 
 
 class JobHandle(Generic[ResultT]):

@@ -14,11 +14,13 @@ from conveyor.errors import (
     JobNotFound,
     JobStateConflict,
     QueueNotFound,
+    WorkerNotFound,
 )
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
 from conveyor.model.validation import check_queue, check_queue_changes, text_problem
+from conveyor.model.workers import WorkerAction, check_worker_action
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +69,17 @@ class JobService:
         on_cancel_requested: Callable[[str], None],
         declared_queues: Callable[[], Mapping[str, QueueSettings]] = dict,
         job_queues: Callable[[], set[str]] = set,
+        *,
+        worker_stale_after: Callable[[], float] = lambda: 60.0,
+        on_worker_request: Callable[[str], None] = lambda worker_id: None,
     ) -> None:
         self._backend = backend
         self._clock = clock
         self._on_cancel_requested = on_cancel_requested
         self._declared_queues = declared_queues  # the app's app.queue declarations
         self._job_queues = job_queues  # the queues the app's jobs are declared on
+        self._worker_stale_after = worker_stale_after  # no heartbeat for this long: gone
+        self._on_worker_request = on_worker_request  # a worker of this process beats at once
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -92,6 +99,39 @@ class JobService:
     def workers(self) -> list[WorkerInfo]:
         """The workers that are alive (recent heartbeat)."""
         return self._backend().workers()
+
+    def quiet_worker(self, worker_id: str) -> WorkerInfo:
+        """Ask a live worker to claim no new jobs: it finishes those running, hands back the
+        ones it held ready, and stays up (heartbeating, shown as quiet) until resumed or
+        stopped. It follows at its next heartbeat. WorkerNotFound for an unknown or gone
+        worker, WorkerStateConflict for a stopping one."""
+        return self._request_worker(worker_id, "quiet")
+
+    def stop_worker(self, worker_id: str) -> WorkerInfo:
+        """Ask a live worker to shut down as on SIGTERM: it claims nothing new, lets running
+        jobs finish within its shutdown_timeout (returning the rest to the queue), then
+        exits. It follows at its next heartbeat. WorkerNotFound for an unknown or gone
+        worker."""
+        return self._request_worker(worker_id, "stop")
+
+    def resume_worker(self, worker_id: str) -> WorkerInfo:
+        """Let a quieted worker claim jobs again (nothing changes for a running one).
+        WorkerNotFound for an unknown or gone worker, WorkerStateConflict for a stopping
+        one."""
+        return self._request_worker(worker_id, "resume")
+
+    def request_worker(self, worker_id: str, action: str) -> WorkerInfo:
+        """`quiet_worker`, `stop_worker` or `resume_worker` by the action's name."""
+        return self._request_worker(worker_id, check_worker_action(action))
+
+    def _request_worker(self, worker_id: str, action: WorkerAction) -> WorkerInfo:
+        problem = text_problem(worker_id) if worker_id else "it is empty"
+        if problem:
+            raise WorkerNotFound(f"no worker has id {worker_id[:80]!r}: {problem}")
+        seen_after = self._clock() - timedelta(seconds=self._worker_stale_after())
+        worker = self._backend().request_worker(worker_id, action, seen_after)
+        self._on_worker_request(worker_id)
+        return worker
 
     def queues(self) -> list[QueueStatus]:
         """Every queue that is declared (here, or with settings in the store), has jobs, or

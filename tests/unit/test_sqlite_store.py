@@ -106,7 +106,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -14,12 +14,14 @@ from typing import Any
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.lifecycle import Landing, after_attempt
 from conveyor.model.queues import DEFAULTS, QueueSettings
+from conveyor.model.workers import WorkerMode, WorkerRequest, pending_mode
 
 __all__ = [
     "LIST_COUNT_CAP",
     "ClaimRequest",
     "Claimed",
     "Counts",
+    "Heartbeat",
     "JobFilter",
     "Outcome",
     "Page",
@@ -154,6 +156,24 @@ class WorkerInfo:
     concurrency: int
     started_at: datetime
     last_seen_at: datetime
+    #: what the worker reported doing at that heartbeat (`model/workers.py`)
+    mode: WorkerMode = "running"
+    #: what an operator asked of it (None: nothing); a heartbeat never writes it
+    requested: WorkerRequest | None = None
+
+    @property
+    def pending(self) -> WorkerMode | None:
+        """The mode an operator asked for that the worker has not reported yet."""
+        return pending_mode(self.mode, self.requested)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat hands back to the worker: its running jobs whose cancellation was
+    requested, and what an operator asks of it (None: run as usual), which it follows."""
+
+    cancel_requested: set[str] = field(default_factory=set)
+    requested: WorkerRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
+from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
@@ -20,6 +21,7 @@ from conveyor.web.schemas import (
     NAME_PATTERN,
     NO_NUL,
     STATES_PATTERN,
+    WORKER_ID_PATTERN,
     ActionOut,
     BulkIdsIn,
     BulkIn,
@@ -46,6 +48,9 @@ MAX_PER_PAGE = 200
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a job id (UUID)")]
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="a name, 1-200 characters")]
+WorkerId = Annotated[
+    str, Path(pattern=WORKER_ID_PATTERN, description="a worker's id, as /api/workers lists it")
+]
 Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -310,14 +315,41 @@ def _queue_routes(routes: _Routes) -> None:
 
 
 def _worker_routes(routes: _Routes) -> None:
-    """Live workers."""
+    """Live workers: list; quiet, stop or resume one (it follows at its next heartbeat)."""
     dash = routes.dash
 
     @routes.view("/workers", response_model=list[WorkerOut])
     def list_workers() -> list[WorkerOut]:
-        """Live workers: host, pid, queues, heartbeat, and the jobs they run."""
+        """Live workers: host, pid, queues, heartbeat, mode, and the jobs they run."""
         running = dash.running_by_worker()
         return [WorkerOut.of(w, running.get(w.id, [])) for w in dash.app.jobs.workers()]
+
+    def shown(worker: WorkerInfo) -> WorkerOut:
+        return WorkerOut.of(worker, dash.running_by_worker().get(worker.id, []))
+
+    @routes.manage(
+        "POST", "/workers/{worker_id}/quiet", response_model=WorkerOut,
+        responses=_MISSING | _CONFLICT,
+    )  # fmt: skip
+    def quiet_worker(worker_id: WorkerId) -> WorkerOut:
+        """Ask a worker to claim no new jobs: it finishes those running and stays up (mode
+        quiet) until resumed or stopped. 409 for a stopping worker."""
+        return shown(dash.app.jobs.quiet_worker(worker_id))
+
+    @routes.manage("POST", "/workers/{worker_id}/stop", response_model=WorkerOut,
+                   responses=_MISSING)  # fmt: skip
+    def stop_worker(worker_id: WorkerId) -> WorkerOut:
+        """Ask a worker to shut down as on SIGTERM: it claims nothing new, lets running jobs
+        finish within its shutdown timeout, then exits."""
+        return shown(dash.app.jobs.stop_worker(worker_id))
+
+    @routes.manage(
+        "POST", "/workers/{worker_id}/resume", response_model=WorkerOut,
+        responses=_MISSING | _CONFLICT,
+    )  # fmt: skip
+    def resume_worker(worker_id: WorkerId) -> WorkerOut:
+        """Let a quieted worker claim jobs again. 409 for a stopping worker."""
+        return shown(dash.app.jobs.resume_worker(worker_id))
 
 
 def _stats_routes(routes: _Routes) -> None:

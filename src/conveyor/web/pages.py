@@ -310,8 +310,11 @@ def _resume_queue(dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _worker_pages(routes: PageRoutes) -> None:
-    """The live workers' page."""
+    """The live workers' page; quiet, stop or resume one."""
     routes.view("/workers", _worker_list, "workers.html")
+    routes.action("/workers/{worker_id}/quiet", _quiet_worker)
+    routes.action("/workers/{worker_id}/stop", _stop_worker)
+    routes.action("/workers/{worker_id}/resume", _resume_worker)
 
 
 def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
@@ -329,6 +332,21 @@ def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
             or q.held_by_rate
         ],
     }
+
+
+def _quiet_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.quiet_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to go quiet: it claims no new jobs from its next heartbeat."
+
+
+def _stop_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.stop_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to stop: it finishes its running jobs, then exits."
+
+
+def _resume_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.resume_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to resume claiming jobs."
 
 
 # login -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from conveyor.model.validation import (
     RATE_PATTERN,
     UNIQUE_KEY_MAX,
 )
+from conveyor.model.workers import WorkerMode, WorkerRequest
 from conveyor.services import QueueStatus
 from conveyor.web.runtimes import Runtime, Runtimes
 
@@ -33,6 +34,7 @@ JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 _STATE = f"({'|'.join(state.value for state in JobState)})"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
 NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
+WORKER_ID_PATTERN = r"^[^\x00/]{1,300}$"  # host:pid:suffix; hosts name themselves
 NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
 StoredText = Annotated[str, Field(pattern=NO_NUL)]
 
@@ -466,7 +468,7 @@ class QueueSettingsIn(BaseModel):
 
 
 class WorkerOut(BaseModel):
-    """A live worker and the jobs it is running."""
+    """A live worker, what it is doing (and was asked to), and the jobs it is running."""
 
     id: str
     host: str
@@ -475,6 +477,15 @@ class WorkerOut(BaseModel):
     concurrency: int
     started_at: datetime
     last_seen_at: datetime
+    mode: WorkerMode = Field(
+        description="running; quiet: claims no new jobs; stopping: finishing, then exiting"
+    )
+    requested: WorkerRequest | None = Field(
+        description="what an operator asked of it (quiet, stop); null: nothing"
+    )
+    pending: WorkerMode | None = Field(
+        description="the mode asked for that it has not reported yet (next heartbeat)"
+    )
     current_jobs: list[str] = Field(description="ids of the jobs it runs")
     current_job_names: list[str] = Field(description="their names, in the same order")
 
@@ -489,6 +500,9 @@ class WorkerOut(BaseModel):
             concurrency=worker.concurrency,
             started_at=worker.started_at,
             last_seen_at=worker.last_seen_at,
+            mode=worker.mode,
+            requested=worker.requested,
+            pending=worker.pending,
             current_jobs=[job.id for job in current],
             current_job_names=[job.name for job in current],
         )

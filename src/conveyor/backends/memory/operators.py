@@ -22,6 +22,7 @@ from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, StoredQueue, merge
 from conveyor.model.rates import Bucket, Rate, held_back, key_bucket, queue_bucket, room
+from conveyor.model.workers import WorkerAction, request_after, worker_missing
 
 
 class OperatorVerbs(JobIndex):
@@ -140,6 +141,20 @@ class OperatorVerbs(JobIndex):
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._lock:
             return sorted(self._workers.values(), key=lambda worker: worker.id)
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_after`)."""
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            if worker is None:
+                raise worker_missing(worker_id)
+            if worker.last_seen_at < seen_after:
+                raise worker_missing(worker_id, worker.last_seen_at)
+            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            self._workers[worker_id] = stored = replace(worker, requested=asked)
+            return stored
 
     # actions ---------------------------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:

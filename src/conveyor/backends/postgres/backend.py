@@ -33,6 +33,7 @@ from conveyor.backends.records import (
     Claimed,
     ClaimRequest,
     Counts,
+    Heartbeat,
     JobFilter,
     Outcome,
     Page,
@@ -67,6 +68,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
+from conveyor.model.workers import WorkerAction, request_after, worker_missing
 
 log = logging.getLogger(__name__)
 
@@ -509,9 +511,10 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
+    ) -> Heartbeat:
         """Record the worker alive and extend its running jobs' leases (one statement);
-        return the ids among `job_ids` whose cancellation was requested."""
+        return the ids among `job_ids` whose cancellation was requested and the operator's
+        request of the worker."""
         params = {
             **worker_params(worker),
             "ids": list(job_ids),
@@ -519,8 +522,9 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
             "commit": self.config.commit_mode,
         }
         with self._db.connection() as conn:
-            rows = conn.execute(self._q["heartbeat"], params).fetchall()
-        return {row["id"] for row in rows if row["cancel_requested"]}
+            row = conn.execute(self._q["heartbeat"], params).fetchone()
+        assert row is not None  # the statement's SELECT always answers one row
+        return Heartbeat(set(row["cancel_requested"]), row["requested"])
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -632,6 +636,24 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._db.connection() as conn:
             return [worker_from_row(row) for row in conn.execute(self._q["list_workers"])]
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_after`), in one
+        transaction under the worker row's lock; its next heartbeat hands it back."""
+        with self._db.transaction() as conn:
+            row = conn.execute(self._q["lock_worker"], {"id": worker_id}).fetchone()
+            if row is None:
+                raise worker_missing(worker_id)
+            worker = worker_from_row(row)
+            if worker.last_seen_at < seen_after:
+                raise worker_missing(worker_id, worker.last_seen_at)
+            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            params = {"id": worker_id, "requested": asked}
+            stored = conn.execute(self._q["set_worker_request"], params).fetchone()
+        assert stored is not None  # the row is locked: it cannot have gone
+        return worker_from_row(stored)
 
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:

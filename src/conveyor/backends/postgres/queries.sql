@@ -433,34 +433,48 @@ WHERE id = %(id)s AND state = 'running';
 
 -- workers ---------------------------------------------------------------------------------
 
--- One statement: the worker is recorded alive and its running jobs' leases extended.
+-- One statement: the worker is recorded alive (its own fields, never `requested`, an
+-- operator's ask) and its running jobs' leases extended; one row back: the operator's request
+-- and the leased jobs whose cancellation was requested.
 -- name: heartbeat
 WITH commit_mode AS (
     -- fast_acks: this transaction alone commits without waiting for the WAL flush
     SELECT set_config('synchronous_commit',
                       coalesce(%(commit)s, current_setting('synchronous_commit')), true)
 ), seen AS (
-    INSERT INTO __schema__.workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
+    INSERT INTO __schema__.workers
+        (id, host, pid, queues, concurrency, started_at, last_seen_at, mode)
     VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(concurrency)s, %(started_at)s,
-            %(last_seen_at)s)
+            %(last_seen_at)s, %(mode)s)
     ON CONFLICT (id) DO UPDATE SET
         host = excluded.host,
         pid = excluded.pid,
         queues = excluded.queues,
         concurrency = excluded.concurrency,
         started_at = excluded.started_at,
-        last_seen_at = excluded.last_seen_at
+        last_seen_at = excluded.last_seen_at,
+        mode = excluded.mode
+    RETURNING requested
+), leased AS (
+    UPDATE __schema__.jobs SET lease_expires_at = %(lease_expires_at)s
+    FROM commit_mode
+    WHERE id = ANY(%(ids)s::text[]) AND worker_id = %(id)s AND state = 'running'
+    RETURNING id, cancel_requested
 )
-UPDATE __schema__.jobs SET lease_expires_at = %(lease_expires_at)s
-FROM commit_mode
-WHERE id = ANY(%(ids)s::text[]) AND worker_id = %(id)s AND state = 'running'
-RETURNING id, cancel_requested;
+SELECT (SELECT requested FROM seen) AS requested,
+       ARRAY(SELECT id FROM leased WHERE cancel_requested) AS cancel_requested;
 
 -- name: delete_worker
 DELETE FROM __schema__.workers WHERE id = %(id)s;
 
 -- name: list_workers
 SELECT * FROM __schema__.workers ORDER BY id;
+
+-- name: lock_worker
+SELECT * FROM __schema__.workers WHERE id = %(id)s FOR UPDATE;
+
+-- name: set_worker_request
+UPDATE __schema__.workers SET requested = %(requested)s WHERE id = %(id)s RETURNING *;
 
 -- A window whose latest start (its array's last, oldest first) left every window behind.
 -- name: prune_rate_windows

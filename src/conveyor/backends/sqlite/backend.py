@@ -17,6 +17,7 @@ from conveyor.backends.records import (
     Claimed,
     ClaimRequest,
     Counts,
+    Heartbeat,
     JobFilter,
     Outcome,
     Page,
@@ -80,6 +81,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
+from conveyor.model.workers import WorkerAction, request_after, worker_missing
 
 log = logging.getLogger(__name__)
 
@@ -423,18 +425,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
+    ) -> Heartbeat:
         """Record the worker alive, extend its running jobs' leases; return the ids among
-        `job_ids` whose cancellation was requested."""
+        `job_ids` whose cancellation was requested and the operator's request of it."""
         ids = json_list(job_ids)
         with self._db.write() as conn:
-            conn.execute(Q["upsert_worker"], worker_row(worker))
+            requested = conn.execute(Q["upsert_worker"], worker_row(worker)).fetchone()[0]
             if not job_ids:
-                return set()
+                return Heartbeat(set(), requested)
             params = {"ids": ids, "worker_id": worker.id, "lease_expires_at": ts(lease_expires_at)}
             conn.execute(Q["extend_leases"], params)
             asked = conn.execute(Q["cancel_requested_among"], {"ids": ids, "worker_id": worker.id})
-            return {row[0] for row in asked}
+            return Heartbeat({row[0] for row in asked}, requested)
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -632,6 +634,22 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._db.read() as conn:
             return [worker_from_row(row) for row in conn.execute(Q["list_workers"])]
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_after`), in one
+        write transaction; its next heartbeat reads it back."""
+        with self._db.write() as conn:
+            row = conn.execute(Q["get_worker"], (worker_id,)).fetchone()
+            if row is None:
+                raise worker_missing(worker_id)
+            worker = worker_from_row(row)
+            if worker.last_seen_at < seen_after:
+                raise worker_missing(worker_id, worker.last_seen_at)
+            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            params = {"id": worker_id, "requested": asked}
+            return worker_from_row(conn.execute(Q["set_worker_request"], params).fetchone())
 
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:

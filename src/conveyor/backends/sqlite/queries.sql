@@ -204,16 +204,19 @@ WHERE id = :id AND state = 'running';
 
 -- workers ---------------------------------------------------------------------------------
 
+-- The worker's own fields, never `requested` (an operator's), which it returns.
 -- name: upsert_worker
-INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
-VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at)
+INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, last_seen_at, mode)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at, :mode)
 ON CONFLICT (id) DO UPDATE SET
     host = excluded.host,
     pid = excluded.pid,
     queues = excluded.queues,
     concurrency = excluded.concurrency,
     started_at = excluded.started_at,
-    last_seen_at = excluded.last_seen_at;
+    last_seen_at = excluded.last_seen_at,
+    mode = excluded.mode
+RETURNING requested;
 
 -- name: extend_leases
 UPDATE conveyor_jobs SET lease_expires_at = :lease_expires_at
@@ -230,6 +233,12 @@ DELETE FROM conveyor_workers WHERE id = ?;
 
 -- name: list_workers
 SELECT * FROM conveyor_workers ORDER BY id;
+
+-- name: get_worker
+SELECT * FROM conveyor_workers WHERE id = ?;
+
+-- name: set_worker_request
+UPDATE conveyor_workers SET requested = :requested WHERE id = :id RETURNING *;
 
 -- A window whose latest start (its array's last, oldest first) left every window behind.
 -- name: prune_rate_windows
