@@ -157,6 +157,21 @@ def test_claim_queries_walk_the_claim_ordered_indexes(store: SQLiteBackend) -> N
     conn.close()
 
 
+def claim_steps(store: SQLiteBackend, request: ClaimRequest) -> tuple[int, list[str]]:
+    """SQLite virtual-machine steps (in hundreds) of choosing one claim's jobs, and the ids."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    with sqlite3.connect(store.path) as conn:
+        conn.set_progress_handler(count, 100)
+        chosen, _ = SQLiteBackend._candidates(conn, request, T0.timestamp())
+    conn.close()
+    return steps[0], chosen
+
+
 def test_a_claim_for_named_queues_costs_the_same_whatever_the_backlog_of_others(
     store: SQLiteBackend,
 ) -> None:
@@ -166,18 +181,9 @@ def test_a_claim_for_named_queues_costs_the_same_whatever_the_backlog_of_others(
     store.enqueue([NewJob("quick", queue="fast") for _ in range(10)], T0)
 
     def steps_of_one_claim() -> int:
-        steps = [0]
-
-        def count() -> int:
-            steps[0] += 1
-            return 0
-
-        with sqlite3.connect(store.path) as conn:
-            conn.set_progress_handler(count, 100)
-            chosen, _ = SQLiteBackend._candidates(conn, request, T0.timestamp())
-        conn.close()
+        steps, chosen = claim_steps(store, request)
         assert len(chosen) == 10
-        return steps[0]
+        return steps
 
     small = steps_of_one_claim()
     for _ in range(4):
@@ -197,18 +203,9 @@ def test_a_claim_of_all_queues_does_not_walk_a_paused_queues_backlog(
     store.set_queue_paused("held", True, T0)
 
     def steps_of_one_claim() -> int:
-        steps = [0]
-
-        def count() -> int:
-            steps[0] += 1
-            return 0
-
-        with sqlite3.connect(store.path) as conn:
-            conn.set_progress_handler(count, 100)
-            chosen, _ = SQLiteBackend._candidates(conn, request, T0.timestamp())
-        conn.close()
+        steps, chosen = claim_steps(store, request)
         assert len(chosen) == 10 and not set(chosen) & held
-        return steps[0]
+        return steps
 
     held: set[str] = set()
     small = steps_of_one_claim()

@@ -10,7 +10,7 @@ heartbeat returns it until it changes, so a lost heartbeat loses nothing. Every 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from conveyor.errors import UsageError, WorkerNotFound, WorkerStateConflict
 
@@ -64,6 +64,28 @@ def request_after(
             "(start a new worker to run jobs)"
         )
     return "quiet" if action == "quiet" else None
+
+
+class _SeenWorker(Protocol):
+    @property
+    def mode(self) -> str: ...
+    @property
+    def requested(self) -> str | None: ...
+    @property
+    def last_seen_at(self) -> datetime: ...
+
+
+def request_of(
+    worker_id: str, worker: _SeenWorker | None, action: WorkerAction, seen_after: datetime
+) -> WorkerRequest | None:
+    """What a store keeps for an operator's `action` on the worker it found (`worker`, None
+    when it has none): WorkerNotFound when it has none or last saw it before `seen_after`,
+    else `request_after`'s answer."""
+    if worker is None:
+        raise worker_missing(worker_id)
+    if worker.last_seen_at < seen_after:
+        raise worker_missing(worker_id, worker.last_seen_at)
+    return request_after(worker_id, worker.mode, worker.requested, action)
 
 
 def mode_asked(requested: str | None) -> WorkerMode:

@@ -22,7 +22,7 @@ from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, StoredQueue, merge
 from conveyor.model.rates import Bucket, Rate, held_back, key_bucket, queue_bucket, room
-from conveyor.model.workers import WorkerAction, request_after, worker_missing
+from conveyor.model.workers import WorkerAction, request_of
 
 
 class OperatorVerbs(JobIndex):
@@ -145,14 +145,11 @@ class OperatorVerbs(JobIndex):
     def request_worker(
         self, worker_id: str, action: WorkerAction, seen_after: datetime
     ) -> WorkerInfo:
-        """Keep an operator's request of a live worker (`model.workers.request_after`)."""
+        """Keep an operator's request of a live worker (`model.workers.request_of`)."""
         with self._lock:
             worker = self._workers.get(worker_id)
-            if worker is None:
-                raise worker_missing(worker_id)
-            if worker.last_seen_at < seen_after:
-                raise worker_missing(worker_id, worker.last_seen_at)
-            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            asked = request_of(worker_id, worker, action, seen_after)
+            assert worker is not None  # request_of raised otherwise
             self._workers[worker_id] = stored = replace(worker, requested=asked)
             return stored
 

@@ -68,7 +68,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
-from conveyor.model.workers import WorkerAction, request_after, worker_missing
+from conveyor.model.workers import WorkerAction, request_of
 
 log = logging.getLogger(__name__)
 
@@ -640,16 +640,12 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
     def request_worker(
         self, worker_id: str, action: WorkerAction, seen_after: datetime
     ) -> WorkerInfo:
-        """Keep an operator's request of a live worker (`model.workers.request_after`), in one
+        """Keep an operator's request of a live worker (`model.workers.request_of`), in one
         transaction under the worker row's lock; its next heartbeat hands it back."""
         with self._db.transaction() as conn:
             row = conn.execute(self._q["lock_worker"], {"id": worker_id}).fetchone()
-            if row is None:
-                raise worker_missing(worker_id)
-            worker = worker_from_row(row)
-            if worker.last_seen_at < seen_after:
-                raise worker_missing(worker_id, worker.last_seen_at)
-            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            worker = None if row is None else worker_from_row(row)
+            asked = request_of(worker_id, worker, action, seen_after)
             params = {"id": worker_id, "requested": asked}
             stored = conn.execute(self._q["set_worker_request"], params).fetchone()
         assert stored is not None  # the row is locked: it cannot have gone

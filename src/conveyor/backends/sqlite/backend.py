@@ -81,7 +81,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
-from conveyor.model.workers import WorkerAction, request_after, worker_missing
+from conveyor.model.workers import WorkerAction, request_of
 
 log = logging.getLogger(__name__)
 
@@ -638,16 +638,12 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     def request_worker(
         self, worker_id: str, action: WorkerAction, seen_after: datetime
     ) -> WorkerInfo:
-        """Keep an operator's request of a live worker (`model.workers.request_after`), in one
+        """Keep an operator's request of a live worker (`model.workers.request_of`), in one
         write transaction; its next heartbeat reads it back."""
         with self._db.write() as conn:
             row = conn.execute(Q["get_worker"], (worker_id,)).fetchone()
-            if row is None:
-                raise worker_missing(worker_id)
-            worker = worker_from_row(row)
-            if worker.last_seen_at < seen_after:
-                raise worker_missing(worker_id, worker.last_seen_at)
-            asked = request_after(worker_id, worker.mode, worker.requested, action)
+            worker = None if row is None else worker_from_row(row)
+            asked = request_of(worker_id, worker, action, seen_after)
             params = {"id": worker_id, "requested": asked}
             return worker_from_row(conn.execute(Q["set_worker_request"], params).fetchone())
 
