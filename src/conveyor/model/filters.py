@@ -4,8 +4,8 @@ jobs").
 
 Accepted values:
 
-- text (search, partial name, worker id): 1 to MAX_FILTER_TEXT characters, no NUL and no
-  lone surrogate;
+- text (search, partial name, worker id): 1 to MAX_FILTER_TEXT characters, no control
+  character (so a search never spans two of the searched fields) and no lone surrogate;
 - times: an aware datetime; or text, either an ISO 8601 date or date-time (without an offset
   it is UTC) or a duration before now (`90s`, `15m`, `2h`, `7d`, `2w`);
 - a range's lower bound is inclusive, its upper bound exclusive, and it must not be empty;
@@ -91,10 +91,10 @@ def check_filter_text(value: object, what: str) -> str:
         raise InvalidFilter(
             f"the {what} filter must be 1 to {MAX_FILTER_TEXT} characters, not {len(value)}"
         )
-    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise InvalidFilter(
-            f"the {what} filter {value[:40]!r} holds a NUL character or a lone surrogate, "
-            "which no job can hold: remove it"
+            f"the {what} filter {value[:40]!r} holds a control character or a lone "
+            "surrogate: search for text without it"
         )
     return value
 

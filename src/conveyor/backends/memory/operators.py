@@ -27,10 +27,11 @@ from conveyor.model.serialization import dumps
 
 def _searched(job: Job) -> str:
     """The text a search looks in, lowercased: id, name, args and metadata as JSON (as SQLite
-    stores them), the last error's message."""
+    stores them), the last error's message, apart (a search holds no control character, so
+    it never matches across two of them)."""
     last = job.last_error
     message = "" if last is None else last.message
-    return " ".join((job.id, job.name, dumps(job.args), dumps(job.metadata), message)).lower()
+    return "\x1f".join((job.id, job.name, dumps(job.args), dumps(job.metadata), message)).lower()
 
 
 class OperatorVerbs(JobIndex):
