@@ -378,7 +378,7 @@ def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
     # past the cap, a list by state (the overview's links) shows the overview's own number
     assert '<strong data-count="pending">10,002</strong>' in overview
     assert "10,002 found" in first and "page 1 of 201<" in first and "Older" in first
-    assert "10,002 found" in pending and 'data-page-last>Last »' in pending
+    assert "10,002 found" in pending and "data-page-last>Last »" in pending
     assert "page 201 of 201<" in later and later.count('href="/jobs/0') == 2
     assert "Older" not in later  # the last job: a page that is not full ends the list
     assert "1 found" in slow and "page 1 of 1<" in slow
