@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,12 @@ from conveyor.web import create_app
 
 NAMES = ["emails.send_welcome", "reports.build", "images.resize", "billing.charge_card"]
 QUEUES = ["default", "emails", "reports", "billing"]
-KINDS = [("error", "ValueError: card declined by issuer"), ("timeout", "timed out after 30 s"),
-         ("lost", "the worker died (lease expired)"), ("crashed", "process exited on SIGKILL")]  # fmt: skip
+KINDS = [
+    ("error", "ValueError: card declined by issuer"),
+    ("timeout", "timed out after 30 s"),
+    ("lost", "the worker died (lease expired)"),
+    ("crashed", "process exited on SIGKILL"),
+]
 # (state, share of jobs): a week of history and a backlog
 STATES = [("completed", 0.80), ("failed", 0.05), ("cancelled", 0.01), ("pending", 0.10),
           ("scheduled", 0.03), ("running", 0.01)]  # fmt: skip
