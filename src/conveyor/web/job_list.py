@@ -81,8 +81,8 @@ def _counted(jobs: JobService, filters: Mapping[str, str]) -> int | None:
 def _round(n: int) -> int:
     """`n` to three significant digits (an estimate claims no more)."""
     digits = len(str(n))
-    step = 10 ** max(digits - 3, 0)
-    return round(n / step) * step
+    step: int = 10 ** max(digits - 3, 0)
+    return (n + step // 2) // step * step
 
 
 def pager(found: Page, total: Total, link: Callable[[int], str]) -> dict[str, Any]:
