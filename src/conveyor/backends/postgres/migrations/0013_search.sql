@@ -39,6 +39,15 @@ BEGIN
         END;
         home := 'conveyor_extensions';
     END IF;
+    IF NOT has_schema_privilege(home, 'USAGE') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = format(
+                'Conveyor''s job search needs the PostgreSQL extension pg_trgm, which is '
+                'installed in schema %s, which this role (%s) may not use', home, current_user),
+            HINT = format('As its owner run GRANT USAGE ON SCHEMA %I TO %I; then run '
+                '`conveyor migrate` again.', home, current_user);
+    END IF;
     -- for gin_trgm_ops below, until this migration's transaction ends
     PERFORM set_config('search_path', quote_ident(home) || ', ' || current_setting('search_path'), true);
 END
