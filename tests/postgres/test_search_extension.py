@@ -14,7 +14,6 @@ from conveyor.backends.postgres import PostgresBackend
 from conveyor.errors import ConfigurationError
 from postgres.server import BASE_URL, require_server
 
-
 # (what the superuser prepares in conveyor_extensions, what the message says)
 CASES = [
     (  # an object in the way: CREATE EXTENSION fails
