@@ -16,6 +16,7 @@ from conveyor.errors import (
     QueueNotFound,
     WorkerNotFound,
 )
+from conveyor.model.filters import check_filter
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
@@ -282,17 +283,41 @@ class JobService:
         search: str | None = None,
         page: int = 1,
         per_page: int = 50,
+        name_contains: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        finished_after: datetime | str | None = None,
+        finished_before: datetime | str | None = None,
+        worker: str | None = None,
+        error_kind: str | None = None,
     ) -> Page:
-        """A page of jobs, newest first, filtered by state(s), name, queue and id/name search."""
+        """A page of jobs, newest first. Filters: state(s), exact name, queue, `search` (text
+        in the id, name, arguments, metadata or last error message), `name_contains`, created
+        and finished time ranges (datetimes, ISO 8601 text or durations before now: "2h"),
+        the running job's `worker` and the last error's `error_kind` (model/filters.py)."""
         if page < 1 or not 1 <= per_page <= 1000:
             raise InvalidFilter("page must be ≥ 1 and per_page between 1 and 1000")
-        for label, text in (("name", name), ("queue", queue), ("search", search)):
+        for label, text in (("name", name), ("queue", queue)):
             problem = None if text is None else text_problem(text)
             if problem:
                 raise InvalidFilter(f"the {label} filter {text!r} matches no job: {problem}")
-        return self._backend().list_jobs(
-            JobFilter(parse_states(state), name, queue, search, page, per_page)
+        checked = check_filter(
+            self._clock(),
+            search=search,
+            name_contains=name_contains,
+            created_after=created_after,
+            created_before=created_before,
+            finished_after=finished_after,
+            finished_before=finished_before,
+            worker=worker,
+            error_kind=error_kind,
         )
+        query = JobFilter(
+            parse_states(state), name, queue, checked.search, page, per_page,
+            checked.name_contains, checked.created_after, checked.created_before,
+            checked.finished_after, checked.finished_before, checked.worker, checked.error_kind,
+        )  # fmt: skip
+        return self._backend().list_jobs(query)
 
 
 def parse_states(

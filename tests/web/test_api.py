@@ -720,3 +720,44 @@ def test_bulk_action_past_the_count_cap_is_truncated() -> None:
     app.close()
     assert (first["matched"], first["changed"], first["truncated"]) == (10_000, 10_000, True)
     assert (rest["matched"], rest["changed"], rest["truncated"]) == (1, 1, False)
+
+
+def test_list_jobs_finds_text_in_arguments_and_errors_and_filters_by_kind(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    wanted = app.enqueue("hello", {"who": "Ada Lovelace"})
+    app.enqueue("hello", {"who": "Bob"})
+    failed = app.enqueue("boom")
+    app.testing.drain()
+
+    def ids(**params: str) -> list[str]:
+        response = manager.get("/api/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return [job["id"] for job in response.json()["jobs"]]
+
+    assert ids(q="lovelace") == [wanted.id]
+    assert ids(error_kind="exception") == [failed.id]  # "exception" is kind "error"
+    assert ids(name_contains="OOM", finished_after="1h") == [failed.id]
+    assert ids(created_before="2000-01-01T00:00") == []
+    assert ids(worker="nobody") == []
+    body = {"error_kind": "error"}
+    retried = manager.post("/api/jobs/bulk/retry", json=body)
+    assert retried.status_code == 200 and retried.json()["job_ids"] == [failed.id]
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"error_kind": "meltdown"}, "unknown error kind 'meltdown'"),
+        ({"created_after": "last tuesday"}, "is not a time"),
+        ({"finished_after": "1h", "finished_before": "3h"}, "the finished range is empty"),
+        ({"name_contains": "a\tb"}, "control character"),
+    ],
+)
+def test_list_jobs_refuses_bad_filter_values_with_422(
+    manager: TestClient, params: dict[str, str], words: str
+) -> None:
+    response = manager.get("/api/jobs", params=params)
+    assert response.status_code == 422 and words in response.json()["error"], response.text
+    bulk = manager.post("/api/jobs/bulk/cancel", json=params)
+    assert bulk.status_code == 422 and words in bulk.json()["error"], bulk.text

@@ -382,13 +382,23 @@ def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
     with TestClient(
         web, base_url="http://localhost", headers={"Authorization": f"Bearer {VIEW_TOKEN}"}
     ) as viewer:
+        overview = viewer.get("/").text
         first = viewer.get("/jobs").text
+        pending = viewer.get("/jobs?state=pending").text
         later = viewer.get("/jobs?page=201").text
         slow = viewer.get("/jobs?q=slow").text
-    assert "10,000+ found" in first and "page 1 of 200+" in first and "Older" in first
-    assert "page 201 of 200+" in later and later.count('href="/jobs/0') == 2
+        searched = viewer.get("/jobs?q=hello").text
+    # past the cap, a list by state (the overview's links) shows the overview's own number
+    assert '<strong data-count="pending">10,002</strong>' in overview
+    assert "10,002 found" in first and "page 1 of 201<" in first and "Older" in first
+    assert "10,002 found" in pending and "data-page-last>Last »" in pending
+    assert "page 201 of 201<" in later and later.count('href="/jobs/0') == 2
     assert "Older" not in later  # the last job: a page that is not full ends the list
     assert "1 found" in slow and "page 1 of 1<" in slow
+    # any other filter past the cap: the store's estimate, or what it counted
+    about = re.search(r"(about|more than) ([\d,]+) found", searched)
+    assert about is not None, searched
+    assert int(about.group(2).replace(",", "")) >= 10_000
 
 
 def test_the_queue_page_shows_and_edits_the_stored_settings(

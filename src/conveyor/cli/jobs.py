@@ -79,7 +79,16 @@ def _states(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--state", "-s", callback=_states, metavar="STATE[,STATE]", help="Only these states.")
 @click.option("--name", "-n", help="Only jobs with this name.")
 @click.option("--queue", "-q", help="Only jobs in this queue.")
-@click.option("--search", help="Substring of the id or name.")
+@click.option("--search", help="Text in the id, name, arguments, metadata or last error message.")
+@click.option("--name-contains", help="A part of the name (any case).")
+@click.option("--created-after", metavar="TIME", help="Created at or after: ISO time or 2h, 7d.")
+@click.option("--created-before", metavar="TIME", help="Created before: ISO time or 2h, 7d.")
+@click.option("--finished-after", metavar="TIME", help="Finished at or after TIME.")
+@click.option("--finished-before", metavar="TIME", help="Finished before TIME.")
+@click.option("--worker", metavar="ID", help="Running on this worker (conveyor workers ls).")
+@click.option(
+    "--error-kind", metavar="KIND", help="Last error's kind: error, timeout, lost, crashed…"
+)
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--per-page", type=click.IntRange(1, 1000), default=50, show_default=True)
 @verb
@@ -89,23 +98,48 @@ def list_jobs(
     name: str | None,
     queue: str | None,
     search: str | None,
+    name_contains: str | None,
+    created_after: str | None,
+    created_before: str | None,
+    finished_after: str | None,
+    finished_before: str | None,
+    worker: str | None,
+    error_kind: str | None,
     page: int,
     per_page: int,
 ) -> Output:
     """List jobs, newest first, with filters and paging.
 
+    TIME is an ISO 8601 date or time (UTC unless it has an offset) or a duration before now
+    (90s, 15m, 2h, 7d, 2w).
+
     \b
     Examples:
       conveyor jobs ls --state failed,cancelled --queue emails
       conveyor jobs ls --name send_email --page 2 --per-page 20 --json
+      conveyor jobs ls --search ada@example.org --finished-after 2h
+      conveyor jobs ls --error-kind timeout --name-contains billing.
     """
     found = app.jobs.list(
-        state=state, name=name, queue=queue, search=search, page=page, per_page=per_page
+        state=state,
+        name=name,
+        queue=queue,
+        search=search,
+        page=page,
+        per_page=per_page,
+        name_contains=name_contains,
+        created_after=created_after,
+        created_before=created_before,
+        finished_after=finished_after,
+        finished_before=finished_before,
+        worker=worker,
+        error_kind=error_kind,
     )
     data = {
         "jobs": [job_summary(job) for job in found.jobs],
         "total": found.total,
         "total_exact": found.total_exact,
+        "estimate": found.estimate,
         "page": found.page,
         "per_page": found.per_page,
     }
@@ -137,7 +171,10 @@ def _print_page(out: Console, found: Page, now: datetime) -> None:
         out.print(table)
     else:
         out.print("no jobs match")
-    out.print(f"page {found.page} of {pages:,}{more} · {found.total:,}{more} job(s)", style="dim")
+    count = f"{found.total:,}{more} job(s)"
+    if found.estimate is not None:
+        count = f"about {found.estimate:,} job(s) (counted up to {found.total:,})"
+    out.print(f"page {found.page} of {pages:,}{more} · {count}", style="dim")
 
 
 def job_summary(job: Job) -> dict[str, Any]:

@@ -13,14 +13,16 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 from conveyor.backends.records import WorkerInfo
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
-from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
+from conveyor.web.bulk import MORE_FILTERS, action_named, on_filter, on_ids, states_or_422
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.schemas import (
     ENQUEUE_OPTIONS,
+    ERROR_KIND_HELP,
     JOB_ID_PATTERN,
     NAME_PATTERN,
     NO_NUL,
     STATES_PATTERN,
+    TIME_HELP,
     WORKER_ID_PATTERN,
     ActionOut,
     BulkIdsIn,
@@ -126,12 +128,29 @@ def _job_list_routes(routes: _Routes) -> None:
         name: Filter = None,
         queue: Filter = None,
         q: Annotated[
-            str | None, Query(max_length=200, pattern=NO_NUL, description="text in id or name")
+            str | None,
+            Query(
+                max_length=200,
+                pattern=NO_NUL,
+                description="text in the id, name, arguments, metadata or last error message",
+            ),
         ] = None,
+        name_contains: Annotated[
+            str | None, Query(max_length=200, description="part of the name")
+        ] = None,
+        created_after: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        created_before: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        finished_after: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        finished_before: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        worker: Annotated[
+            str | None, Query(max_length=200, description="the running worker")
+        ] = None,
+        error_kind: Annotated[str | None, Query(max_length=40, description=ERROR_KIND_HELP)] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> JobPage:
-        """Jobs, newest first, filtered by state, name, queue and text; large values cut."""
+        """Jobs, newest first, filtered by state, name (exact or a part), queue, text, created
+        and finished times, running worker and last error kind; a bad value is a 422."""
         now = dash.app.clock()
         found = dash.app.jobs.list(
             state=states_or_422(state),
@@ -140,11 +159,19 @@ def _job_list_routes(routes: _Routes) -> None:
             search=q or None,
             page=page,
             per_page=per_page,
+            name_contains=name_contains or None,
+            created_after=created_after or None,
+            created_before=created_before or None,
+            finished_after=finished_after or None,
+            finished_before=finished_before or None,
+            worker=worker or None,
+            error_kind=error_kind or None,
         )
         return JobPage(
             jobs=[JobSummary.of(job, now) for job in found.jobs],
             total=found.total,
             total_exact=found.total_exact,
+            estimate=found.estimate,
             page=found.page,
             per_page=found.per_page,
             pages=max(1, math.ceil(found.total / found.per_page)),
@@ -180,7 +207,7 @@ def _job_list_routes(routes: _Routes) -> None:
         else:
             result = on_filter(
                 dash.app.jobs, verb, state=body.state, name=body.name, queue=body.queue,
-                search=body.q,
+                search=body.q, more={key: getattr(body, key) for key in MORE_FILTERS},
             )  # fmt: skip
         return BulkOut(
             matched=result.matched,

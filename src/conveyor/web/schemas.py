@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
+from conveyor.model.filters import ERROR_KINDS
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
@@ -35,6 +36,8 @@ _STATE = f"({'|'.join(state.value for state in JobState)})"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
 NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
 WORKER_ID_PATTERN = r"^[^\x00/]{1,300}$"  # host:pid:suffix; hosts name themselves
+TIME_HELP = "ISO 8601 date or time (UTC unless it has an offset), or a duration before now: 2h"
+ERROR_KIND_HELP = "the last error's kind: " + ", ".join(ERROR_KINDS)
 NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
 StoredText = Annotated[str, Field(pattern=NO_NUL)]
 
@@ -235,6 +238,11 @@ class JobPage(BaseModel):
     page: int
     per_page: int
     pages: int
+    estimate: int | None = Field(
+        default=None,
+        description="when total_exact is false, about how many jobs match, if the store can "
+        "tell (PostgreSQL: the planner's estimate); null otherwise",
+    )
 
 
 class EnqueueIn(BaseModel):
@@ -320,8 +328,18 @@ class BulkIn(BaseModel):
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     queue: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     q: str | None = Field(
-        default=None, max_length=200, pattern=NO_NUL, description="text in id or name"
+        default=None,
+        max_length=200,
+        pattern=NO_NUL,
+        description="text in the id, name, arguments, metadata or last error message",
     )
+    name_contains: str | None = Field(default=None, max_length=200, description="part of the name")
+    created_after: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    created_before: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    finished_after: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    finished_before: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    worker: str | None = Field(default=None, max_length=200, description="the running worker's id")
+    error_kind: str | None = Field(default=None, max_length=40, description=ERROR_KIND_HELP)
 
 
 class BulkIdsIn(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -791,23 +792,35 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
-        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id (as
-        stored: ids are generated lowercase) or of the name."""
+        jobs capped at LIST_COUNT_CAP (past it, the planner's estimate); text filters are
+        ILIKE, a search through the jobs_search trigram index (queries.sql)."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
-        wanted = JobState if query.states is None else query.states
+        states = query.states
+        if query.worker is not None:  # only a running job has a worker
+            states = (states or frozenset(JobState)) & {JobState.RUNNING}
+        wanted = JobState if states is None else states
         params: dict[str, Any] = {
-            "states": None if query.states is None else sorted(s.value for s in query.states),
+            "states": None if states is None else sorted(s.value for s in states),
             "walk_states": sorted(state.value for state in wanted),  # one index walk each
             "name": query.name,
             "queue": query.queue,
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+            "worker": query.worker,
+            "search": _contains(query.search),
+            "name_contains": _contains(query.name_contains),
+            "finished_after": query.finished_after,
+            "finished_before": query.finished_before,
+            "error_kind": query.error_kind,
             "count_limit": LIST_COUNT_CAP + 1,
         }
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
-        scan = bool(query.search) or (query.states is None and bool(query.name or query.queue))
+        scan = _scans(query) or (states is None and bool(query.name or query.queue))
+        walk_all = states is None and not _walk_filtered(query)
         with self._db.connection() as conn, conn.transaction():
             conn.execute(self._q["repeatable_read"])
-            if scan:  # no index finds these: one scan counts the matches and picks the page
-                window["search"] = query.search or None
+            if scan:  # no index gives these in order: collect the matches, count, sort
+                conn.execute(self._q["force_custom_plan"])
                 rows = conn.execute(self._q["list_jobs_scan"], window).fetchall()
                 total = int(rows[0]["listed_total"]) if rows else 0
                 rows = [row for row in rows if row["id"] is not None]
@@ -815,14 +828,61 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
                     conn.execute(self._q["walk_in_order"])
                     rows = conn.execute(self._q["list_jobs_scan_newest"], window).fetchall()
             else:  # one walk of the (state, created_at) index per state, merged
-                count = "count_listed" if query.states is None else "count_listed_in_states"
+                count = "count_listed" if walk_all else "count_listed_in_states"
                 counted = conn.execute(self._q[count], params).fetchone()
                 conn.execute(self._q["walk_in_order"])
                 rows = conn.execute(self._q["list_jobs_in_states"], window).fetchall()
                 total = 0 if counted is None else int(counted["total"])
+            estimate = None
+            if total > LIST_COUNT_CAP:
+                if not scan:
+                    conn.execute(self._q["force_custom_plan"])
+                plan = conn.execute(self._q["estimate_listed"], params).fetchone()
+                estimate = max(_plan_rows(plan), LIST_COUNT_CAP + 1)
         jobs = [job_from_row(row) for row in rows]
         exact = total <= LIST_COUNT_CAP
-        return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+        return Page(
+            jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact, estimate=estimate
+        )
+
+
+def _scans(query: JobFilter) -> bool:
+    """Whether `query` has a filter no index walk in creation order serves."""
+    return any(
+        value is not None
+        for value in (
+            query.search or None,
+            query.name_contains or None,
+            query.finished_after,
+            query.finished_before,
+            query.error_kind,
+        )
+    )
+
+
+def _plan_rows(plan: Row | None) -> int:
+    """The rows an EXPLAIN (FORMAT JSON) expects (its text, or as decoded)."""
+    if plan is None:
+        return 0
+    document = plan["QUERY PLAN"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return int(document[0]["Plan"]["Plan Rows"])
+
+
+def _walk_filtered(query: JobFilter) -> bool:
+    """Whether a walk of every job has a filter to apply (else one cheap capped count)."""
+    return any(
+        value is not None for value in (query.created_after, query.created_before, query.worker)
+    )
+
+
+def _contains(text: str | None) -> str | None:
+    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    if not text:
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _finish_entry(outcome: Outcome) -> dict[str, Any]:

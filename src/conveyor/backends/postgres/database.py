@@ -308,10 +308,25 @@ class Database:
             applied = {row["version"] for row in conn.execute(q["applied_versions"])}
             for version, script in migrations():
                 if version not in applied:
-                    conn.execute(render(script, self.config.schema).encode())
+                    self._apply(conn, version, script)
                     conn.execute(q["record_version"], {"version": version})
                     done.append(version)
         return done
+
+    def _apply(self, conn: Conn, version: int, script: str) -> None:
+        """Run one migration; a refusal (a missing extension, a privilege) becomes a
+        ConfigurationError with the server's message and hint (the transaction rolls back)."""
+        try:
+            conn.execute(render(script, self.config.schema).encode())
+        except psycopg.Error as exc:
+            if is_connection_error(exc):
+                raise
+            hint = exc.diag.message_hint
+            raise ConfigurationError(
+                f"migration {version} of the PostgreSQL schema {self.config.schema!r} at "
+                f"{self.config.target} failed, nothing was changed: {first_line(exc)}"
+                + (f". {hint}" if hint else "")
+            ) from exc
 
     def applied_migrations(self, conn: Conn) -> list[int]:
         """The versions applied to `conn`'s schema, in order (none before the first migrate)."""

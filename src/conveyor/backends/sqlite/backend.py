@@ -700,18 +700,27 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
-        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id or name."""
+        jobs capped at LIST_COUNT_CAP; text filters are LIKE, case-insensitive for ASCII."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         params: dict[str, Any] = {
             "name": query.name,
             "queue": query.queue,
             "states": None if query.states is None else json_list(sorted(query.states)),
+            "created_after": _opt_ts(query.created_after),
+            "created_before": _opt_ts(query.created_before),
             "count_limit": LIST_COUNT_CAP + 1,
         }
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
         with self._db.read(consistent=True) as conn:
-            if query.search:
-                window["search"] = _like_literal(query.search)
+            if _scans(query):
+                window.update(
+                    search=_contains(query.search),
+                    name_contains=_contains(query.name_contains),
+                    finished_after=_opt_ts(query.finished_after),
+                    finished_before=_opt_ts(query.finished_before),
+                    worker=query.worker,
+                    error_kind=query.error_kind,
+                )
                 # one scan counts the matches and picks the page (queries.sql)
                 rows = conn.execute(Q["list_jobs_search"], window).fetchall()
                 total = rows[0]["listed_total"] if rows else 0
@@ -725,6 +734,30 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
         exact = total <= LIST_COUNT_CAP
         jobs = [job_from_row(row) for row in rows]
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+
+
+def _scans(query: JobFilter) -> bool:
+    """Whether no index walk serves `query` (a text, finished, worker or error filter)."""
+    return any(
+        value is not None
+        for value in (
+            query.search or None,
+            query.name_contains or None,
+            query.finished_after,
+            query.finished_before,
+            query.worker,
+            query.error_kind,
+        )
+    )
+
+
+def _contains(text: str | None) -> str | None:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    return None if not text else f"%{_like_literal(text)}%"
+
+
+def _opt_ts(moment: datetime | None) -> float | None:
+    return None if moment is None else ts(moment)
 
 
 def _rate_windows(

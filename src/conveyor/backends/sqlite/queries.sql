@@ -431,24 +431,49 @@ SELECT * FROM conveyor_jobs WHERE id = ?;
 SELECT id FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
 
 -- Listing newest first, in three shapes, so each can use its best plan:
--- * no state filter and no search: walk the (created_at) index, stop after a page;
+-- * no state filter and no scan filter: walk the (created_at) index, stop after a page;
 -- * a state filter: the (state, created_at) index ("(:states IS NULL OR …)" would hide it);
--- * a search: one scan of the table with LIKE (case-insensitive for ASCII, and three times
---   faster than lower()+instr()) collects up to :count_limit matches (id, created_at), counts
---   them, sorts them and joins the page back by primary key (list_jobs_search; every row
---   carries the count, and one row of NULL job columns carries it when the page is empty).
---   When it finds :count_limit matches, newer ones may lie past where it stopped: the backend
---   then lists the page with list_jobs_search_newest, which walks the (created_at) index and
---   stops after a page (quick: that many matches are seldom sparse; the sort of 25,000
---   matches it replaces took 100-500 ms). The backend escapes %, _ and \ in the text.
+--   in both, a created range bounds the walk ("created_at >= coalesce(:created_after, …)"
+--   is a range on the index, where ":x IS NULL OR" would be a filter on every row);
+-- * a scan filter (a search, a part of the name, a finished range, a worker, an error
+--   kind): one scan of the table collects up to :count_limit matches (id, created_at),
+--   counts them, sorts them and joins the page back by primary key (list_jobs_search; every
+--   row carries the count, and one row of NULL job columns carries it when the page is
+--   empty). When it finds :count_limit matches, newer ones may lie past where it stopped:
+--   the backend then lists the page with list_jobs_search_newest, which walks the
+--   (created_at) index and stops after a page (quick: that many matches are seldom sparse;
+--   the sort of 25,000 matches it replaces took 100-500 ms).
+-- A search is LIKE (case-insensitive for ASCII, and three times faster than
+-- lower()+instr()) on each searched column in turn, the last error's message last (only
+-- when the job has errors: json_extract is the costly part). The backend escapes %, _ and \
+-- in the text. No index serves a LIKE '%…%': docs/web.md gives what a scan costs.
 -- Each count stops at :count_limit rows (LIST_COUNT_CAP + 1): past the cap, the backend
 -- reports the total as capped rather than counting 100,000 rows for every page.
+
+-- fragment: walk_filters
+AND created_at >= coalesce(:created_after, -1e300)
+AND created_at < coalesce(:created_before, 1e300)
+AND (:name IS NULL OR name = :name)
+AND (:queue IS NULL OR queue = :queue)
+
+-- fragment: scan_filters
+AND (:search IS NULL
+     OR id LIKE :search ESCAPE '\' OR name LIKE :search ESCAPE '\'
+     OR args LIKE :search ESCAPE '\' OR metadata LIKE :search ESCAPE '\'
+     OR (errors <> '[]' AND json_extract(errors, '$[#-1].message') LIKE :search ESCAPE '\'))
+AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+AND (:name_contains IS NULL OR name LIKE :name_contains ESCAPE '\')
+AND (:finished_after IS NULL OR finished_at >= :finished_after)
+AND (:finished_before IS NULL OR finished_at < :finished_before)
+AND (:worker IS NULL OR worker_id = :worker)
+AND (:error_kind IS NULL
+     OR (errors <> '[]' AND json_extract(errors, '$[#-1].kind') = :error_kind))
+{walk_filters}
 
 -- name: list_jobs
 SELECT * FROM conveyor_jobs
 WHERE 1
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+  {walk_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -456,16 +481,14 @@ LIMIT :limit OFFSET :offset;
 SELECT count(*) FROM (
     SELECT 1 FROM conveyor_jobs
     WHERE 1
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+      {walk_filters}
     LIMIT :count_limit
 );
 
 -- name: list_jobs_in_states
 SELECT * FROM conveyor_jobs
 WHERE state IN (SELECT value FROM json_each(:states))
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+  {walk_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -473,19 +496,15 @@ LIMIT :limit OFFSET :offset;
 SELECT count(*) FROM (
     SELECT 1 FROM conveyor_jobs
     WHERE state IN (SELECT value FROM json_each(:states))
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+      {walk_filters}
     LIMIT :count_limit
 );
 
 -- name: list_jobs_search
 WITH matches AS MATERIALIZED (
     SELECT id, created_at FROM conveyor_jobs
-    WHERE (id LIKE '%' || :search || '%' ESCAPE '\'
-           OR name LIKE '%' || :search || '%' ESCAPE '\')
-      AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+    WHERE 1
+      {scan_filters}
     LIMIT :count_limit
 ), listed AS (
     SELECT id AS listed_id, created_at AS listed_at FROM matches
@@ -499,10 +518,8 @@ ORDER BY listed.listed_at DESC, listed.listed_id DESC;
 
 -- name: list_jobs_search_newest
 SELECT * FROM conveyor_jobs
-WHERE (id LIKE '%' || :search || '%' ESCAPE '\' OR name LIKE '%' || :search || '%' ESCAPE '\')
-  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+WHERE 1
+  {scan_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
