@@ -1,15 +1,15 @@
-"""The job search on PostgreSQL: a search reads the jobs_search trigram index (migration 13),
+"""The job search on PostgreSQL: a search reads the job_texts trigram index (migration 13),
 and pg_trgm lives outside every store's schema, so dropping one store leaves the others'."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from conveyor.backends.postgres import PostgresBackend
-from conveyor.backends.records import LIST_COUNT_CAP, JobFilter
-from conveyor.model.job import NewJob
+from conveyor.backends.records import LIST_COUNT_CAP, ClaimRequest, JobFilter, Outcome
+from conveyor.model.job import AttemptError, JobState, NewJob
 from postgres.conftest import MakeStore
 from postgres.server import BASE_URL
 
@@ -20,8 +20,9 @@ def explain(schema: str, store: PostgresBackend, params: dict[str, object]) -> s
     with psycopg.connect(BASE_URL) as conn:
         conn.execute(f'SET search_path = "{schema}"')
         # as autovacuum would: a bulk load's entries wait in GIN's pending list until merged
-        conn.execute("SELECT gin_clean_pending_list('jobs_search')")
+        conn.execute("SELECT gin_clean_pending_list('job_texts_search')")
         conn.execute("ANALYZE jobs")
+        conn.execute("ANALYZE job_texts")
         conn.execute("SET plan_cache_mode = force_custom_plan")
         rows = conn.execute("EXPLAIN " + store._q["list_jobs_scan"], params).fetchall()
     return "\n".join(row[0] for row in rows)
@@ -39,7 +40,7 @@ def test_a_search_reads_the_trigram_index(make_store: MakeStore, schema: str) ->
 
     plan = explain(schema, store, params)
 
-    assert "Bitmap Index Scan on jobs_search" in plan, plan
+    assert "Bitmap Index Scan on job_texts_search" in plan, plan
     found = store.list_jobs(JobFilter(search="USER1234@"))
     assert [job.args["email"] for job in found.jobs] == ["user1234@example.org"]
     capped = store.list_jobs(JobFilter(search="example.org"))
@@ -55,3 +56,30 @@ def test_pg_trgm_lives_outside_the_stores_schema(make_store: MakeStore, schema: 
             " WHERE e.extname = 'pg_trgm'"
         ).fetchone()
     assert row is not None and row[0] != schema
+
+
+def test_job_texts_follow_the_jobs(make_store: MakeStore, schema: str) -> None:
+    """Kept by triggers: a row per job from every way of inserting one (one statement, COPY),
+    the last error's message once a job fails, and gone with the job."""
+    store = make_store()
+    few = store.enqueue([NewJob("t", args={"n": "few"}) for _ in range(3)], T0)
+    many = store.enqueue([NewJob("t", args={"n": "many"}) for _ in range(500)], T0)  # COPY
+
+    def texts() -> dict[str, str]:
+        with psycopg.connect(BASE_URL) as conn:
+            rows = conn.execute(f'SELECT job_id, body FROM "{schema}".job_texts').fetchall()
+        return dict(rows)
+
+    every = {made.job.id for made in few + many}
+    assert set(texts()) == every
+    claimed = store.claim(ClaimRequest("w", 1, T0, T0 + timedelta(minutes=5))).jobs[0]
+    failed = Outcome(claimed.id, "w", claimed.attempt, JobState.FAILED, T0, error=AttemptError(
+        attempt=claimed.attempt, message="Quota exceeded for tenant 7", traceback="", at=T0,
+        kind="error"))  # fmt: skip
+    assert store.finish([failed]) == []
+    assert texts()[claimed.id].endswith("\x1fQuota exceeded for tenant 7")
+    assert [job.id for job in store.list_jobs(JobFilter(search="quota exceeded")).jobs] == [
+        claimed.id
+    ]
+    assert store.delete(claimed.id)
+    assert set(texts()) == every - {claimed.id}

@@ -793,7 +793,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
     def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
         jobs capped at LIST_COUNT_CAP (past it, the planner's estimate); text filters are
-        ILIKE, a search through the jobs_search trigram index (queries.sql)."""
+        ILIKE, a search through the job_texts trigram index (queries.sql, migration 0013)."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         states = query.states
         if query.worker is not None:  # only a running job has a worker

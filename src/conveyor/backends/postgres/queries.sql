@@ -711,15 +711,13 @@ AND (%(name)s::text IS NULL OR name = %(name)s::text)
 AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 AND (%(worker)s::text IS NULL OR worker_id = %(worker)s::text)
 
--- The search's expression is jobs_search's (migration 0013), to the character: the planner
--- finds the index by the expression's shape. ILIKE with a pattern of three characters or
--- more reads the index's candidates; the backend escapes %, _ and \ in the text. These run
--- with custom plans (force_custom_plan), so a filter left off (NULL) folds away and the
--- planner sees the pattern.
+-- A search reads job_texts (migration 0013, kept by triggers): ILIKE with a pattern of three
+-- characters or more reads its trigram index's candidates; the backend escapes %, _ and \ in
+-- the text. These run with custom plans (force_custom_plan), so a filter left off (NULL)
+-- folds away and the planner sees the pattern.
 -- fragment: scan_filters
 AND (%(search)s::text IS NULL
-     OR (id || chr(31) || name || chr(31) || args::text || chr(31) || metadata::text || chr(31)
-         || coalesce(errors -> -1 ->> 'message', '')) ILIKE %(search)s::text)
+     OR id IN (SELECT t.job_id FROM __schema__.job_texts AS t WHERE t.body ILIKE %(search)s::text))
 AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
 AND (%(name_contains)s::text IS NULL OR name ILIKE %(name_contains)s::text)
 AND (%(finished_after)s::timestamptz IS NULL OR finished_at >= %(finished_after)s::timestamptz)
@@ -767,7 +765,7 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 -- and walking the jobs newest first for a filter that matches few jobs reads the whole table
 -- row by row (a search, 170 ms), or the planner sorts the table (name and queue before the
 -- first ANALYZE), and the count scanned it again. So list_jobs_scan collects up to
--- %(count_limit)s matches (id, created_at) once (through jobs_search or jobs_error_kind where
+-- %(count_limit)s matches (id, created_at) once (through job_texts_search or jobs_error_kind where
 -- they apply, else by a scan), counts them, sorts them and joins the page back by primary
 -- key. Every row carries the count (listed_total); when the page is empty, one row of NULL
 -- job columns carries it. When it finds %(count_limit)s matches, newer ones may lie past
