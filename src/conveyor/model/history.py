@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from conveyor.errors import ConfigurationError
+from conveyor.errors import InvalidFilter
+from conveyor.model.validation import QUEUE_NAME_HINT, queue_name_problem
 
 # Upper bounds (seconds) of the run-time histogram's buckets; a last bucket holds the longer.
 RUN_BOUNDS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0)
@@ -47,14 +48,22 @@ RANGES: Final = {
 }
 
 
-def parse_range(text: str) -> HistoryRange:
-    """The named range (`1h`, `24h` or `7d`); ConfigurationError naming them otherwise."""
+def parse_range(text: object) -> HistoryRange:
+    """The named range (`1h`, `24h` or `7d`); InvalidFilter naming them otherwise. The one
+    check of the Python API, the CLI and the REST API."""
     found = RANGES.get(text.strip().lower()) if isinstance(text, str) else None
     if found is None:
-        raise ConfigurationError(
-            f"unknown history range {text!r}: use one of {', '.join(RANGES)}"
-        )
+        raise InvalidFilter(f"unknown history range {text!r}: use one of {', '.join(RANGES)}")
     return found
+
+
+def check_history_queue(queue: object) -> str | None:
+    """None (every queue) or a valid queue name; InvalidFilter otherwise."""
+    if queue is None:
+        return None
+    if not isinstance(queue, str) or queue_name_problem(queue):
+        raise InvalidFilter(f"queue {queue!r} is not a valid queue name: {QUEUE_NAME_HINT}")
+    return queue
 
 
 @dataclass(frozen=True, slots=True)
