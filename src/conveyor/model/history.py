@@ -165,7 +165,9 @@ def merged(points: Iterable[HistoryPoint]) -> list[HistoryPoint]:
     return [by_start[start] for start in sorted(by_start)]
 
 
-def series(points: Iterable[HistoryPoint], until: datetime, span: HistoryRange) -> list[HistoryPoint]:
+def series(
+    points: Iterable[HistoryPoint], until: datetime, span: HistoryRange
+) -> list[HistoryPoint]:
     """Every point of the range ending at `until`, oldest first, empty ones included (the
     last is the step still open)."""
     last = floor_to(until, span.step)
@@ -198,7 +200,9 @@ def add_job(
             row[7 + bucket_of(run)] += 1
 
 
-def points_of(rows: dict[tuple[str, datetime], list[float]], queue: str | None) -> list[HistoryPoint]:
+def points_of(
+    rows: dict[tuple[str, datetime], list[float]], queue: str | None
+) -> list[HistoryPoint]:
     """The points of `add_job`'s rows (one queue's, or all added up)."""
     return merged(
         point_of_row((start, *values))

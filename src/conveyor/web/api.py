@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
+from conveyor.model.history import parse_range
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
@@ -26,6 +27,7 @@ from conveyor.web.schemas import (
     EnqueueIn,
     EnqueueOut,
     ErrorOut,
+    HistoryOut,
     JobDetail,
     JobPage,
     JobSummary,
@@ -327,6 +329,18 @@ def _stats_routes(routes: _Routes) -> None:
     def stats() -> StatsOut:
         """Counts by state and queue; completed and failed per minute, last hour."""
         return StatsOut.of(app.jobs.counts(), app.jobs.throughput(60), app.clock())
+
+    @routes.view("/stats/history", response_model=HistoryOut)
+    def history(
+        range: Annotated[
+            str, Query(max_length=20, description="1h (by minute), 24h (by 15 min), 7d (by hour)")
+        ] = "1h",
+        queue: Filter = None,
+    ) -> HistoryOut:
+        """Completed, failed and cancelled jobs, wait and run times, step by step over the
+        range, of every queue or one; kept in the store for `history_retention` (7 days)."""
+        span = parse_range(range)
+        return HistoryOut.of(span, queue, app.jobs.history(span.name, queue))
 
     @routes.view("/stats/runtimes", response_model=RuntimesOut)
     def runtimes() -> RuntimesOut:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from conveyor.model.durations import duration
 from conveyor.model.history import RANGES, RUN_BOUNDS, HistoryPoint, HistoryRange, percentile
-from conveyor.web.page_routes import duration
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 600, 160, 44, 20, 8
 PLOT_W, PLOT_H = WIDTH - LEFT, HEIGHT - BOTTOM - TOP

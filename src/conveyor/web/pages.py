@@ -26,8 +26,8 @@ from conveyor.web.bulk import ACTIONS, BULK_LIMIT, action_named, on_filter, on_i
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.enqueue_form import enqueue_pages
 from conveyor.web.errors import BadForm, Refused
-from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
 from conveyor.web.history_views import history_view
+from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
 from conveyor.web.schemas import StatsOut
 from conveyor.web.workflow_views import workflow_pages
 

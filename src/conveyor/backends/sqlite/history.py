@@ -45,4 +45,3 @@ class HistoryVerbs:
         """Forget rolled-up minutes before `before`; returns how many rows."""
         with self._db.write() as conn:
             return int(conn.execute(Q["prune_history"], {"before": ts(before)}).rowcount)
-
