@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from conveyor.errors import InvalidFilter
 from conveyor.model.validation import QUEUE_NAME_HINT, queue_name_problem
@@ -138,21 +138,21 @@ def floor_to(moment: datetime, step: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
-def point_of_row(row: Sequence[object]) -> HistoryPoint:
+def point_of_row(row: Sequence[Any]) -> HistoryPoint:
     """A point from a store's row: start (a datetime), then the counts in field order and
     the run buckets."""
     start, completed, failed, cancelled, wait_count, wait_sum, run_count, run_sum = row[:8]
     assert isinstance(start, datetime)
     return HistoryPoint(
         start,
-        int(completed or 0),  # type: ignore[call-overload]
-        int(failed or 0),  # type: ignore[call-overload]
-        int(cancelled or 0),  # type: ignore[call-overload]
-        int(wait_count or 0),  # type: ignore[call-overload]
-        float(wait_sum or 0),  # type: ignore[arg-type]
-        int(run_count or 0),  # type: ignore[call-overload]
-        float(run_sum or 0),  # type: ignore[arg-type]
-        tuple(int(b or 0) for b in row[8 : 8 + BUCKETS]),  # type: ignore[call-overload]
+        int(completed or 0),
+        int(failed or 0),
+        int(cancelled or 0),
+        int(wait_count or 0),
+        float(wait_sum or 0),
+        int(run_count or 0),
+        float(run_sum or 0),
+        tuple(int(b or 0) for b in row[8 : 8 + BUCKETS]),
     )
 
 
