@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
-from conveyor.model.history import parse_range
+from conveyor.model.history import RANGES, parse_range
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
@@ -333,14 +333,20 @@ def _stats_routes(routes: _Routes) -> None:
     @routes.view("/stats/history", response_model=HistoryOut)
     def history(
         range: Annotated[
-            str, Query(max_length=20, description="1h (by minute), 24h (by 15 min), 7d (by hour)")
+            str,
+            Query(
+                max_length=20,
+                description="1h (by minute), 24h (by 15 min), 7d (by hour)",
+                json_schema_extra={"enum": list(RANGES)},  # checked by parse_range
+            ),
         ] = "1h",
         queue: Filter = None,
     ) -> HistoryOut:
         """Completed, failed and cancelled jobs, wait and run times, step by step over the
-        range, of every queue or one; kept in the store for `history_retention` (7 days)."""
+        range, of every queue (no or an empty `queue`) or one; kept in the store for
+        `history_retention` (7 days)."""
         span = parse_range(range)
-        return HistoryOut.of(span, queue, app.jobs.history(span.name, queue))
+        return HistoryOut.of(span, queue or None, app.jobs.history(span.name, queue or None))
 
     @routes.view("/stats/runtimes", response_model=RuntimesOut)
     def runtimes() -> RuntimesOut:
