@@ -33,6 +33,8 @@ from conveyor.errors import (
     UnknownJobError,
     UsageError,
     WaitTimeout,
+    WorkerNotFound,
+    WorkerStateConflict,
     WorkflowNotFound,
 )
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
@@ -92,6 +94,8 @@ __all__ = [
     "UsageError",
     "WaitTimeout",
     "Worker",
+    "WorkerNotFound",
+    "WorkerStateConflict",
     "Workflow",
     "WorkflowHandle",
     "WorkflowNotFound",

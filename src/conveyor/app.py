@@ -32,7 +32,6 @@ from conveyor.context import Context
 from conveyor.errors import (
     ConfigurationError,
     InvalidArguments,
-    InvalidJobOptions,
     InvalidResult,
     UnknownJobError,
     WaitTimeout,
@@ -116,6 +115,8 @@ class App:
             self._cancel_locally,
             lambda: dict(self._queue_settings),
             self._job_queues,
+            worker_stale_after=lambda: self.settings.worker_stale_after,
+            on_worker_request=self._nudge_locally,
         )
         self.recurring_jobs = RecurringService(lambda: self.backend, clock, self.options_for)
         self.testing = Testing(self.environment, lambda: self._definitions, clock)
@@ -302,16 +303,6 @@ class App:
             backoff=backoff or Backoff(), concurrency_key=concurrency_key,
             key_concurrency=key_concurrency, rate_limit=rate_limit, rate_key=rate_key,
         )  # fmt: skip
-        if rate_key is not None and rate_limit is None:
-            raise InvalidJobOptions(
-                "rate_key names the window a rate_limit counts in: give a rate_limit too "
-                "(e.g. rate_limit='10/s')"
-            )
-        if key_concurrency != 1 and concurrency_key is None:
-            raise InvalidJobOptions(
-                f"key_concurrency={key_concurrency} limits the jobs of one concurrency_key: "
-                "give a concurrency_key too (e.g. concurrency_key='tenant:{tenant_id}')"
-            )
 
         def register(target: Callable[..., Any], scope: Mapping[str, Any]) -> JobFunction[Any, Any]:
             job_name = name or _default_name(target)
@@ -656,6 +647,11 @@ class App:
     def _cancel_locally(self, job_id: str) -> None:
         for worker in list(self._workers):
             worker.request_cancel(job_id)
+
+    def _nudge_locally(self, worker_id: str) -> None:
+        for worker in list(self._workers):
+            if worker.id == worker_id:
+                worker.beat_now()
 
 
 class JobHandle(Generic[ResultT]):

@@ -13,6 +13,7 @@
     ├── StoreUnavailable          the store cannot be reached right now
     ├── InvalidFilter             a listing's state, page or page size is out of range
     ├── JobStateConflict          the job's state does not allow this (retry a completed job…)
+    ├── WorkerStateConflict       the worker's mode does not allow this (quiet a stopping one)
     ├── DuplicateJobId            a job with this id is already stored
     ├── InvalidWorkflow           a step waits on an unknown job, a later step, another workflow
     ├── WaitTimeout               job.wait() gave up (also a TimeoutError)
@@ -23,7 +24,8 @@
         ├── JobNotFound           no job has the given id
         ├── QueueNotFound         no queue has the given name
         ├── RecurringJobNotFound  no recurring job has the given name
-        └── WorkflowNotFound      no workflow has the given id
+        ├── WorkflowNotFound      no workflow has the given id
+        └── WorkerNotFound        no live worker has the given id
 
 Retry and Fail are not errors of Conveyor: a job raises them to steer its own retries.
 Each class's docstring is its default message, and each message says what to do.
@@ -90,6 +92,11 @@ class JobStateConflict(ConveyorError):
     """The job's current state does not allow this: look at it (`conveyor jobs show ID`) first."""
 
 
+class WorkerStateConflict(ConveyorError):
+    """The worker's mode does not allow this: a stopping worker can no longer be quieted or
+    resumed (`conveyor workers ls` shows each worker's mode)."""
+
+
 class DuplicateJobId(ConveyorError):
     """A job with this id already exists: give each job its own id, or let Conveyor pick one."""
 
@@ -134,6 +141,11 @@ class RecurringJobNotFound(NotFound):
 
 class WorkflowNotFound(NotFound):
     """No workflow has this id: see `conveyor workflows ls` for the workflows there are."""
+
+
+class WorkerNotFound(NotFound):
+    """No live worker has this id: see `conveyor workers ls` (a worker that stopped is
+    forgotten, one that stopped sending heartbeats is gone)."""
 
 
 class Retry(Exception):

@@ -14,7 +14,9 @@ from conveyor.errors import (
     JobNotFound,
     JobStateConflict,
     QueueNotFound,
+    WorkerNotFound,
 )
+from conveyor.model.filters import check_filter
 from conveyor.model.history import (
     ROLL_UP_DELAY,
     HistoryPoint,
@@ -27,6 +29,7 @@ from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
 from conveyor.model.validation import check_queue, check_queue_changes, text_problem
+from conveyor.model.workers import WorkerAction, check_worker_action
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +78,17 @@ class JobService:
         on_cancel_requested: Callable[[str], None],
         declared_queues: Callable[[], Mapping[str, QueueSettings]] = dict,
         job_queues: Callable[[], set[str]] = set,
+        *,
+        worker_stale_after: Callable[[], float] = lambda: 60.0,
+        on_worker_request: Callable[[str], None] = lambda worker_id: None,
     ) -> None:
         self._backend = backend
         self._clock = clock
         self._on_cancel_requested = on_cancel_requested
         self._declared_queues = declared_queues  # the app's app.queue declarations
         self._job_queues = job_queues  # the queues the app's jobs are declared on
+        self._worker_stale_after = worker_stale_after  # no heartbeat for this long: gone
+        self._on_worker_request = on_worker_request  # a worker of this process beats at once
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -100,6 +108,39 @@ class JobService:
     def workers(self) -> list[WorkerInfo]:
         """The workers that are alive (recent heartbeat)."""
         return self._backend().workers()
+
+    def quiet_worker(self, worker_id: str) -> WorkerInfo:
+        """Ask a live worker to claim no new jobs: it finishes those running, hands back the
+        ones it held ready, and stays up (heartbeating, shown as quiet) until resumed or
+        stopped. It follows at its next heartbeat. WorkerNotFound for an unknown or gone
+        worker, WorkerStateConflict for a stopping one."""
+        return self._request_worker(worker_id, "quiet")
+
+    def stop_worker(self, worker_id: str) -> WorkerInfo:
+        """Ask a live worker to shut down as on SIGTERM: it claims nothing new, lets running
+        jobs finish within its shutdown_timeout (returning the rest to the queue), then
+        exits. It follows at its next heartbeat. WorkerNotFound for an unknown or gone
+        worker."""
+        return self._request_worker(worker_id, "stop")
+
+    def resume_worker(self, worker_id: str) -> WorkerInfo:
+        """Let a quieted worker claim jobs again (nothing changes for a running one).
+        WorkerNotFound for an unknown or gone worker, WorkerStateConflict for a stopping
+        one."""
+        return self._request_worker(worker_id, "resume")
+
+    def request_worker(self, worker_id: str, action: str) -> WorkerInfo:
+        """`quiet_worker`, `stop_worker` or `resume_worker` by the action's name."""
+        return self._request_worker(worker_id, check_worker_action(action))
+
+    def _request_worker(self, worker_id: str, action: WorkerAction) -> WorkerInfo:
+        problem = text_problem(worker_id) if worker_id else "it is empty"
+        if problem:
+            raise WorkerNotFound(f"no worker has id {worker_id[:80]!r}: {problem}")
+        seen_after = self._clock() - timedelta(seconds=self._worker_stale_after())
+        worker = self._backend().request_worker(worker_id, action, seen_after)
+        self._on_worker_request(worker_id)
+        return worker
 
     def queues(self) -> list[QueueStatus]:
         """Every queue that is declared (here, or with settings in the store), has jobs, or
@@ -265,17 +306,41 @@ class JobService:
         search: str | None = None,
         page: int = 1,
         per_page: int = 50,
+        name_contains: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        finished_after: datetime | str | None = None,
+        finished_before: datetime | str | None = None,
+        worker: str | None = None,
+        error_kind: str | None = None,
     ) -> Page:
-        """A page of jobs, newest first, filtered by state(s), name, queue and id/name search."""
+        """A page of jobs, newest first. Filters: state(s), exact name, queue, `search` (text
+        in the id, name, arguments, metadata or last error message), `name_contains`, created
+        and finished time ranges (datetimes, ISO 8601 text or durations before now: "2h"),
+        the running job's `worker` and the last error's `error_kind` (model/filters.py)."""
         if page < 1 or not 1 <= per_page <= 1000:
             raise InvalidFilter("page must be ≥ 1 and per_page between 1 and 1000")
-        for label, text in (("name", name), ("queue", queue), ("search", search)):
+        for label, text in (("name", name), ("queue", queue)):
             problem = None if text is None else text_problem(text)
             if problem:
                 raise InvalidFilter(f"the {label} filter {text!r} matches no job: {problem}")
-        return self._backend().list_jobs(
-            JobFilter(parse_states(state), name, queue, search, page, per_page)
+        checked = check_filter(
+            self._clock(),
+            search=search,
+            name_contains=name_contains,
+            created_after=created_after,
+            created_before=created_before,
+            finished_after=finished_after,
+            finished_before=finished_before,
+            worker=worker,
+            error_kind=error_kind,
         )
+        query = JobFilter(
+            parse_states(state), name, queue, checked.search, page, per_page,
+            checked.name_contains, checked.created_after, checked.created_before,
+            checked.finished_after, checked.finished_before, checked.worker, checked.error_kind,
+        )  # fmt: skip
+        return self._backend().list_jobs(query)
 
 
 def parse_states(

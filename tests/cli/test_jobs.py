@@ -52,9 +52,32 @@ def test_ls_shows_a_capped_total(project: Project) -> None:
     assert (listing["total"], listing["total_exact"]) == (10_000, False)
 
 
+def test_ls_finds_jobs_by_argument_error_kind_and_time(project: Project) -> None:
+    ada = project.enqueue("greet", name="ada.lovelace")
+    bob = project.enqueue("greet", name="bob")
+    failed = project.enqueue("boom")
+    run_until_finished(project.app, [ada, bob, failed])
+
+    def found(*args: str) -> list[str]:
+        return [job["id"] for job in project.json("jobs", "ls", *args)["jobs"]]
+
+    assert found("--search", "LOVELACE") == [ada]
+    assert found("--search", "kaboom") == [failed]  # the last error's message
+    assert found("--error-kind", "exception") == [failed]  # an alias of "error"
+    assert found("--error-kind", "timeout") == []
+    assert found("--name-contains", "OO") == [failed]
+    assert set(found("--finished-after", "1h")) == {ada, bob, failed}
+    assert found("--created-before", "2000-01-01") == []
+    assert found("--worker", "no-such-worker") == []
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
+        (["--error-kind", "meltdown"], "unknown error kind 'meltdown'; the kinds are: error"),
+        (["--created-after", "yesterday"], "created_after filter 'yesterday' is not a time"),
+        (["--finished-after", "1h", "--finished-before", "2h"], "the finished range is empty"),
+        (["--search", "a\tb"], "control character"),
         (["--state", "bogus"], "unknown state bogus"),
         (["--per-page", "0"], "--per-page"),
         (["--page", "x"], "--page"),
@@ -143,6 +166,14 @@ def test_enqueue_with_options_and_unique_keys(project: Project) -> None:
         "jobs", "enqueue", "greet", "--args", '{"name": "ada"}', "--concurrency-key", "g:{name}"
     )
     assert project.app.jobs.require(keyed["id"]).concurrency_key == "g:ada"
+    limited = project.json(
+        "jobs", "enqueue", "greet", "--args", '{"name": "ada"}', "--concurrency-key", "g:{name}",
+        "--key-concurrency", "2", "--rate-limit", "5/m", "--rate-key", "r:{name}",
+    )  # fmt: skip
+    stored = project.app.jobs.require(limited["id"])
+    assert (stored.key_concurrency, stored.rate_limit, stored.rate_key) == (2, "5/m", "r:ada")
+    bad = project.invoke("jobs", "enqueue", "greet", "--args", '{"name": "b"}', "--rate-limit", "5")
+    assert bad.exit_code == 2 and "rate_limit must be a rate like" in bad.output
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ def test_heartbeat_returns_the_jobs_asked_to_cancel(backend: Backend) -> None:
 
     asked = backend.heartbeat(worker_info("w1", at(2)), [one.id, two.id, three.id], at(60))
 
-    assert asked == {two.id}
+    assert asked.cancel_requested == {two.id}
+    assert asked.requested is None
 
 
 def test_heartbeat_records_the_worker(backend: Backend) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -70,6 +72,7 @@ async def sleepy_first(ctx: conveyor.Context, seconds: float) -> int:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1)  # a test may ask a stuck worker where it is
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     queues = sys.argv[1].split(",") if len(sys.argv) > 1 and sys.argv[1] != "all" else None
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 10

@@ -106,3 +106,22 @@ def test_key_concurrency_is_checked(app: conveyor.App) -> None:
 
     assert wide.with_options(key_concurrency=5).enqueue().job.key_concurrency == 5
     assert wide.with_options(concurrency_key=None).enqueue().job.key_concurrency == 1
+
+
+def test_an_enqueue_is_checked_as_a_definition_is(app: conveyor.App) -> None:
+    @app.job
+    async def plain(ctx: conveyor.Context, tenant: str) -> None: ...
+
+    with pytest.raises(conveyor.InvalidJobOptions, match="give a concurrency_key too"):
+        plain.with_options(key_concurrency=2).enqueue(tenant="a")
+    with pytest.raises(conveyor.InvalidJobOptions, match="give a rate_limit too"):
+        app.enqueue("plain", {"tenant": "a"}, rate_key="t:{tenant}")
+
+    @app.job(rate_limit="5/s", rate_key="t:{tenant}")
+    async def rated(ctx: conveyor.Context, tenant: str) -> None: ...
+
+    assert rated.enqueue(tenant="a").job.rate_key == "t:a"
+    unrated = rated.with_options(rate_limit=None).enqueue(tenant="a").job
+    assert (unrated.rate_limit, unrated.rate_key) == (None, None)
+    assert app.jobs.require(unrated.id).rate_key is None
+    assert app.jobs.counts().by_state["pending"] == 2  # the refused enqueues stored nothing

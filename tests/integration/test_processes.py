@@ -128,6 +128,35 @@ def test_sigterm_stops_gracefully_and_returns_the_job_uncounted(
     assert job.attempt == 0
 
 
+def test_an_operator_s_stop_ends_the_process_with_0_and_loses_no_job(
+    producer: conveyor.App, workers: Workers
+) -> None:
+    worker = workers.start(concurrency=4, SHUTDOWN_TIMEOUT="10")
+    wait_until(lambda: len(producer.jobs.workers()) == 1, 20, "the worker to start")
+    [info] = producer.jobs.workers()
+    assert f":{worker.pid}:" in info.id
+    slow = producer.enqueue("sleepy", {"seconds": 0.5})
+    wait_until(lambda: slow.refresh().state is JobState.RUNNING, 20, "the slow job to start")
+    handles = producer.enqueue_many([producer.request("record", {"n": n}) for n in range(200)])
+
+    producer.jobs.stop_worker(info.id)
+    assert worker.wait(15) == 0
+    assert "stop requested by an operator" in workers.output(worker)
+    assert producer.jobs.workers() == []
+    assert slow.refresh().state is JobState.COMPLETED  # finished within its grace
+    jobs = [producer.jobs.require(h.id) for h in handles]
+    assert {j.state for j in jobs} <= {JobState.COMPLETED, JobState.PENDING}  # none left running
+    assert all(j.attempt == 0 for j in jobs if j.state is JobState.PENDING)  # nothing counted
+
+    workers.start()  # the rest run elsewhere, each once
+
+    def all_done() -> bool:
+        return producer.jobs.counts().by_state.get("completed", 0) == len(handles) + 1
+
+    wait_until(all_done, 60, "every job to complete")
+    assert all(producer.jobs.require(h.id).attempt == 1 for h in handles)
+
+
 def test_second_signal_exits_at_once_and_the_lease_brings_the_job_back(
     producer: conveyor.App, workers: Workers
 ) -> None:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from conveyor.backends.postgres import PostgresBackend
+from conveyor.backends.records import ClaimRequest
 from conveyor.model.job import NewJob
 from postgres.conftest import MakeStore
 from postgres.server import BASE_URL
@@ -62,3 +63,33 @@ def test_a_claims_generic_plan_walks_the_due_index_in_order(
     plan = generic_plan(schema, store, statement, claim_params(**extra))
     assert f"Index Scan using {index} on jobs j " in plan, plan
     assert "Bitmap Heap Scan on jobs j " not in plan, plan
+
+
+def test_a_claim_of_all_queues_reads_around_a_paused_queues_backlog(
+    make_store: MakeStore, schema: str
+) -> None:
+    store = make_store()
+    store.set_queue_paused("held", True, T0)
+    earlier = T0 - timedelta(hours=1)  # first in claim order
+    store.enqueue([NewJob("b", queue="held", run_at=earlier) for _ in range(3000)], T0)
+    store.enqueue([NewJob("f", queue="fast") for _ in range(10)], T0)
+    store.enqueue([NewJob("s", queue="slow") for _ in range(10)], T0)
+    first = store.claim(request("w", 5))
+    assert {job.queue for job in first.jobs} <= {"fast", "slow"} and len(first.jobs) == 5
+    # a paused queue is there: the claims of all queues read the others one by one
+    assert store._excluding
+    with psycopg.connect(BASE_URL) as conn:
+        conn.execute(f'SET search_path = "{schema}"')
+        waiting = [row[0] for row in conn.execute(store._q["waiting_queues"], {"most": 33})]
+    assert sorted(waiting) == ["fast", "slow"]
+    plan = generic_plan(schema, store, "claim_in", claim_params(queues=waiting))
+    assert "held" not in plan
+    then = store.claim(request("w", 30))
+    assert sorted(job.queue for job in then.jobs) == ["fast"] * 5 + ["slow"] * 10
+    store.set_queue_paused("held", False, T0)
+    resumed = store.claim(request("w", 30))  # learns the pause is over, and walks again
+    assert not store._excluding and len(resumed.jobs) == 30
+
+
+def request(worker: str, limit: int) -> ClaimRequest:
+    return ClaimRequest(worker, limit, T0, T0 + timedelta(minutes=5))

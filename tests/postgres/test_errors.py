@@ -91,6 +91,8 @@ def test_url_options_are_read_and_the_rest_passed_to_libpq() -> None:
         "postgresql://u@h/db?schema=1abc",
         "postgresql://u@h/db?pool_max=many",
         "postgresql://u@h/db?pool_min=5&pool_max=2",
+        "postgresql://u@h/db?stall_timeout=soon",
+        "postgresql://u@h/db?stall_timeout=-1",
     ],
 )
 def test_bad_options_are_configuration_errors(url: str) -> None:
@@ -111,3 +113,27 @@ def test_libpq_options_with_spaces_reach_the_server(make_store: MakeStore) -> No
         row = conn.execute("SHOW statement_timeout").fetchone()
 
     assert row == {"statement_timeout": "12345ms"}
+
+
+def test_a_session_stalled_inside_a_transaction_is_ended_and_frees_its_locks(
+    make_store: MakeStore,
+) -> None:
+    """A worker stopped mid-transaction (SIGSTOP, a paused VM) must not hold the locks other
+    workers wait on for longer than stall_timeout."""
+    store = make_store(stall_timeout="0.5")
+    default = make_store()
+    with default._db.connection() as conn:
+        shown = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert shown == {"idle_in_transaction_session_timeout": "10s"}  # the default
+    with store._db.connection() as conn:
+        conn.execute("BEGIN")
+        conn.execute("SELECT pg_advisory_xact_lock(4242)")
+        # and then this "process" stalls, its transaction open
+        with psycopg.connect(BASE_URL, autocommit=True) as other:
+            deadline = time.monotonic() + 10
+            while not other.execute("SELECT pg_try_advisory_xact_lock(4242)").fetchone()[0]:
+                assert time.monotonic() < deadline, "the stalled session kept its lock"
+                time.sleep(0.05)
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            conn.execute("SELECT 1")  # its session was ended by the server
+    assert store.counts().by_state == {}  # the pool replaced the connection

@@ -211,7 +211,7 @@ def test_the_postgres_claims_are_rendered_from_one_template() -> None:
     claim_any, claim_in = Q["claim_any"], Q["claim_in"]
     assert "j.queue <> ALL(%(excluded)s::text[])" in claim_any
     assert "%(queues)s" not in claim_any
-    assert "j.queue = ANY(%(queues)s::text[])" in claim_in
+    assert "j.queue = asked.queue" in claim_in and "unnest(%(queues)s::text[]) AS asked" in claim_in
     assert "%(excluded)s" not in claim_in
     assert "only:" not in claim_any + claim_in and "{" not in claim_any + claim_in
     # the limited queues' candidates are the claim's own candidates CTE, but that the claim

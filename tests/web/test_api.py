@@ -203,6 +203,45 @@ def test_enqueue_with_a_concurrency_key(manager: TestClient, app: conveyor.App) 
     assert missing.status_code == 422 and "needs the argument" in missing.text
 
 
+def test_enqueue_with_key_and_rate_limits(manager: TestClient, app: conveyor.App) -> None:
+    body = {
+        "name": "hello", "args": {"who": "ada"}, "concurrency_key": "greet:{who}",
+        "key_concurrency": 3, "rate_limit": "10/s", "rate_key": "r:{who}",
+    }  # fmt: skip
+    response = manager.post("/api/jobs", json=body)
+    assert response.status_code == 201, response.text
+    shown = response.json()["job"]
+    assert (shown["key_concurrency"], shown["rate_limit"], shown["rate_key"]) == (
+        3,
+        "10/s",
+        "r:ada",
+    )
+    stored = app.jobs.require(shown["id"])
+    assert (stored.key_concurrency, stored.rate_limit, stored.rate_key) == (3, "10/s", "r:ada")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"key_concurrency": 0}, "greater than or equal to 1"),
+        ({"key_concurrency": True}, "not true or false"),
+        ({"rate_limit": "10/week"}, "rate_limit"),
+        ({"rate_key": "r:{whom}"}, "needs the argument"),
+        ({"concurrency_key": None}, "limits the jobs of one concurrency_key"),
+        ({"rate_limit": None}, "give a rate_limit too"),
+    ],
+)
+def test_enqueue_refuses_bad_key_and_rate_limits(
+    manager: TestClient, change: dict[str, Any], words: str
+) -> None:
+    body = {
+        "name": "hello", "args": {"who": "ada"}, "concurrency_key": "greet:{who}",
+        "key_concurrency": 2, "rate_limit": "10/s", "rate_key": "r:{who}", **change,
+    }  # fmt: skip
+    response = manager.post("/api/jobs", json={k: v for k, v in body.items() if v is not None})
+    assert response.status_code == 422 and words in response.text, response.text
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -681,3 +720,44 @@ def test_bulk_action_past_the_count_cap_is_truncated() -> None:
     app.close()
     assert (first["matched"], first["changed"], first["truncated"]) == (10_000, 10_000, True)
     assert (rest["matched"], rest["changed"], rest["truncated"]) == (1, 1, False)
+
+
+def test_list_jobs_finds_text_in_arguments_and_errors_and_filters_by_kind(
+    manager: TestClient, app: conveyor.App
+) -> None:
+    wanted = app.enqueue("hello", {"who": "Ada Lovelace"})
+    app.enqueue("hello", {"who": "Bob"})
+    failed = app.enqueue("boom")
+    app.testing.drain()
+
+    def ids(**params: str) -> list[str]:
+        response = manager.get("/api/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return [job["id"] for job in response.json()["jobs"]]
+
+    assert ids(q="lovelace") == [wanted.id]
+    assert ids(error_kind="exception") == [failed.id]  # "exception" is kind "error"
+    assert ids(name_contains="OOM", finished_after="1h") == [failed.id]
+    assert ids(created_before="2000-01-01T00:00") == []
+    assert ids(worker="nobody") == []
+    body = {"error_kind": "error"}
+    retried = manager.post("/api/jobs/bulk/retry", json=body)
+    assert retried.status_code == 200 and retried.json()["job_ids"] == [failed.id]
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"error_kind": "meltdown"}, "unknown error kind 'meltdown'"),
+        ({"created_after": "last tuesday"}, "is not a time"),
+        ({"finished_after": "1h", "finished_before": "3h"}, "the finished range is empty"),
+        ({"name_contains": "a\tb"}, "control character"),
+    ],
+)
+def test_list_jobs_refuses_bad_filter_values_with_422(
+    manager: TestClient, params: dict[str, str], words: str
+) -> None:
+    response = manager.get("/api/jobs", params=params)
+    assert response.status_code == 422 and words in response.json()["error"], response.text
+    bulk = manager.post("/api/jobs/bulk/cancel", json=params)
+    assert bulk.status_code == 422 and words in bulk.json()["error"], bulk.text

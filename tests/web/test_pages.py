@@ -101,6 +101,19 @@ def test_job_names_and_errors_are_escaped(manager: TestClient, app: conveyor.App
         assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
+def test_the_job_page_shows_its_key_and_rate_limits(viewer: TestClient, app: conveyor.App) -> None:
+    app.declare("limited")
+    job = app.enqueue(
+        "limited", {"t": "<b>"}, concurrency_key="k:{t}", key_concurrency=2,
+        rate_limit="3/m", rate_key="r:{t}",
+    )  # fmt: skip
+    html = viewer.get(f"/jobs/{job.id}").text
+    assert 'k:&lt;b&gt; <span class="muted">(2 at once)</span>' in html
+    assert '3/m <span class="muted">per r:&lt;b&gt;</span>' in html
+    plain = viewer.get(f"/jobs/{app.enqueue('limited').id}").text
+    assert "data-key-limit" not in plain and "data-rate-limit" not in plain
+
+
 def test_job_detail_shows_attempts_with_tracebacks(manager: TestClient, app: conveyor.App) -> None:
     job = app.enqueue("boom")
     app.testing.drain()
@@ -369,13 +382,23 @@ def test_jobs_page_shows_a_capped_total(crowded: conveyor.App) -> None:
     with TestClient(
         web, base_url="http://localhost", headers={"Authorization": f"Bearer {VIEW_TOKEN}"}
     ) as viewer:
+        overview = viewer.get("/").text
         first = viewer.get("/jobs").text
+        pending = viewer.get("/jobs?state=pending").text
         later = viewer.get("/jobs?page=201").text
         slow = viewer.get("/jobs?q=slow").text
-    assert "10,000+ found" in first and "page 1 of 200+" in first and "Older" in first
-    assert "page 201 of 200+" in later and later.count('href="/jobs/0') == 2
+        searched = viewer.get("/jobs?q=hello").text
+    # past the cap, a list by state (the overview's links) shows the overview's own number
+    assert '<strong data-count="pending">10,002</strong>' in overview
+    assert "10,002 found" in first and "page 1 of 201<" in first and "Older" in first
+    assert "10,002 found" in pending and "data-page-last>Last »" in pending
+    assert "page 201 of 201<" in later and later.count('href="/jobs/0') == 2
     assert "Older" not in later  # the last job: a page that is not full ends the list
     assert "1 found" in slow and "page 1 of 1<" in slow
+    # any other filter past the cap: the store's estimate, or what it counted
+    about = re.search(r"(about|more than) ([\d,]+) found", searched)
+    assert about is not None, searched
+    assert int(about.group(2).replace(",", "")) >= 10_000
 
 
 def test_the_queue_page_shows_and_edits_the_stored_settings(

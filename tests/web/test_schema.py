@@ -46,6 +46,11 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
         # a float: the API refuses those with 422 (one validator for every entry point), which
         # this check would report as valid data refused. Every other check still applies.
         excluded.append(positive_data_acceptance)
+    if case.operation.path in ("/api/jobs", "/api/jobs/bulk/{action}"):
+        # A listing's times are ISO 8601 or "2h" and a range must not be empty (created_after
+        # before created_before): no pattern says which dates exist, nor compares two fields,
+        # so the validator's 422s would be reported as valid data refused.
+        excluded.append(positive_data_acceptance)
     case.call_and_validate(
         headers={"Authorization": f"Bearer {MANAGE_TOKEN}"}, excluded_checks=excluded
     )

@@ -25,6 +25,7 @@ from conveyor.backends.records import (
     Claimed,
     ClaimRequest,
     Counts,
+    Heartbeat,
     JobFilter,
     Outcome,
     Page,
@@ -37,6 +38,7 @@ from conveyor.model.history import HistoryPoint
 from conveyor.model.job import Enqueued, Job, JobState, NewJob
 from conveyor.model.queues import QueueChange, StoredQueue
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
+from conveyor.model.workers import WorkerAction
 from conveyor.model.workflow import StoredWorkflow, WorkflowPage
 
 __all__ = [
@@ -101,9 +103,10 @@ class WorkerStore(Protocol):
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
-        """Record the worker alive, extend its running jobs' leases; return the ids among
-        `job_ids` whose cancellation was requested."""
+    ) -> Heartbeat:
+        """Record the worker alive (its fields and `mode`; never `requested`) and extend its
+        running jobs' leases, in one round trip; return the ids among `job_ids` whose
+        cancellation was requested and the operator's request of the worker."""
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -163,6 +166,15 @@ class OperatorStore(Protocol):
 
     def workers(self) -> list[WorkerInfo]:
         """Workers that have sent a heartbeat and not been pruned."""
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Record an operator's `action` (quiet, stop, resume) for a worker, by
+        `model.workers.request_after`, in one transaction; its next heartbeat hands it back.
+        Returns the worker as stored now. WorkerNotFound for a worker not stored or last seen
+        before `seen_after` (gone); WorkerStateConflict for quieting or resuming a stopping
+        worker."""
 
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Scheduled/pending: cancelled now. Running: cancel_requested set (the worker

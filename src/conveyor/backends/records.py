@@ -14,12 +14,14 @@ from typing import Any
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.lifecycle import Landing, after_attempt
 from conveyor.model.queues import DEFAULTS, QueueSettings
+from conveyor.model.workers import WorkerMode, WorkerRequest, pending_mode
 
 __all__ = [
     "LIST_COUNT_CAP",
     "ClaimRequest",
     "Claimed",
     "Counts",
+    "Heartbeat",
     "JobFilter",
     "Outcome",
     "Page",
@@ -102,15 +104,61 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
-    """Which jobs to list, newest first; `page` is 1-based."""
+    """Which jobs to list, newest first; `page` is 1-based.
+
+    `search` is a case-insensitive substring of the id, the name, the arguments' or the
+    metadata's JSON text, or the last error's message (docs/web.md, "Finding jobs", for what
+    each store matches); `name` is the exact name, `name_contains` a case-insensitive part of
+    it. Time ranges include their lower bound and exclude their upper one; a finished range
+    leaves out unfinished jobs. `worker` is the worker running the job (a store forgets it
+    when the job stops running); `error_kind` the kind of the job's last error.
+    """
 
     states: frozenset[JobState] | None = None
     name: str | None = None
     queue: str | None = None
-    search: str | None = None  # substring of id or name
+    search: str | None = None
     page: int = 1
     per_page: int = 50
+    name_contains: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+    worker: str | None = None
+    error_kind: str | None = None
 
+    def matches(self, job: Job, searched: str) -> bool:
+        """Whether `job` passes every filter but the page; `searched` is the job's searched
+        text, lowercased (the memory store's rule, which the SQL stores' queries follow)."""
+        last = job.last_error
+        return (
+            (self.states is None or job.state in self.states)
+            and (self.name is None or job.name == self.name)
+            and (self.queue is None or job.queue == self.queue)
+            and (self.search is None or self.search.lower() in searched)
+            and (self.name_contains is None or self.name_contains.lower() in job.name.lower())
+            and _within(job.created_at, self.created_after, self.created_before)
+            and (
+                (self.finished_after is None and self.finished_before is None)
+                or (
+                    job.finished_at is not None
+                    and _within(job.finished_at, self.finished_after, self.finished_before)
+                )
+            )
+            and (self.worker is None or job.worker_id == self.worker)
+            and (self.error_kind is None or (last is not None and last.kind == self.error_kind))
+        )
+
+
+def _within(at: datetime, low: datetime | None, high: datetime | None) -> bool:
+    return (low is None or at >= low) and (high is None or at < high)
+
+
+#: A claim of all queues that must leave some out (paused, limited) reads the queues holding
+#: waiting jobs one by one when there are at most this many, rather than walking the claim
+#: order of all of them past the left-out ones' backlog.
+SPREAD_MAX = 32
 
 #: A listing counts at most this many matching jobs: past it, `Page.total` is this number and
 #: `Page.total_exact` is False (an exact count of 100,000 rows costs more than the page).
@@ -128,6 +176,9 @@ class Page:
     page: int
     per_page: int
     total_exact: bool = True
+    #: about how many jobs match when `total_exact` is False and the store can tell (the
+    #: PostgreSQL planner's estimate, never below the cap); None otherwise
+    estimate: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +200,24 @@ class WorkerInfo:
     concurrency: int
     started_at: datetime
     last_seen_at: datetime
+    #: what the worker reported doing at that heartbeat (`model/workers.py`)
+    mode: WorkerMode = "running"
+    #: what an operator asked of it (None: nothing); a heartbeat never writes it
+    requested: WorkerRequest | None = None
+
+    @property
+    def pending(self) -> WorkerMode | None:
+        """The mode an operator asked for that the worker has not reported yet."""
+        return pending_mode(self.mode, self.requested)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a heartbeat hands back to the worker: its running jobs whose cancellation was
+    requested, and what an operator asks of it (None: run as usual), which it follows."""
+
+    cancel_requested: set[str] = field(default_factory=set)
+    requested: WorkerRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

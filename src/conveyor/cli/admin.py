@@ -1,4 +1,4 @@
-"""`conveyor recurring …`, `conveyor queues …`, `conveyor workers ls` and `conveyor stats`."""
+"""`conveyor recurring …`, `conveyor queues …` and `conveyor stats`."""
 
 from __future__ import annotations
 
@@ -340,39 +340,7 @@ def queues_resume(app: App, name: str) -> Output:
     return Output({"queue": name, "paused": False}, f"resumed queue {escape(name)}")
 
 
-# workers and stats ---------------------------------------------------------------------------
-@click.group(short_help="List live workers.")
-def workers() -> None:
-    """Worker processes that are alive (recent heartbeat).
-
-    \b
-    Example:
-      conveyor workers ls
-    """
-
-
-@workers.command("ls")
-@verb
-def workers_ls(app: App) -> Output:
-    """List live workers: host, pid, queues, concurrency, uptime, last heartbeat.
-
-    \b
-    Example:
-      conveyor workers ls --json
-    """
-    now = app.clock()
-    return listing(
-        app.jobs.workers(),
-        empty="no live workers",
-        columns=("id", "host", "pid", "queues", "slots", "started", "last seen"),
-        row=lambda w: (
-            escape(w.id), escape(w.host), str(w.pid),
-            escape(",".join(w.queues)) if w.queues else "all", str(w.concurrency),
-            ago(w.started_at, now), ago(w.last_seen_at, now),
-        ),
-    )  # fmt: skip
-
-
+# stats -------------------------------------------------------------------------------------
 @click.command(short_help="Jobs by state and queue, throughput, workers, history.")
 @click.option("--minutes", type=click.IntRange(1, 24 * 60), default=60, show_default=True,
               help="Throughput over this many minutes.")  # fmt: skip
@@ -435,4 +403,4 @@ def _print_stats(
     )
 
 
-__all__ = ["queues", "recurring", "stats", "workers"]
+__all__ = ["queues", "recurring", "stats"]

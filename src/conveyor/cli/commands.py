@@ -18,7 +18,7 @@ from rich.live import Live
 from conveyor.app import App
 from conveyor.backends import open_backend
 from conveyor.backends.protocol import Backend, Migrating
-from conveyor.cli.admin import queues, recurring, stats, workers
+from conveyor.cli.admin import queues, recurring, stats
 from conveyor.cli.base import (
     ConveyorGroup,
     Output,
@@ -35,6 +35,7 @@ from conveyor.cli.jobs import jobs
 from conveyor.cli.live import StatusLine
 from conveyor.cli.loading import ENV_VAR, USAGE
 from conveyor.cli.web import web
+from conveyor.cli.workers import workers
 from conveyor.cli.workflows import workflows
 from conveyor.errors import ConveyorError
 from conveyor.observability import logging as job_logging

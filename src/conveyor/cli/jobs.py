@@ -79,7 +79,16 @@ def _states(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--state", "-s", callback=_states, metavar="STATE[,STATE]", help="Only these states.")
 @click.option("--name", "-n", help="Only jobs with this name.")
 @click.option("--queue", "-q", help="Only jobs in this queue.")
-@click.option("--search", help="Substring of the id or name.")
+@click.option("--search", help="Text in the id, name, arguments, metadata or last error message.")
+@click.option("--name-contains", help="A part of the name (any case).")
+@click.option("--created-after", metavar="TIME", help="Created at or after: ISO time or 2h, 7d.")
+@click.option("--created-before", metavar="TIME", help="Created before: ISO time or 2h, 7d.")
+@click.option("--finished-after", metavar="TIME", help="Finished at or after TIME.")
+@click.option("--finished-before", metavar="TIME", help="Finished before TIME.")
+@click.option("--worker", metavar="ID", help="Running on this worker (conveyor workers ls).")
+@click.option(
+    "--error-kind", metavar="KIND", help="Last error's kind: error, timeout, lost, crashed…"
+)
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--per-page", type=click.IntRange(1, 1000), default=50, show_default=True)
 @verb
@@ -89,23 +98,48 @@ def list_jobs(
     name: str | None,
     queue: str | None,
     search: str | None,
+    name_contains: str | None,
+    created_after: str | None,
+    created_before: str | None,
+    finished_after: str | None,
+    finished_before: str | None,
+    worker: str | None,
+    error_kind: str | None,
     page: int,
     per_page: int,
 ) -> Output:
     """List jobs, newest first, with filters and paging.
 
+    TIME is an ISO 8601 date or time (UTC unless it has an offset) or a duration before now
+    (90s, 15m, 2h, 7d, 2w).
+
     \b
     Examples:
       conveyor jobs ls --state failed,cancelled --queue emails
       conveyor jobs ls --name send_email --page 2 --per-page 20 --json
+      conveyor jobs ls --search ada@example.org --finished-after 2h
+      conveyor jobs ls --error-kind timeout --name-contains billing.
     """
     found = app.jobs.list(
-        state=state, name=name, queue=queue, search=search, page=page, per_page=per_page
+        state=state,
+        name=name,
+        queue=queue,
+        search=search,
+        page=page,
+        per_page=per_page,
+        name_contains=name_contains,
+        created_after=created_after,
+        created_before=created_before,
+        finished_after=finished_after,
+        finished_before=finished_before,
+        worker=worker,
+        error_kind=error_kind,
     )
     data = {
         "jobs": [job_summary(job) for job in found.jobs],
         "total": found.total,
         "total_exact": found.total_exact,
+        "estimate": found.estimate,
         "page": found.page,
         "per_page": found.per_page,
     }
@@ -137,7 +171,10 @@ def _print_page(out: Console, found: Page, now: datetime) -> None:
         out.print(table)
     else:
         out.print("no jobs match")
-    out.print(f"page {found.page} of {pages:,}{more} · {found.total:,}{more} job(s)", style="dim")
+    count = f"{found.total:,}{more} job(s)"
+    if found.estimate is not None:
+        count = f"about {found.estimate:,} job(s) (counted up to {found.total:,})"
+    out.print(f"page {found.page} of {pages:,}{more} · {count}", style="dim")
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -328,6 +365,13 @@ def follow_job(app: App, job: Job, timeout: float | None, out: Console | None) -
 @click.option("--concurrency-key",
               help="Never run at once with a job of the same key; {arg} is replaced by that "
               "argument, e.g. 'tenant:{tenant_id}'.")  # fmt: skip
+@click.option("--key-concurrency", type=int,
+              help="How many jobs of its concurrency key may run at once (default 1).")  # fmt: skip
+@click.option("--rate-limit",
+              help="At most N starts in any second, minute or hour, e.g. 10/s, 100/m.")  # fmt: skip
+@click.option("--rate-key",
+              help="The window --rate-limit counts in (default: the job's name); {arg} is "
+              "replaced by that argument.")  # fmt: skip
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before failing.")
 @verb
 def enqueue(
@@ -339,6 +383,9 @@ def enqueue(
     delay: timedelta | None,
     unique_key: str | None,
     concurrency_key: str | None,
+    key_concurrency: int | None,
+    rate_limit: str | None,
+    rate_key: str | None,
     max_attempts: int | None,
 ) -> Output:
     """Enqueue a registered or declared job by NAME with JSON arguments.
@@ -347,6 +394,7 @@ def enqueue(
     Examples:
       conveyor jobs enqueue send_email --args '{"to": "ada@example.com"}'
       conveyor jobs enqueue nightly_report --queue reports --delay 10m --unique-key nightly
+      conveyor jobs enqueue sync --args '{"tenant": "acme"}' --rate-limit 10/s --rate-key t:{tenant}
     """
     options: dict[str, Any] = {
         "queue": queue,
@@ -354,6 +402,9 @@ def enqueue(
         "delay": delay.total_seconds() if delay is not None else None,
         "unique_key": unique_key,
         "concurrency_key": concurrency_key,
+        "key_concurrency": key_concurrency,
+        "rate_limit": rate_limit,
+        "rate_key": rate_key,
         "max_attempts": max_attempts,
     }
     handle = app.enqueue(name, args, **{k: v for k, v in options.items() if v is not None})

@@ -100,6 +100,17 @@ class JobOptions:
             )
         if self.delay is not None and self.run_at is not None:
             raise InvalidJobOptions("give either delay or run_at, not both")
+        if self.rate_key is not None and self.rate_limit is None:
+            raise InvalidJobOptions(
+                "rate_key names the window a rate_limit counts in: give a rate_limit too "
+                "(e.g. rate_limit='10/s')"
+            )
+        if self.key_concurrency != 1 and self.concurrency_key is None:
+            raise InvalidJobOptions(
+                f"key_concurrency={self.key_concurrency} limits the jobs of one "
+                "concurrency_key: give a concurrency_key too (e.g. "
+                "concurrency_key='tenant:{tenant_id}')"
+            )
 
     def merged(self, **changes: Any) -> JobOptions:
         """These options with `changes` applied (unknown names are refused)."""
@@ -111,6 +122,11 @@ class JobOptions:
                 f"unknown job option(s): {', '.join(sorted(unknown))}; the options are "
                 f"{', '.join(sorted(self.__dataclass_fields__))}"
             )
+        # taking a job's key (or rate) away takes its limit (or window) with it
+        if changes.get("concurrency_key", ...) is None and "key_concurrency" not in changes:
+            changes["key_concurrency"] = 1
+        if changes.get("rate_limit", ...) is None and "rate_key" not in changes:
+            changes["rate_key"] = None
         return replace(self, **changes)
 
 

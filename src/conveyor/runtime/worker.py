@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from conveyor.backends.records import Claimed, ClaimRequest, Outcome, WorkerInfo
 from conveyor.errors import ConfigurationError, UsageError
 from conveyor.model.job import Job, JobState
+from conveyor.model.workers import WorkerMode, WorkerRequest, mode_asked
 from conveyor.runtime.attempt import Attempts
 from conveyor.runtime.environment import Environment
 from conveyor.runtime.executor import RunningJob, StopReason
@@ -52,7 +53,9 @@ class Worker:
     """Runs jobs from the store until stopped.
 
     Use `async with worker:` (or `await worker.start()` / `await worker.stop()`) inside an
-    application, or `worker.run_forever()` as a process's main function.
+    application, or `worker.run_forever()` as a process's main function. An operator can
+    quiet it (it claims nothing new, finishes what runs, stays up) or stop it (as SIGTERM
+    does) from the dashboard or the CLI; it reads the request in its next heartbeat.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._quiet = False  # an operator asked it to claim nothing new (model/workers.py)
+        self._operator_stop: asyncio.Task[None] | None = None
         self._writer_done = False  # set by stop(): the writer loop ends after its current write
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,6 +107,9 @@ class Worker:
             raise UsageError("this worker has already been started")
         self._loop = loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._unquiet = asyncio.Event()  # set when claiming may go on: resumed, or stopping
+        self._beat_now = asyncio.Event()  # the mode changed: report it without waiting
+        self._stop_done = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._flush_needed = asyncio.Event()
         self._reports = ReportBuffer(self.env.settings.progress_flush_count, self._request_flush)
@@ -146,10 +154,15 @@ class Worker:
     async def stop(self, timeout: float | None = None) -> None:
         """Stop claiming, wait up to `timeout` (default: shutdown_timeout) for running jobs,
         return the rest to pending without counting their attempt, and flush every outcome."""
-        if self._stopping or self._loop is None:
+        if self._loop is None:
+            return
+        if self._stopping:
+            await self._stop_done.wait()  # another caller (an operator's stop) is stopping it
             return
         self._stopping = True
         self._wake.set()
+        self._unquiet.set()
+        self._beat_now.set()
         self._slot_freed.set()
         fetch = self._tasks[0]
         await asyncio.gather(fetch, return_exceptions=True)
@@ -190,7 +203,22 @@ class Worker:
             if pool:
                 pool.shutdown(wait=True)
         self._stopped = True
+        self._stop_done.set()
         log.info("worker %s stopped", self.id)
+
+    async def wait_stopped(self) -> None:
+        """Wait until the worker has stopped: by `stop()`, or by an operator's stop request
+        (`conveyor workers stop ID`), after which it stops itself."""
+        if self._loop is None:
+            raise UsageError("this worker has not been started")
+        await self._stop_done.wait()
+
+    @property
+    def mode(self) -> WorkerMode:
+        """What the worker is doing: running, quiet (claims nothing new) or stopping."""
+        if self._stopping:
+            return "stopping"
+        return "quiet" if self._quiet else "running"
 
     def _process_pool(self) -> ProcessPool | None:
         """Child processes, when a job or a queue of this worker asks for them."""
@@ -236,9 +264,20 @@ class Worker:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal)
             async with self:
-                await done.wait()
+                waits = [loop.create_task(done.wait()), loop.create_task(self.wait_stopped())]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiting in waits:
+                    waiting.cancel()
 
         asyncio.run(main())
+
+    def beat_now(self) -> None:
+        """Send the next heartbeat now, not at its interval (thread-safe): an operator's
+        request of this worker, made in this process, then applies at once."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed since the check
+                loop.call_soon_threadsafe(self._beat_now.set)
 
     # cancellation ----------------------------------------------------------------------------
     def request_cancel(self, job_id: str) -> bool:
@@ -270,6 +309,11 @@ class Worker:
         lease = timedelta(seconds=settings.lease_seconds)
         failures = 0
         while not self._stopping:
+            if self._quiet:
+                self._release_ready("shutdown")
+                self._unquiet.clear()
+                await self._unquiet.wait()
+                continue
             self._hand_back_stale_ready()
             room = self._claim_room()
             if room <= 0:
@@ -291,6 +335,10 @@ class Worker:
                 continue
             self._prefetch.claimed(time.monotonic() - began)
             self._attempts.claimed(claimed.jobs, room)
+            if self._quiet:  # quieted while this claim was in flight: none of them starts
+                for job in claimed.jobs:
+                    self._record(job, self._attempts.executor.stopped(job, "shutdown"))
+                continue
             for job in claimed.jobs:
                 if len(self._running) < self.concurrency:
                     self._start_job(job)
@@ -363,7 +411,7 @@ class Worker:
             outcome = await self._attempts.run(running)
         finally:
             del self._running[job.id]
-            if self._ready and not self._stopping:
+            if self._ready and not self._stopping and not self._quiet:
                 waiting = self._ready.next()
                 assert waiting is not None
                 self._start_job(waiting)
@@ -462,7 +510,9 @@ class Worker:
                 self._attempts.acknowledged(job, outcome)
 
     # liveness and housekeeping ---------------------------------------------------------------
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self) -> WorkerRequest | None:
+        """Record this worker alive with its mode; cancel the jobs asked to stop; return what
+        an operator asks of it."""
         env = self.env
         now = env.clock()
         info = WorkerInfo(
@@ -473,21 +523,54 @@ class Worker:
             self.concurrency,
             self._started_at,
             now,
+            self.mode,
         )
         ids = [*self._running, *(job.id for job in self._ready)]
         ids += dict.fromkeys(job_id for job_id, _ in self._unacked)
         lease = now + timedelta(seconds=env.settings.lease_seconds)
-        for job_id in await self._io(env.backend.heartbeat, info, ids, lease):
+        beat = await self._io(env.backend.heartbeat, info, ids, lease)
+        for job_id in beat.cancel_requested:
             self._cancel_now(job_id)
+        return beat.requested
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.env.settings.heartbeat_interval)
             try:
-                await self._heartbeat()
+                async with asyncio.timeout(self.env.settings.heartbeat_interval):
+                    await self._beat_now.wait()
+            except TimeoutError:
+                pass
+            self._beat_now.clear()
+            try:
+                requested = await self._heartbeat()
             except Exception as exc:
                 log.error("heartbeat failed (%s); will retry: running jobs keep their lease "
                           "until it expires", exc)  # fmt: skip
+                continue
+            self._follow(requested)
+
+    def _follow(self, requested: WorkerRequest | None) -> None:
+        """Move to the mode an operator asked for; a change is reported at once (the next
+        heartbeat does not wait its interval)."""
+        asked = mode_asked(requested)
+        if self._stopping or asked == self.mode:
+            return
+        if asked == "stopping":
+            log.info("stop requested by an operator: finishing running jobs, then exiting")
+            self._operator_stop = asyncio.get_running_loop().create_task(
+                self.stop(), name="conveyor-operator-stop"
+            )
+            return
+        self._quiet = asked == "quiet"
+        if self._quiet:
+            log.info("quieted by an operator: claiming no new jobs, finishing %d running",
+                     len(self._running))  # fmt: skip
+            self._release_ready("shutdown")
+        else:
+            log.info("resumed by an operator: claiming jobs again")
+            self._unquiet.set()
+            self._wake.set()
+        self._beat_now.set()
 
     async def _maintenance_loop(self) -> None:
         sweeper = Sweeper(self.env)

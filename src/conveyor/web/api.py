@@ -10,16 +10,21 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
+from conveyor.backends.records import WorkerInfo
 from conveyor.model.history import RANGES, parse_range
 from conveyor.model.job import Job
 from conveyor.web.auth import MANAGE, VIEW
-from conveyor.web.bulk import action_named, on_filter, on_ids, states_or_422
+from conveyor.web.bulk import MORE_FILTERS, action_named, on_filter, on_ids, states_or_422
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.schemas import (
+    ENQUEUE_OPTIONS,
+    ERROR_KIND_HELP,
     JOB_ID_PATTERN,
     NAME_PATTERN,
     NO_NUL,
     STATES_PATTERN,
+    TIME_HELP,
+    WORKER_ID_PATTERN,
     ActionOut,
     BulkIdsIn,
     BulkIn,
@@ -47,6 +52,9 @@ MAX_PER_PAGE = 200
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="a job id (UUID)")]
 Name = Annotated[str, Path(pattern=NAME_PATTERN, description="a name, 1-200 characters")]
+WorkerId = Annotated[
+    str, Path(pattern=WORKER_ID_PATTERN, description="a worker's id, as /api/workers lists it")
+]
 Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -122,12 +130,29 @@ def _job_list_routes(routes: _Routes) -> None:
         name: Filter = None,
         queue: Filter = None,
         q: Annotated[
-            str | None, Query(max_length=200, pattern=NO_NUL, description="text in id or name")
+            str | None,
+            Query(
+                max_length=200,
+                pattern=NO_NUL,
+                description="text in the id, name, arguments, metadata or last error message",
+            ),
         ] = None,
+        name_contains: Annotated[
+            str | None, Query(max_length=200, description="part of the name")
+        ] = None,
+        created_after: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        created_before: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        finished_after: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        finished_before: Annotated[str | None, Query(max_length=64, description=TIME_HELP)] = None,
+        worker: Annotated[
+            str | None, Query(max_length=200, description="the running worker")
+        ] = None,
+        error_kind: Annotated[str | None, Query(max_length=40, description=ERROR_KIND_HELP)] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     ) -> JobPage:
-        """Jobs, newest first, filtered by state, name, queue and text; large values cut."""
+        """Jobs, newest first, filtered by state, name (exact or a part), queue, text, created
+        and finished times, running worker and last error kind; a bad value is a 422."""
         now = dash.app.clock()
         found = dash.app.jobs.list(
             state=states_or_422(state),
@@ -136,11 +161,19 @@ def _job_list_routes(routes: _Routes) -> None:
             search=q or None,
             page=page,
             per_page=per_page,
+            name_contains=name_contains or None,
+            created_after=created_after or None,
+            created_before=created_before or None,
+            finished_after=finished_after or None,
+            finished_before=finished_before or None,
+            worker=worker or None,
+            error_kind=error_kind or None,
         )
         return JobPage(
             jobs=[JobSummary.of(job, now) for job in found.jobs],
             total=found.total,
             total_exact=found.total_exact,
+            estimate=found.estimate,
             page=found.page,
             per_page=found.per_page,
             pages=max(1, math.ceil(found.total / found.per_page)),
@@ -150,7 +183,7 @@ def _job_list_routes(routes: _Routes) -> None:
     def enqueue(body: EnqueueIn) -> EnqueueOut:
         """Enqueue a job by its registered or declared name."""
         options: dict[str, Any] = {}
-        for key in ("queue", "priority", "delay", "unique_key", "concurrency_key"):
+        for key in ENQUEUE_OPTIONS:
             value = getattr(body, key)
             if value is not None:
                 options[key] = value
@@ -176,7 +209,7 @@ def _job_list_routes(routes: _Routes) -> None:
         else:
             result = on_filter(
                 dash.app.jobs, verb, state=body.state, name=body.name, queue=body.queue,
-                search=body.q,
+                search=body.q, more={key: getattr(body, key) for key in MORE_FILTERS},
             )  # fmt: skip
         return BulkOut(
             matched=result.matched,
@@ -311,14 +344,41 @@ def _queue_routes(routes: _Routes) -> None:
 
 
 def _worker_routes(routes: _Routes) -> None:
-    """Live workers."""
+    """Live workers: list; quiet, stop or resume one (it follows at its next heartbeat)."""
     dash = routes.dash
 
     @routes.view("/workers", response_model=list[WorkerOut])
     def list_workers() -> list[WorkerOut]:
-        """Live workers: host, pid, queues, heartbeat, and the jobs they run."""
+        """Live workers: host, pid, queues, heartbeat, mode, and the jobs they run."""
         running = dash.running_by_worker()
         return [WorkerOut.of(w, running.get(w.id, [])) for w in dash.app.jobs.workers()]
+
+    def shown(worker: WorkerInfo) -> WorkerOut:
+        return WorkerOut.of(worker, dash.running_by_worker().get(worker.id, []))
+
+    @routes.manage(
+        "POST", "/workers/{worker_id}/quiet", response_model=WorkerOut,
+        responses=_MISSING | _CONFLICT,
+    )  # fmt: skip
+    def quiet_worker(worker_id: WorkerId) -> WorkerOut:
+        """Ask a worker to claim no new jobs: it finishes those running and stays up (mode
+        quiet) until resumed or stopped. 409 for a stopping worker."""
+        return shown(dash.app.jobs.quiet_worker(worker_id))
+
+    @routes.manage("POST", "/workers/{worker_id}/stop", response_model=WorkerOut,
+                   responses=_MISSING)  # fmt: skip
+    def stop_worker(worker_id: WorkerId) -> WorkerOut:
+        """Ask a worker to shut down as on SIGTERM: it claims nothing new, lets running jobs
+        finish within its shutdown timeout, then exits."""
+        return shown(dash.app.jobs.stop_worker(worker_id))
+
+    @routes.manage(
+        "POST", "/workers/{worker_id}/resume", response_model=WorkerOut,
+        responses=_MISSING | _CONFLICT,
+    )  # fmt: skip
+    def resume_worker(worker_id: WorkerId) -> WorkerOut:
+        """Let a quieted worker claim jobs again. 409 for a stopping worker."""
+        return shown(dash.app.jobs.resume_worker(worker_id))
 
 
 def _stats_routes(routes: _Routes) -> None:

@@ -4,7 +4,7 @@ on a selection of ids or on every job a list's filter matches (bounded)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from conveyor.backends.records import LIST_COUNT_CAP
@@ -133,6 +133,19 @@ def states_or_422(state: str | None) -> frozenset[JobState] | None:
         raise Refused(422, str(exc)) from None
 
 
+#: The listing's filters beyond state, name, queue and search, by their `app.jobs.list`
+#: keyword (the same name in the API's query, the dashboard's URL and a bulk request).
+MORE_FILTERS = (
+    "name_contains",
+    "created_after",
+    "created_before",
+    "finished_after",
+    "finished_before",
+    "worker",
+    "error_kind",
+)
+
+
 def on_ids(jobs: JobService, action: BulkAction, ids: Sequence[str]) -> BulkResult:
     """Do `action` to each named job it applies to; the others are counted, not changed.
 
@@ -179,9 +192,11 @@ def on_filter(
     name: str | None,
     queue: str | None,
     search: str | None,
+    more: Mapping[str, str | None] | None = None,
 ) -> BulkResult:
     """Do `action` to the jobs the filter matches that it applies to, newest first, at most
-    BULK_LIMIT of them."""
+    BULK_LIMIT of them; `more` holds the listing's other filters (MORE_FILTERS), as text."""
+    extra = {key: value or None for key, value in (more or {}).items() if key in MORE_FILTERS}
     wanted = states_or_422(state)
     states = action.states if wanted is None else action.states & wanted
     if not states:
@@ -197,6 +212,7 @@ def on_filter(
             search=search or None,
             page=page,
             per_page=_PAGE,
+            **extra,
         )
         ids.extend(job.id for job in found.jobs)
         if len(ids) >= BULK_LIMIT:

@@ -20,6 +20,7 @@ from conveyor.errors import (
     PermissionHookError,
     QueueFull,
     StoreUnavailable,
+    WorkerStateConflict,
 )
 
 log = logging.getLogger("conveyor.web")
@@ -47,7 +48,7 @@ def status_for(error: ConveyorError) -> int:
     """The HTTP status that says what kind of Conveyor error this is."""
     if isinstance(error, NotFound):
         return 404
-    if isinstance(error, JobStateConflict | DuplicateJobId):
+    if isinstance(error, JobStateConflict | DuplicateJobId | WorkerStateConflict):
         return 409
     if isinstance(error, QueueFull):
         return 429

@@ -3,9 +3,7 @@ one function per route group; page_routes.py has the checks they share."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,16 +20,24 @@ from conveyor.web.auth import (
     new_session,
     set_session_cookie,
 )
-from conveyor.web.bulk import ACTIONS, BULK_LIMIT, action_named, on_filter, on_ids
+from conveyor.web.bulk import ACTIONS, BULK_LIMIT, MORE_FILTERS, action_named, on_filter, on_ids
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.enqueue_form import enqueue_pages
 from conveyor.web.errors import BadForm, Refused
 from conveyor.web.history_views import history_view
+from conveyor.web.job_list import (
+    FILTER_KEYS,
+    error_kinds,
+    honest_total,
+    list_jobs,
+    page_link,
+    pager,
+    read_filters,
+)
 from conveyor.web.page_routes import Back, PageRoutes, field, page_number, path_id
 from conveyor.web.schemas import StatsOut
 from conveyor.web.workflow_views import workflow_pages
 
-PER_PAGE = 50
 JOBS: Back = ("/jobs", "Back to jobs")
 STATES = [state.value for state in JobState]
 BULK_LABELS = {"retry": "Retry", "cancel": "Cancel", "delete": "Delete", "run-now": "Run now"}
@@ -89,36 +95,22 @@ def _job_pages(routes: PageRoutes) -> None:
 
 
 def _job_list(dash: Dashboard, request: Request) -> dict[str, Any]:
-    params = request.query_params
-    state = params.get("state") or None
+    filters = read_filters(request.query_params)
+    state = filters["state"] or None
     number = page_number(request)
-    filters = {k: params.get(k, "")[:200] for k in ("state", "name", "queue", "q")}
-    found = dash.app.jobs.list(
-        state=state,
-        name=filters["name"] or None,
-        queue=filters["queue"] or None,
-        search=filters["q"] or None,
-        page=number,
-        per_page=PER_PAGE,
-    )
-    pages = max(1, math.ceil(found.total / PER_PAGE))  # of the capped total
-    # past a capped total, a full page may have older ones after it
-    older = found.page < pages or (not found.total_exact and len(found.jobs) == PER_PAGE)
+    found = list_jobs(dash.app.jobs, filters, number)  # a bad value: a 422 page saying why
+    total = honest_total(dash.app.jobs, found, filters)
     kept = {k: v for k, v in filters.items() if v}
-
     bulk_cancel = state in (None, "scheduled", "pending", "running")
-
-    def page_link(n: int) -> str:
-        return "?" + urlencode({**kept, "page": n})
-
     return {
         "title": "Jobs",
         "states": STATES,
         "found": found,
+        "total": total,
         "filters": filters,
-        "pages": pages,
-        "older": older,
-        "page_link": page_link,
+        "filter_keys": FILTER_KEYS,
+        "pager": pager(found, total, page_link(filters)),
+        "error_kinds": error_kinds(),
         "names": dash.app.job_names,
         "bulk_actions": list(ACTIONS.values()),
         "bulk_labels": BULK_LABELS,
@@ -193,6 +185,7 @@ def _bulk(dash: Dashboard, request: Request, form: Any) -> str:
             name=field(form, "name"),
             queue=field(form, "queue"),
             search=field(form, "q"),
+            more={key: field(form, key) for key in MORE_FILTERS},
         ).notice()
     if scope != "selected":
         raise BadForm(422, f"scope {scope[:40]!r} is neither 'selected' nor 'matching'")
@@ -321,8 +314,11 @@ def _resume_queue(dash: Dashboard, request: Request, form: Any) -> str:
 
 
 def _worker_pages(routes: PageRoutes) -> None:
-    """The live workers' page."""
+    """The live workers' page; quiet, stop or resume one."""
     routes.view("/workers", _worker_list, "workers.html")
+    routes.action("/workers/{worker_id}/quiet", _quiet_worker)
+    routes.action("/workers/{worker_id}/stop", _stop_worker)
+    routes.action("/workers/{worker_id}/resume", _resume_worker)
 
 
 def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
@@ -340,6 +336,21 @@ def _worker_list(dash: Dashboard, request: Request) -> dict[str, Any]:
             or q.held_by_rate
         ],
     }
+
+
+def _quiet_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.quiet_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to go quiet: it claims no new jobs from its next heartbeat."
+
+
+def _stop_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.stop_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to stop: it finishes its running jobs, then exits."
+
+
+def _resume_worker(dash: Dashboard, request: Request, form: Any) -> str:
+    worker = dash.app.jobs.resume_worker(request.path_params["worker_id"])
+    return f"Worker {worker.id} asked to resume claiming jobs."
 
 
 # login -------------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
+from conveyor.model.filters import ERROR_KINDS
 from conveyor.model.history import RUN_BOUNDS, HistoryPoint, HistoryRange
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
     MAX_HORIZON,
+    MAX_KEY_CONCURRENCY,
     MAX_NESTING,
     MAX_QUEUE_CONCURRENCY,
     MAX_QUEUE_SIZE,
@@ -25,6 +27,7 @@ from conveyor.model.validation import (
     RATE_PATTERN,
     UNIQUE_KEY_MAX,
 )
+from conveyor.model.workers import WorkerMode, WorkerRequest
 from conveyor.services import QueueStatus
 from conveyor.web.runtimes import Runtime, Runtimes
 
@@ -34,6 +37,9 @@ JOB_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 _STATE = f"({'|'.join(state.value for state in JobState)})"
 STATES_PATTERN = rf"^{_STATE}(,{_STATE})*$"  # one state, or several separated by commas
 NAME_PATTERN = QUEUE_NAME_PATTERN  # queue and recurring names in paths
+WORKER_ID_PATTERN = r"^[^\x00/]{1,300}$"  # host:pid:suffix; hosts name themselves
+TIME_HELP = "ISO 8601 date or time (UTC unless it has an offset), or a duration before now: 2h"
+ERROR_KIND_HELP = "the last error's kind: " + ", ".join(ERROR_KINDS)
 NO_NUL = r"^[^\x00]*$"  # text the stores can hold (lone surrogates cannot come from JSON text)
 StoredText = Annotated[str, Field(pattern=NO_NUL)]
 
@@ -167,6 +173,9 @@ class JobDetail(BaseModel):
     unique_key: str | None
     recurring_name: str | None
     concurrency_key: str | None
+    key_concurrency: int = 1
+    rate_limit: str | None = None
+    rate_key: str | None = None
     workflow_id: str | None = None
     step: str | None = None
     worker_id: str | None
@@ -202,6 +211,9 @@ class JobDetail(BaseModel):
             unique_key=job.unique_key,
             recurring_name=job.recurring_name,
             concurrency_key=job.concurrency_key,
+            key_concurrency=job.key_concurrency,
+            rate_limit=job.rate_limit,
+            rate_key=job.rate_key,
             workflow_id=job.workflow_id,
             step=job.step,
             worker_id=job.worker_id,
@@ -228,6 +240,11 @@ class JobPage(BaseModel):
     page: int
     per_page: int
     pages: int
+    estimate: int | None = Field(
+        default=None,
+        description="when total_exact is false, about how many jobs match, if the store can "
+        "tell (PostgreSQL: the planner's estimate); null otherwise",
+    )
 
 
 class EnqueueIn(BaseModel):
@@ -261,16 +278,38 @@ class EnqueueIn(BaseModel):
             "as in 'tenant:{tenant_id}' (docs/guide.md, concurrency keys)"
         ),
     )
+    key_concurrency: int | None = Field(
+        default=None, ge=1, le=MAX_KEY_CONCURRENCY,
+        description="how many jobs of one concurrency_key may run at once, fleet-wide "
+        "(default 1; needs a concurrency_key: docs/flow-control.md)",
+    )  # fmt: skip
+    rate_limit: str | None = Field(
+        default=None, pattern=RATE_PATTERN,
+        description="at most N starts in any second, minute or hour ('10/s', '100/m', "
+        "'1000/h') of the jobs sharing rate_key, fleet-wide",
+    )  # fmt: skip
+    rate_key: str | None = Field(
+        default=None, min_length=1, max_length=UNIQUE_KEY_MAX, pattern=NO_NUL,
+        description="the window a rate_limit counts in, {name} replaced by that argument "
+        "(default: the job's name); needs a rate_limit",
+    )  # fmt: skip
     metadata: (
         dict[Annotated[str, Field(pattern=NO_NUL)], Annotated[str, Field(pattern=NO_NUL)]] | None
     ) = None
 
-    @field_validator("priority", "delay", mode="before")
+    @field_validator("priority", "delay", "key_concurrency", mode="before")
     @classmethod
     def _no_booleans(cls, value: object) -> object:
         if isinstance(value, bool):  # JSON true/false are not numbers here
             raise ValueError("must be a number, not true or false")
         return value
+
+
+#: EnqueueIn's fields that are per-call job options (app.enqueue's keywords), when given.
+ENQUEUE_OPTIONS = (
+    "queue", "priority", "delay", "unique_key", "concurrency_key", "key_concurrency",
+    "rate_limit", "rate_key",
+)  # fmt: skip
 
 
 class EnqueueOut(BaseModel):
@@ -291,8 +330,18 @@ class BulkIn(BaseModel):
     name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     queue: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     q: str | None = Field(
-        default=None, max_length=200, pattern=NO_NUL, description="text in id or name"
+        default=None,
+        max_length=200,
+        pattern=NO_NUL,
+        description="text in the id, name, arguments, metadata or last error message",
     )
+    name_contains: str | None = Field(default=None, max_length=200, description="part of the name")
+    created_after: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    created_before: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    finished_after: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    finished_before: str | None = Field(default=None, max_length=64, description=TIME_HELP)
+    worker: str | None = Field(default=None, max_length=200, description="the running worker's id")
+    error_kind: str | None = Field(default=None, max_length=40, description=ERROR_KIND_HELP)
 
 
 class BulkIdsIn(BaseModel):
@@ -439,7 +488,7 @@ class QueueSettingsIn(BaseModel):
 
 
 class WorkerOut(BaseModel):
-    """A live worker and the jobs it is running."""
+    """A live worker, what it is doing (and was asked to), and the jobs it is running."""
 
     id: str
     host: str
@@ -448,6 +497,15 @@ class WorkerOut(BaseModel):
     concurrency: int
     started_at: datetime
     last_seen_at: datetime
+    mode: WorkerMode = Field(
+        description="running; quiet: claims no new jobs; stopping: finishing, then exiting"
+    )
+    requested: WorkerRequest | None = Field(
+        description="what an operator asked of it (quiet, stop); null: nothing"
+    )
+    pending: WorkerMode | None = Field(
+        description="the mode asked for that it has not reported yet (next heartbeat)"
+    )
     current_jobs: list[str] = Field(description="ids of the jobs it runs")
     current_job_names: list[str] = Field(description="their names, in the same order")
 
@@ -462,6 +520,9 @@ class WorkerOut(BaseModel):
             concurrency=worker.concurrency,
             started_at=worker.started_at,
             last_seen_at=worker.last_seen_at,
+            mode=worker.mode,
+            requested=worker.requested,
+            pending=worker.pending,
             current_jobs=[job.id for job in current],
             current_job_names=[job.name for job in current],
         )

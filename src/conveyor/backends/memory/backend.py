@@ -27,7 +27,14 @@ from conveyor.backends.memory.history import HistoryVerbs
 from conveyor.backends.memory.index import DueEntry, QueueIndex
 from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.workflows import WorkflowVerbs
-from conveyor.backends.records import Claimed, ClaimRequest, Outcome, Report, WorkerInfo
+from conveyor.backends.records import (
+    Claimed,
+    ClaimRequest,
+    Heartbeat,
+    Outcome,
+    Report,
+    WorkerInfo,
+)
 from conveyor.model.job import JOB_FIELDS, SLOT_SETTERS, Enqueued, Job, JobState
 from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import ATTEMPT_ENDINGS
@@ -286,11 +293,14 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs, HistoryVerbs):
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
-        """Record `worker` alive and extend the leases of the listed jobs it still owns."""
+    ) -> Heartbeat:
+        """Record `worker` alive (keeping an operator's request of it), extend the leases of
+        the listed jobs it still owns."""
         cancelled: set[str] = set()
         with self._lock:
-            self._workers[worker.id] = worker
+            known = self._workers.get(worker.id)
+            requested = known.requested if known is not None else None
+            self._workers[worker.id] = replace(worker, requested=requested)
             for job_id in job_ids:
                 job = self._jobs.get(job_id)
                 if job is None or job.state is not JobState.RUNNING or job.worker_id != worker.id:
@@ -298,7 +308,7 @@ class MemoryBackend(WorkflowVerbs, MaintenanceVerbs, HistoryVerbs):
                 self._put(_evolve(job, lease_expires_at=lease_expires_at), job)
                 if job.cancel_requested:
                     cancelled.add(job_id)
-        return cancelled
+        return Heartbeat(cancelled, requested)
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""

@@ -22,6 +22,17 @@ from conveyor.model.keys import has_key_room
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, StoredQueue, merge
 from conveyor.model.rates import Bucket, Rate, held_back, key_bucket, queue_bucket, room
+from conveyor.model.serialization import dumps
+from conveyor.model.workers import WorkerAction, request_of
+
+
+def _searched(job: Job) -> str:
+    """The text a search looks in, lowercased: id, name, args and metadata as JSON (as SQLite
+    stores them), the last error's message, apart (a search holds no control character, so
+    it never matches across two of them)."""
+    last = job.last_error
+    message = "" if last is None else last.message
+    return "\x1f".join((job.id, job.name, dumps(job.args), dumps(job.metadata), message)).lower()
 
 
 class OperatorVerbs(JobIndex):
@@ -34,17 +45,11 @@ class OperatorVerbs(JobIndex):
             return self._jobs.get(job_id)
 
     def list_jobs(self, query: JobFilter) -> Page:
-        """A page of jobs, newest first (by created_at, then id); search ignores case."""
+        """A page of jobs, newest first (by created_at, then id); text filters ignore case."""
         with self._lock:
             jobs = list(self._jobs.values())
-        needle = query.search.casefold() if query.search else None
         matching = [
-            job
-            for job in jobs
-            if (query.states is None or job.state in query.states)
-            and (query.name is None or job.name == query.name)
-            and (query.queue is None or job.queue == query.queue)
-            and (needle is None or needle in job.id.casefold() or needle in job.name.casefold())
+            job for job in jobs if query.matches(job, _searched(job) if query.search else "")
         ]
         matching.sort(key=lambda job: (job.created_at, job.id), reverse=True)
         page = max(query.page, 1)
@@ -140,6 +145,17 @@ class OperatorVerbs(JobIndex):
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._lock:
             return sorted(self._workers.values(), key=lambda worker: worker.id)
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_of`)."""
+        with self._lock:
+            worker = self._workers.get(worker_id)
+            asked = request_of(worker_id, worker, action, seen_after)
+            assert worker is not None  # request_of raised otherwise
+            self._workers[worker_id] = stored = replace(worker, requested=asked)
+            return stored
 
     # actions ---------------------------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,9 +31,11 @@ from conveyor.backends.postgres.rows import (
 from conveyor.backends.postgres.workflows import WorkflowVerbs, forget, rearm_after_retry
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
+    SPREAD_MAX,
     Claimed,
     ClaimRequest,
     Counts,
+    Heartbeat,
     JobFilter,
     Outcome,
     Page,
@@ -67,6 +70,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
+from conveyor.model.workers import WorkerAction, request_of
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,8 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
         # due jobs of keys with several slots (key_concurrency) or with a rate of their own
         # seen: claim in the locked path
         self._shared_keys = False
+        # some queue is paused or limited: claims of all queues read the others one by one
+        self._excluding = False
 
     @classmethod
     def from_url(cls, url: str, *, queue_full_timeout: float = 5.0) -> PostgresBackend:
@@ -169,30 +175,58 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
         under per-key locks until none is due."""
         queues = None if request.queues is None else sorted(request.queues)
         asked = request.queues
+        with self._db.connection() as conn:
+            if queues is None and self._excluding:
+                # some queue is paused or limited: leaving it out of a walk of all queues'
+                # due jobs would pass over its backlog at every claim, so read the others one
+                # by one (unless there are so many that the walk is the cheaper)
+                cur = conn.execute(self._q["waiting_queues"], {"most": SPREAD_MAX + 1})
+                waiting = [row["queue"] for row in cur]
+                if len(waiting) <= SPREAD_MAX:
+                    queues = waiting
+            return self._claim_with(conn, request, queues, asked)
+
+    def _claim_with(
+        self,
+        conn: Conn,
+        request: ClaimRequest,
+        queues: list[str] | None,
+        asked: frozenset[str] | None,
+    ) -> tuple[Claimed, list[Outcome]]:
         limited = self._limited_queues if asked is None else self._limited_queues & asked
         rows: list[Row] = []
         upcoming: datetime | None = None
-        with self._db.connection() as conn:
-            one_statement = not limited and not request.queue_limits and not self._shared_keys
-            if request.limit > 0 and one_statement:
-                rows = self._claim_rows(conn, request, queues, limited=False)
-                # the statement also brought the next due time when the claim came back short
-                upcoming = rows[0]["next_run_at"] if rows else None
-                found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
-                shared = bool(rows[0]["guarded"]) if rows else False
-                rows = [row for row in rows if row["id"] is not None]
-                if not found and not shared:
-                    return self._decoded(rows, upcoming, request)
-                self._limited_queues = self._limited_queues | found
-                self._shared_keys = shared
-                if len(rows) >= request.limit:
-                    return self._decoded(rows, upcoming, request)
-                # the limited queues' jobs, in the same call, with the room left
-                request = replace(request, limit=request.limit - len(rows))
-            if request.limit > 0:
+        one_statement = not limited and not request.queue_limits and not self._shared_keys
+        if request.limit > 0 and one_statement:
+            rows = self._claim_rows(conn, request, queues, limited=False)
+            # the statement also brought the next due time when the claim came back short
+            upcoming = rows[0]["next_run_at"] if rows else None
+            found = frozenset(rows[0]["limited"] or ()) if rows else frozenset()
+            shared = bool(rows[0]["guarded"]) if rows else False
+            self._excluding = bool(rows[0]["excluding"]) if rows else False
+            rows = [row for row in rows if row["id"] is not None]
+            if not found and not shared:
+                return self._decoded(rows, upcoming, request)
+            self._limited_queues = self._limited_queues | found
+            self._shared_keys = shared
+            if len(rows) >= request.limit:
+                return self._decoded(rows, upcoming, request)
+            # the limited queues' jobs, in the same call, with the room left
+            request = replace(request, limit=request.limit - len(rows))
+        if request.limit > 0:
+            try:
                 rows += self._claim_rows(conn, request, queues, limited=True)
-            if len(rows) < request.limit:  # a full claim comes straight back: no look-up
-                upcoming = self._next_run_at(conn, request.now, queues)
+            except (psycopg.Error, StoreUnavailable) as exc:
+                if not rows:
+                    raise
+                # the jobs the first statement claimed are committed as running: hand them
+                # to the worker (its lease would bring them back only once it expired)
+                log.warning("claiming the limited queues failed (%s); the %d job(s) "
+                            "claimed before run, the rest wait for the next claim", exc,
+                            len(rows))  # fmt: skip
+                return self._decoded(rows, None, request)
+        if len(rows) < request.limit:  # a full claim comes straight back: no look-up
+            upcoming = self._next_run_at(conn, request.now, queues)
         return self._decoded(rows, upcoming, request)
 
     @staticmethod
@@ -257,7 +291,11 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
             conn.execute(q["local_commit_mode"], params)
         caps = dict(request.queue_limits)  # the caller's own caps, and the stored limits
         rated: dict[str, Rate] = {}
+        excluding = bool(caps)  # the caller's caps leave queues out too
         for row in conn.execute(q["queue_limits"]):
+            excluding = True  # paused or limited: a claim of all queues reads them apart
+            if row["paused"]:
+                continue  # its jobs are not candidates (due_candidates)
             stored = row["concurrency"]
             if stored is not None:
                 caps[row["name"]] = min(stored, caps.get(row["name"], stored))
@@ -269,6 +307,7 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
             if request.queues is None or queue in request.queues
         )
         self._limited_queues = frozenset(names)
+        self._excluding = excluding
         if names:
             prefix = f"conveyor:{self.config.schema}:"
             conn.execute(q["lock_queues"], {"prefix": prefix, "queues": names})
@@ -474,9 +513,10 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
+    ) -> Heartbeat:
         """Record the worker alive and extend its running jobs' leases (one statement);
-        return the ids among `job_ids` whose cancellation was requested."""
+        return the ids among `job_ids` whose cancellation was requested and the operator's
+        request of the worker."""
         params = {
             **worker_params(worker),
             "ids": list(job_ids),
@@ -484,8 +524,9 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
             "commit": self.config.commit_mode,
         }
         with self._db.connection() as conn:
-            rows = conn.execute(self._q["heartbeat"], params).fetchall()
-        return {row["id"] for row in rows if row["cancel_requested"]}
+            row = conn.execute(self._q["heartbeat"], params).fetchone()
+        assert row is not None  # the statement's SELECT always answers one row
+        return Heartbeat(set(row["cancel_requested"]), row["requested"])
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -597,6 +638,20 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
         """Workers that have sent a heartbeat and not been pruned, by id."""
         with self._db.connection() as conn:
             return [worker_from_row(row) for row in conn.execute(self._q["list_workers"])]
+
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_of`), in one
+        transaction under the worker row's lock; its next heartbeat hands it back."""
+        with self._db.transaction() as conn:
+            row = conn.execute(self._q["lock_worker"], {"id": worker_id}).fetchone()
+            worker = None if row is None else worker_from_row(row)
+            asked = request_of(worker_id, worker, action, seen_after)
+            params = {"id": worker_id, "requested": asked}
+            stored = conn.execute(self._q["set_worker_request"], params).fetchone()
+        assert stored is not None  # the row is locked: it cannot have gone
+        return worker_from_row(stored)
 
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:
@@ -738,23 +793,35 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
-        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id (as
-        stored: ids are generated lowercase) or of the name."""
+        jobs capped at LIST_COUNT_CAP (past it, the planner's estimate); text filters are
+        ILIKE, a search through the jobs_search trigram index (queries.sql)."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
-        wanted = JobState if query.states is None else query.states
+        states = query.states
+        if query.worker is not None:  # only a running job has a worker
+            states = (states or frozenset(JobState)) & {JobState.RUNNING}
+        wanted = JobState if states is None else states
         params: dict[str, Any] = {
-            "states": None if query.states is None else sorted(s.value for s in query.states),
+            "states": None if states is None else sorted(s.value for s in states),
             "walk_states": sorted(state.value for state in wanted),  # one index walk each
             "name": query.name,
             "queue": query.queue,
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+            "worker": query.worker,
+            "search": _contains(query.search),
+            "name_contains": _contains(query.name_contains),
+            "finished_after": query.finished_after,
+            "finished_before": query.finished_before,
+            "error_kind": query.error_kind,
             "count_limit": LIST_COUNT_CAP + 1,
         }
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
-        scan = bool(query.search) or (query.states is None and bool(query.name or query.queue))
+        scan = _scans(query) or (states is None and bool(query.name or query.queue))
+        walk_all = states is None and not _walk_filtered(query)
         with self._db.connection() as conn, conn.transaction():
             conn.execute(self._q["repeatable_read"])
-            if scan:  # no index finds these: one scan counts the matches and picks the page
-                window["search"] = query.search or None
+            if scan:  # no index gives these in order: collect the matches, count, sort
+                conn.execute(self._q["force_custom_plan"])
                 rows = conn.execute(self._q["list_jobs_scan"], window).fetchall()
                 total = int(rows[0]["listed_total"]) if rows else 0
                 rows = [row for row in rows if row["id"] is not None]
@@ -762,14 +829,61 @@ class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs)
                     conn.execute(self._q["walk_in_order"])
                     rows = conn.execute(self._q["list_jobs_scan_newest"], window).fetchall()
             else:  # one walk of the (state, created_at) index per state, merged
-                count = "count_listed" if query.states is None else "count_listed_in_states"
+                count = "count_listed" if walk_all else "count_listed_in_states"
                 counted = conn.execute(self._q[count], params).fetchone()
                 conn.execute(self._q["walk_in_order"])
                 rows = conn.execute(self._q["list_jobs_in_states"], window).fetchall()
                 total = 0 if counted is None else int(counted["total"])
+            estimate = None
+            if total > LIST_COUNT_CAP:
+                if not scan:
+                    conn.execute(self._q["force_custom_plan"])
+                plan = conn.execute(self._q["estimate_listed"], params).fetchone()
+                estimate = max(_plan_rows(plan), LIST_COUNT_CAP + 1)
         jobs = [job_from_row(row) for row in rows]
         exact = total <= LIST_COUNT_CAP
-        return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+        return Page(
+            jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact, estimate=estimate
+        )
+
+
+def _scans(query: JobFilter) -> bool:
+    """Whether `query` has a filter no index walk in creation order serves."""
+    return any(
+        value is not None
+        for value in (
+            query.search or None,
+            query.name_contains or None,
+            query.finished_after,
+            query.finished_before,
+            query.error_kind,
+        )
+    )
+
+
+def _plan_rows(plan: Row | None) -> int:
+    """The rows an EXPLAIN (FORMAT JSON) expects (its text, or as decoded)."""
+    if plan is None:
+        return 0
+    document = plan["QUERY PLAN"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return int(document[0]["Plan"]["Plan Rows"])
+
+
+def _walk_filtered(query: JobFilter) -> bool:
+    """Whether a walk of every job has a filter to apply (else one cheap capped count)."""
+    return any(
+        value is not None for value in (query.created_after, query.created_before, query.worker)
+    )
+
+
+def _contains(text: str | None) -> str | None:
+    """An ILIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    if not text:
+        return None
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _finish_entry(outcome: Outcome) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def _closed_by_the_server(conn: Conn) -> None:
 
 #: The URL options Conveyor reads itself; every other one goes to libpq.
 CONVEYOR_URL_OPTIONS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare", "fast_acks",
-                        "migrate")  # fmt: skip
+                        "migrate", "stall_timeout")  # fmt: skip
 
 
 def _check_connection_options(options: dict[str, str]) -> None:
@@ -81,7 +81,10 @@ class PostgresConfig:
     flush: a PostgreSQL crash may then forget the last moments of them, and those jobs run
     again; enqueues stay durable), `migrate` (true: open() applies missing migrations;
     false: open() only checks that none is missing, for deployments that migrate as a
-    separate step). `connect_timeout` (libpq's, default 5 s) also bounds open().
+    separate step), `stall_timeout` (seconds, 10; 0: none: the server ends a session of the
+    store's pool that stays inside a transaction this long without a word, so a worker process
+    stopped mid-transaction (SIGSTOP, a VM paused) frees the locks the others wait on).
+    `connect_timeout` (libpq's, default 5 s) also bounds open().
     """
 
     conninfo: str
@@ -93,6 +96,7 @@ class PostgresConfig:
     prepare: bool = True
     fast_acks: bool = False
     migrate: bool = True
+    stall_timeout: float = 10.0
 
     @classmethod
     def from_url(cls, url: str) -> PostgresConfig:
@@ -111,13 +115,18 @@ class PostgresConfig:
             prepare = _flag(query.pop("prepare", "true"))
             fast_acks = _flag(query.pop("fast_acks", "false"))
             migrate = _flag(query.pop("migrate", "true"))
+            stall_timeout = float(query.pop("stall_timeout", "10"))
             query.setdefault("connect_timeout", "5")
             connect_timeout = float(query["connect_timeout"])
         except ValueError as exc:
             raise ConfigurationError(
                 f"bad option in the PostgreSQL URL: {exc}; pool_min and pool_max are whole "
-                "numbers, pool_timeout and connect_timeout seconds"
+                "numbers, pool_timeout, connect_timeout and stall_timeout seconds"
             ) from exc
+        if not 0 <= stall_timeout <= 86_400:
+            raise ConfigurationError(
+                f"stall_timeout must be from 0 (none) to 86400 seconds, not {stall_timeout:g}"
+            )
         _check_connection_options(query)
         if not _SCHEMA_NAME.match(schema):
             raise ConfigurationError(
@@ -140,6 +149,7 @@ class PostgresConfig:
             prepare,
             fast_acks,
             migrate,
+            stall_timeout,
         )
 
     @property
@@ -229,6 +239,7 @@ class Database:
                 name=f"conveyor-{self.config.schema}",
                 open=False,
                 check=_closed_by_the_server,
+                configure=self._configure,
             )
             try:
                 with self.errors("cannot open"):
@@ -271,6 +282,16 @@ class Database:
             options["prepare_threshold"] = None
         return options
 
+    def _configure(self, conn: Conn) -> None:
+        """A new pooled connection: the server ends it if it stalls inside a transaction."""
+        if self.config.stall_timeout:
+            milliseconds = str(round(self.config.stall_timeout * 1000))
+            conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (milliseconds,),
+                prepare=False,
+            )
+
     def connect(self) -> Conn:
         """A new direct connection (not from the pool), autocommit, rows as dicts."""
         return psycopg.Connection.connect(self.config.conninfo, **self._connection_options())
@@ -287,10 +308,25 @@ class Database:
             applied = {row["version"] for row in conn.execute(q["applied_versions"])}
             for version, script in migrations():
                 if version not in applied:
-                    conn.execute(render(script, self.config.schema).encode())
+                    self._apply(conn, version, script)
                     conn.execute(q["record_version"], {"version": version})
                     done.append(version)
         return done
+
+    def _apply(self, conn: Conn, version: int, script: str) -> None:
+        """Run one migration; a refusal (a missing extension, a privilege) becomes a
+        ConfigurationError with the server's message and hint (the transaction rolls back)."""
+        try:
+            conn.execute(render(script, self.config.schema).encode())
+        except psycopg.Error as exc:
+            if is_connection_error(exc):
+                raise
+            hint = exc.diag.message_hint
+            raise ConfigurationError(
+                f"migration {version} of the PostgreSQL schema {self.config.schema!r} at "
+                f"{self.config.target} failed, nothing was changed: {first_line(exc)}"
+                + (f". {hint}" if hint else "")
+            ) from exc
 
     def applied_migrations(self, conn: Conn) -> list[int]:
         """The versions applied to `conn`'s schema, in order (none before the first migrate)."""

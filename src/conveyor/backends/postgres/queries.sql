@@ -129,9 +129,14 @@ WITH commit_mode AS (
 -- claims from under their locks (claim_ids); `guarded`: whether due jobs of keys with
 -- several slots (key_concurrency) or with a rate of their own, which it also leaves out,
 -- wait in the queues asked for. The wake-up time is also a spent rate window's opening.
-SELECT claimed.*, upcoming.next_run_at, upcoming.limited, upcoming.guarded
+-- `excluding`: whether any queue is paused or limited, which a claim of all queues then leaves
+-- out by reading the others one by one (waiting_queues), not by walking past its backlog.
+SELECT claimed.*, upcoming.next_run_at, upcoming.limited, upcoming.guarded, upcoming.excluding
 FROM (
-    SELECT least(min(run_at), ({next_window})) AS next_run_at, (
+    SELECT least(min(run_at), ({next_window})) AS next_run_at, EXISTS (
+        SELECT 1 FROM __schema__.queues AS x
+        WHERE x.paused OR x.concurrency IS NOT NULL OR x.rate_limit IS NOT NULL
+    ) AS excluding, (
         SELECT array_agg(q.name) FROM __schema__.queues AS q
         WHERE (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL) AND NOT q.paused
           AND q.name = ANY(%(queues)s::text[])  -- only: claim_in
@@ -209,8 +214,40 @@ FROM (
 -- The stored limits a claim honours (read under no lock: the queue's own lock, taken next,
 -- guards the count of its running jobs).
 -- name: queue_limits
-SELECT name, concurrency, rate_limit FROM __schema__.queues
-WHERE (concurrency IS NOT NULL OR rate_limit IS NOT NULL) AND NOT paused;
+SELECT name, concurrency, rate_limit, paused FROM __schema__.queues
+WHERE concurrency IS NOT NULL OR rate_limit IS NOT NULL OR paused;
+
+-- The queues holding waiting jobs, one index probe each (loose scans of jobs_due_by_queue and
+-- jobs_due_guarded_by_queue), but the paused ones, at most %(most)s of them. The limited ones
+-- stay in: a claim of them learns of their limits (and then claims them under their locks).
+-- name: waiting_queues
+WITH RECURSIVE plain (queue) AS (
+    SELECT (SELECT min(queue) FROM __schema__.jobs
+            WHERE state IN ('scheduled', 'pending') AND key_concurrency IS NULL
+              AND rate_key IS NULL)
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM __schema__.jobs AS j
+            WHERE j.state IN ('scheduled', 'pending') AND j.key_concurrency IS NULL
+              AND j.rate_key IS NULL AND j.queue > plain.queue)
+    FROM plain WHERE plain.queue IS NOT NULL
+), guarded (queue) AS (
+    SELECT (SELECT min(queue) FROM __schema__.jobs
+            WHERE state IN ('scheduled', 'pending')
+              AND (key_concurrency IS NOT NULL OR rate_key IS NOT NULL))
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM __schema__.jobs AS j
+            WHERE j.state IN ('scheduled', 'pending')
+              AND (j.key_concurrency IS NOT NULL OR j.rate_key IS NOT NULL)
+              AND j.queue > guarded.queue)
+    FROM guarded WHERE guarded.queue IS NOT NULL
+)
+SELECT queue FROM (
+    SELECT queue FROM plain WHERE queue IS NOT NULL
+    UNION
+    SELECT queue FROM guarded WHERE queue IS NOT NULL
+) AS waiting
+WHERE queue <> ALL(ARRAY(SELECT p.name FROM __schema__.queues AS p WHERE p.paused))
+LIMIT %(most)s;
 
 -- Keys of several slots: one lock per key (the two-integer form, apart from the queues'
 -- locks), sorted, taken after the queues' locks, so concurrent claims never deadlock; under
@@ -396,34 +433,48 @@ WHERE id = %(id)s AND state = 'running';
 
 -- workers ---------------------------------------------------------------------------------
 
--- One statement: the worker is recorded alive and its running jobs' leases extended.
+-- One statement: the worker is recorded alive (its own fields, never `requested`, an
+-- operator's ask) and its running jobs' leases extended; one row back: the operator's request
+-- and the leased jobs whose cancellation was requested.
 -- name: heartbeat
 WITH commit_mode AS (
     -- fast_acks: this transaction alone commits without waiting for the WAL flush
     SELECT set_config('synchronous_commit',
                       coalesce(%(commit)s, current_setting('synchronous_commit')), true)
 ), seen AS (
-    INSERT INTO __schema__.workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
+    INSERT INTO __schema__.workers
+        (id, host, pid, queues, concurrency, started_at, last_seen_at, mode)
     VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(concurrency)s, %(started_at)s,
-            %(last_seen_at)s)
+            %(last_seen_at)s, %(mode)s)
     ON CONFLICT (id) DO UPDATE SET
         host = excluded.host,
         pid = excluded.pid,
         queues = excluded.queues,
         concurrency = excluded.concurrency,
         started_at = excluded.started_at,
-        last_seen_at = excluded.last_seen_at
+        last_seen_at = excluded.last_seen_at,
+        mode = excluded.mode
+    RETURNING requested
+), leased AS (
+    UPDATE __schema__.jobs SET lease_expires_at = %(lease_expires_at)s
+    FROM commit_mode
+    WHERE id = ANY(%(ids)s::text[]) AND worker_id = %(id)s AND state = 'running'
+    RETURNING id, cancel_requested
 )
-UPDATE __schema__.jobs SET lease_expires_at = %(lease_expires_at)s
-FROM commit_mode
-WHERE id = ANY(%(ids)s::text[]) AND worker_id = %(id)s AND state = 'running'
-RETURNING id, cancel_requested;
+SELECT (SELECT requested FROM seen) AS requested,
+       ARRAY(SELECT id FROM leased WHERE cancel_requested) AS cancel_requested;
 
 -- name: delete_worker
 DELETE FROM __schema__.workers WHERE id = %(id)s;
 
 -- name: list_workers
 SELECT * FROM __schema__.workers ORDER BY id;
+
+-- name: lock_worker
+SELECT * FROM __schema__.workers WHERE id = %(id)s FOR UPDATE;
+
+-- name: set_worker_request
+UPDATE __schema__.workers SET requested = %(requested)s WHERE id = %(id)s RETURNING *;
 
 -- A window whose latest start (its array's last, oldest first) left every window behind.
 -- name: prune_rate_windows
@@ -734,12 +785,38 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
 SET LOCAL enable_bitmapscan = off;
 
 -- Listing newest first in two shapes, each with its own plan (a generic prepared plan of one
--- catch-all query would filter every row): with no filter or a state filter (and maybe name
--- and queue), walk jobs_state_created once per state and merge (list_jobs_in_states, given
--- every state when none is asked for: an index over all jobs by creation alone would cost
--- every write an entry); a search, or name or queue alone, scans the table once
--- (list_jobs_scan). Each count stops at %(count_limit)s rows (LIST_COUNT_CAP + 1):
--- past the cap the store reports a capped total instead of counting 100,000 rows every page.
+-- catch-all query would filter every row): with no filter or a state filter (and maybe name,
+-- queue, a created range and a worker), walk jobs_state_created once per state and merge
+-- (list_jobs_in_states, given every state when none is asked for: an index over all jobs by
+-- creation alone would cost every write an entry); a scan filter (a search, a part of the
+-- name, a finished range, an error kind), or name or queue alone, reads the matches once
+-- (list_jobs_scan). Each count stops at %(count_limit)s rows (LIST_COUNT_CAP + 1): past the
+-- cap the store reports a capped total, and the planner's estimate (estimate_listed),
+-- instead of counting 100,000 rows every page.
+
+-- A created range bounds each walk ("created_at >= coalesce(…)" is a range on the index).
+-- fragment: walk_filters
+AND created_at >= coalesce(%(created_after)s::timestamptz, '-infinity')
+AND created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+AND (%(name)s::text IS NULL OR name = %(name)s::text)
+AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+AND (%(worker)s::text IS NULL OR worker_id = %(worker)s::text)
+
+-- The search's expression is jobs_search's (migration 0013), to the character: the planner
+-- finds the index by the expression's shape. ILIKE with a pattern of three characters or
+-- more reads the index's candidates; the backend escapes %, _ and \ in the text. These run
+-- with custom plans (force_custom_plan), so a filter left off (NULL) folds away and the
+-- planner sees the pattern.
+-- fragment: scan_filters
+AND (%(search)s::text IS NULL
+     OR (id || chr(31) || name || chr(31) || args::text || chr(31) || metadata::text || chr(31)
+         || coalesce(errors -> -1 ->> 'message', '')) ILIKE %(search)s::text)
+AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+AND (%(name_contains)s::text IS NULL OR name ILIKE %(name_contains)s::text)
+AND (%(finished_after)s::timestamptz IS NULL OR finished_at >= %(finished_after)s::timestamptz)
+AND (%(finished_before)s::timestamptz IS NULL OR finished_at < %(finished_before)s::timestamptz)
+AND (%(error_kind)s::text IS NULL OR (errors -> -1 ->> 'kind') = %(error_kind)s::text)
+{walk_filters}
 
 -- name: count_listed
 SELECT count(*) AS total FROM (SELECT FROM __schema__.jobs LIMIT %(count_limit)s) AS capped;
@@ -752,8 +829,7 @@ SELECT listed.* FROM unnest(%(walk_states)s::text[]) AS wanted(state)
 CROSS JOIN LATERAL (
     SELECT * FROM __schema__.jobs
     WHERE state = wanted.state
-      AND (%(name)s::text IS NULL OR name = %(name)s::text)
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+      {walk_filters}
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s + %(offset)s
 ) AS listed
@@ -763,36 +839,38 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- name: count_listed_in_states
 SELECT count(*) AS total FROM (
     SELECT FROM __schema__.jobs
-    WHERE state = ANY(%(states)s::text[])
-      AND (%(name)s::text IS NULL OR name = %(name)s::text)
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    WHERE state = ANY(%(walk_states)s::text[])
+      {walk_filters}
     LIMIT %(count_limit)s
 ) AS capped;
 
--- A search, or a name or queue filter without a state: no index finds these, and walking
--- the jobs newest first for a filter that matches few jobs reads the whole table row by row
--- (a search, 170 ms), or the planner sorts the table (name and queue before the first ANALYZE), and the
--- count scanned it again. So list_jobs_scan scans the table once for up to %(count_limit)s
--- matches (id, created_at), counts them, sorts them and joins the page back by primary key.
--- Every row carries the count (listed_total); when the page is empty, one row of NULL job
--- columns carries it. When it finds %(count_limit)s matches, newer ones may lie past where it
--- stopped: the backend then lists the page with list_jobs_scan_newest, which walks
+-- The planner's guess of how many jobs match, for a total past the cap ("about 13,000"):
+-- the backend reads "Plan Rows" of this statement's EXPLAIN.
+-- name: estimate_listed
+EXPLAIN (FORMAT JSON) SELECT 1 FROM __schema__.jobs
+WHERE true
+  {scan_filters};
+
+-- name: force_custom_plan
+SET LOCAL plan_cache_mode = force_custom_plan;
+
+-- A scan filter, or a name or queue filter without a state: no index gives these in order,
+-- and walking the jobs newest first for a filter that matches few jobs reads the whole table
+-- row by row (a search, 170 ms), or the planner sorts the table (name and queue before the
+-- first ANALYZE), and the count scanned it again. So list_jobs_scan collects up to
+-- %(count_limit)s matches (id, created_at) once (through jobs_search or jobs_error_kind where
+-- they apply, else by a scan), counts them, sorts them and joins the page back by primary
+-- key. Every row carries the count (listed_total); when the page is empty, one row of NULL
+-- job columns carries it. When it finds %(count_limit)s matches, newer ones may lie past
+-- where it stopped: the backend then lists the page with list_jobs_scan_newest, which walks
 -- jobs_state_created per state and stops after a page (quick: that many matches are seldom
 -- sparse).
--- A search (strpos: wildcards are plain text) matches the lowercased text in the id as stored
--- (ids are generated lowercase: lower(id) on every row would triple the scan's cost) or in
--- lower(name). "(SELECT lower(…))" lowers the text once: in the generic plan of a prepared
--- statement (from the sixth run on) a bare lower(%(search)s) ran on every row, 90 ms, not 50.
 
 -- name: list_jobs_scan
 WITH matches AS MATERIALIZED (
     SELECT id, created_at FROM __schema__.jobs
-    WHERE (%(search)s::text IS NULL
-           OR strpos(id, (SELECT lower(%(search)s::text))) > 0
-           OR strpos(lower(name), (SELECT lower(%(search)s::text))) > 0)
-      AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
-      AND (%(name)s::text IS NULL OR name = %(name)s::text)
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    WHERE true
+      {scan_filters}
     LIMIT %(count_limit)s
 ), listed AS (
     SELECT id AS listed_id, created_at AS listed_at FROM matches
@@ -809,11 +887,7 @@ SELECT listed.* FROM unnest(%(walk_states)s::text[]) AS wanted(state)
 CROSS JOIN LATERAL (
     SELECT * FROM __schema__.jobs
     WHERE state = wanted.state
-      AND (%(search)s::text IS NULL
-           OR strpos(id, (SELECT lower(%(search)s::text))) > 0
-           OR strpos(lower(name), (SELECT lower(%(search)s::text))) > 0)
-      AND (%(name)s::text IS NULL OR name = %(name)s::text)
-      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+      {scan_filters}
     ORDER BY created_at DESC, id DESC
     LIMIT %(limit)s + %(offset)s
 ) AS listed

@@ -235,6 +235,7 @@ def worker_params(worker: WorkerInfo) -> dict[str, Any]:
         "concurrency": worker.concurrency,
         "started_at": worker.started_at,
         "last_seen_at": worker.last_seen_at,
+        "mode": worker.mode,
     }
 
 
@@ -249,6 +250,8 @@ def worker_from_row(row: Row) -> WorkerInfo:
         concurrency=row["concurrency"],
         started_at=utc(row["started_at"]),
         last_seen_at=utc(row["last_seen_at"]),
+        mode=row["mode"],
+        requested=row["requested"],
     )
 
 

@@ -13,9 +13,11 @@ from typing import Any
 from conveyor.backends.decoding import claim_runnable, decode_claimed
 from conveyor.backends.records import (
     LIST_COUNT_CAP,
+    SPREAD_MAX,
     Claimed,
     ClaimRequest,
     Counts,
+    Heartbeat,
     JobFilter,
     Outcome,
     Page,
@@ -80,6 +82,7 @@ from conveyor.model.rates import (
 )
 from conveyor.model.rates import rooms as rooms_of
 from conveyor.model.serialization import dumps
+from conveyor.model.workers import WorkerAction, request_of
 
 log = logging.getLogger(__name__)
 
@@ -293,9 +296,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
         windows = _rate_windows(conn, rates)
         candidates: list[tuple[Any, ...]] = []
         rooms: dict[str, int] = {}
+        excluded = caps.keys() | rated.keys() | paused
+        if queues is None and excluded:
+            # leaving queues out of the walk of all queues' due jobs would pass over their
+            # backlog (a paused queue's million jobs) at every claim: read the others one by
+            # one, unless there are so many queues that walking is the cheaper of the two
+            waiting = [
+                row[0] for row in conn.execute(Q["waiting_queues"], {"most": SPREAD_MAX + 1})
+            ]
+            if len(waiting) <= SPREAD_MAX:
+                queues = frozenset(waiting)
         if queues is None:
-            excluded = sorted(caps.keys() | rated.keys() | paused)
-            params = {"now": now, "excluded": json_list(excluded), "limit": limit}
+            params = {"now": now, "excluded": json_list(sorted(excluded)), "limit": limit}
             candidates += conn.execute(Q["candidates_except"], params).fetchall()
         else:
             # A worker of named queues reads each queue's own index: walking the claim-ordered
@@ -414,18 +426,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
 
     def heartbeat(
         self, worker: WorkerInfo, job_ids: Sequence[str], lease_expires_at: datetime
-    ) -> set[str]:
+    ) -> Heartbeat:
         """Record the worker alive, extend its running jobs' leases; return the ids among
-        `job_ids` whose cancellation was requested."""
+        `job_ids` whose cancellation was requested and the operator's request of it."""
         ids = json_list(job_ids)
         with self._db.write() as conn:
-            conn.execute(Q["upsert_worker"], worker_row(worker))
+            requested = conn.execute(Q["upsert_worker"], worker_row(worker)).fetchone()[0]
             if not job_ids:
-                return set()
+                return Heartbeat(set(), requested)
             params = {"ids": ids, "worker_id": worker.id, "lease_expires_at": ts(lease_expires_at)}
             conn.execute(Q["extend_leases"], params)
             asked = conn.execute(Q["cancel_requested_among"], {"ids": ids, "worker_id": worker.id})
-            return {row[0] for row in asked}
+            return Heartbeat({row[0] for row in asked}, requested)
 
     def unregister_worker(self, worker_id: str) -> None:
         """Forget a worker that stopped cleanly."""
@@ -624,6 +636,18 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
         with self._db.read() as conn:
             return [worker_from_row(row) for row in conn.execute(Q["list_workers"])]
 
+    def request_worker(
+        self, worker_id: str, action: WorkerAction, seen_after: datetime
+    ) -> WorkerInfo:
+        """Keep an operator's request of a live worker (`model.workers.request_of`), in one
+        write transaction; its next heartbeat reads it back."""
+        with self._db.write() as conn:
+            row = conn.execute(Q["get_worker"], (worker_id,)).fetchone()
+            worker = None if row is None else worker_from_row(row)
+            asked = request_of(worker_id, worker, action, seen_after)
+            params = {"id": worker_id, "requested": asked}
+            return worker_from_row(conn.execute(Q["set_worker_request"], params).fetchone())
+
     def cancel(self, job_id: str, now: datetime) -> Job | None:
         """Scheduled/pending: cancelled now. Running: cancel_requested set. Finished:
         unchanged. None if there is no such job."""
@@ -677,18 +701,27 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
     # last: inside the class body this name shadows the builtin in later annotations
     def list_jobs(self, query: JobFilter) -> Page:
         """A page of jobs, newest first (created_at, then id), with the count of matching
-        jobs capped at LIST_COUNT_CAP; search is a case-insensitive substring of the id or name."""
+        jobs capped at LIST_COUNT_CAP; text filters are LIKE, case-insensitive for ASCII."""
         page, per_page = max(query.page, 1), max(query.per_page, 1)
         params: dict[str, Any] = {
             "name": query.name,
             "queue": query.queue,
             "states": None if query.states is None else json_list(sorted(query.states)),
+            "created_after": _opt_ts(query.created_after),
+            "created_before": _opt_ts(query.created_before),
             "count_limit": LIST_COUNT_CAP + 1,
         }
         window = {**params, "limit": per_page, "offset": (page - 1) * per_page}
         with self._db.read(consistent=True) as conn:
-            if query.search:
-                window["search"] = _like_literal(query.search)
+            if _scans(query):
+                window.update(
+                    search=_contains(query.search),
+                    name_contains=_contains(query.name_contains),
+                    finished_after=_opt_ts(query.finished_after),
+                    finished_before=_opt_ts(query.finished_before),
+                    worker=query.worker,
+                    error_kind=query.error_kind,
+                )
                 # one scan counts the matches and picks the page (queries.sql)
                 rows = conn.execute(Q["list_jobs_search"], window).fetchall()
                 total = rows[0]["listed_total"] if rows else 0
@@ -702,6 +735,30 @@ class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
         exact = total <= LIST_COUNT_CAP
         jobs = [job_from_row(row) for row in rows]
         return Page(jobs, min(total, LIST_COUNT_CAP), page, per_page, total_exact=exact)
+
+
+def _scans(query: JobFilter) -> bool:
+    """Whether no index walk serves `query` (a text, finished, worker or error filter)."""
+    return any(
+        value is not None
+        for value in (
+            query.search or None,
+            query.name_contains or None,
+            query.finished_after,
+            query.finished_before,
+            query.worker,
+            query.error_kind,
+        )
+    )
+
+
+def _contains(text: str | None) -> str | None:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    return None if not text else f"%{_like_literal(text)}%"
+
+
+def _opt_ts(moment: datetime | None) -> float | None:
+    return None if moment is None else ts(moment)
 
 
 def _rate_windows(

@@ -130,6 +130,21 @@ WHERE state IN ('scheduled', 'pending') AND run_at <= :now
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
+-- The queues holding waiting jobs, one index seek each (a loose scan of the per-queue index),
+-- at most :most of them: a claim of all queues that must leave some out (paused, limited) reads
+-- the others one by one rather than walking past the left-out ones' backlog.
+-- name: waiting_queues
+WITH RECURSIVE waiting (queue) AS (
+    SELECT (SELECT min(queue) FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
+            WHERE state IN ('scheduled', 'pending'))
+    UNION ALL
+    SELECT (SELECT min(j.queue) FROM conveyor_jobs AS j INDEXED BY conveyor_jobs_due_by_queue
+            WHERE j.state IN ('scheduled', 'pending') AND j.queue > waiting.queue)
+    FROM waiting WHERE waiting.queue IS NOT NULL
+    LIMIT :most
+)
+SELECT queue FROM waiting WHERE queue IS NOT NULL;
+
 -- name: candidates_of_queue
 SELECT id, priority, run_at, concurrency_key, key_concurrency, queue, rate_limit, rate_key
 FROM conveyor_jobs INDEXED BY conveyor_jobs_due_by_queue
@@ -189,16 +204,19 @@ WHERE id = :id AND state = 'running';
 
 -- workers ---------------------------------------------------------------------------------
 
+-- The worker's own fields, never `requested` (an operator's), which it returns.
 -- name: upsert_worker
-INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, last_seen_at)
-VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at)
+INSERT INTO conveyor_workers (id, host, pid, queues, concurrency, started_at, last_seen_at, mode)
+VALUES (:id, :host, :pid, :queues, :concurrency, :started_at, :last_seen_at, :mode)
 ON CONFLICT (id) DO UPDATE SET
     host = excluded.host,
     pid = excluded.pid,
     queues = excluded.queues,
     concurrency = excluded.concurrency,
     started_at = excluded.started_at,
-    last_seen_at = excluded.last_seen_at;
+    last_seen_at = excluded.last_seen_at,
+    mode = excluded.mode
+RETURNING requested;
 
 -- name: extend_leases
 UPDATE conveyor_jobs SET lease_expires_at = :lease_expires_at
@@ -215,6 +233,12 @@ DELETE FROM conveyor_workers WHERE id = ?;
 
 -- name: list_workers
 SELECT * FROM conveyor_workers ORDER BY id;
+
+-- name: get_worker
+SELECT * FROM conveyor_workers WHERE id = ?;
+
+-- name: set_worker_request
+UPDATE conveyor_workers SET requested = :requested WHERE id = :id RETURNING *;
 
 -- A window whose latest start (its array's last, oldest first) left every window behind.
 -- name: prune_rate_windows
@@ -485,24 +509,49 @@ SELECT * FROM conveyor_jobs WHERE id = ?;
 SELECT id FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?));
 
 -- Listing newest first, in three shapes, so each can use its best plan:
--- * no state filter and no search: walk the (created_at) index, stop after a page;
+-- * no state filter and no scan filter: walk the (created_at) index, stop after a page;
 -- * a state filter: the (state, created_at) index ("(:states IS NULL OR …)" would hide it);
--- * a search: one scan of the table with LIKE (case-insensitive for ASCII, and three times
---   faster than lower()+instr()) collects up to :count_limit matches (id, created_at), counts
---   them, sorts them and joins the page back by primary key (list_jobs_search; every row
---   carries the count, and one row of NULL job columns carries it when the page is empty).
---   When it finds :count_limit matches, newer ones may lie past where it stopped: the backend
---   then lists the page with list_jobs_search_newest, which walks the (created_at) index and
---   stops after a page (quick: that many matches are seldom sparse; the sort of 25,000
---   matches it replaces took 100-500 ms). The backend escapes %, _ and \ in the text.
+--   in both, a created range bounds the walk ("created_at >= coalesce(:created_after, …)"
+--   is a range on the index, where ":x IS NULL OR" would be a filter on every row);
+-- * a scan filter (a search, a part of the name, a finished range, a worker, an error
+--   kind): one scan of the table collects up to :count_limit matches (id, created_at),
+--   counts them, sorts them and joins the page back by primary key (list_jobs_search; every
+--   row carries the count, and one row of NULL job columns carries it when the page is
+--   empty). When it finds :count_limit matches, newer ones may lie past where it stopped:
+--   the backend then lists the page with list_jobs_search_newest, which walks the
+--   (created_at) index and stops after a page (quick: that many matches are seldom sparse;
+--   the sort of 25,000 matches it replaces took 100-500 ms).
+-- A search is LIKE (case-insensitive for ASCII, and three times faster than
+-- lower()+instr()) on each searched column in turn, the last error's message last (only
+-- when the job has errors: json_extract is the costly part). The backend escapes %, _ and \
+-- in the text. No index serves a LIKE '%…%': docs/web.md gives what a scan costs.
 -- Each count stops at :count_limit rows (LIST_COUNT_CAP + 1): past the cap, the backend
 -- reports the total as capped rather than counting 100,000 rows for every page.
+
+-- fragment: walk_filters
+AND created_at >= coalesce(:created_after, -1e300)
+AND created_at < coalesce(:created_before, 1e300)
+AND (:name IS NULL OR name = :name)
+AND (:queue IS NULL OR queue = :queue)
+
+-- fragment: scan_filters
+AND (:search IS NULL
+     OR id LIKE :search ESCAPE '\' OR name LIKE :search ESCAPE '\'
+     OR args LIKE :search ESCAPE '\' OR metadata LIKE :search ESCAPE '\'
+     OR (errors <> '[]' AND json_extract(errors, '$[#-1].message') LIKE :search ESCAPE '\'))
+AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+AND (:name_contains IS NULL OR name LIKE :name_contains ESCAPE '\')
+AND (:finished_after IS NULL OR finished_at >= :finished_after)
+AND (:finished_before IS NULL OR finished_at < :finished_before)
+AND (:worker IS NULL OR worker_id = :worker)
+AND (:error_kind IS NULL
+     OR (errors <> '[]' AND json_extract(errors, '$[#-1].kind') = :error_kind))
+{walk_filters}
 
 -- name: list_jobs
 SELECT * FROM conveyor_jobs
 WHERE 1
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+  {walk_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -510,16 +559,14 @@ LIMIT :limit OFFSET :offset;
 SELECT count(*) FROM (
     SELECT 1 FROM conveyor_jobs
     WHERE 1
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+      {walk_filters}
     LIMIT :count_limit
 );
 
 -- name: list_jobs_in_states
 SELECT * FROM conveyor_jobs
 WHERE state IN (SELECT value FROM json_each(:states))
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+  {walk_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
@@ -527,19 +574,15 @@ LIMIT :limit OFFSET :offset;
 SELECT count(*) FROM (
     SELECT 1 FROM conveyor_jobs
     WHERE state IN (SELECT value FROM json_each(:states))
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+      {walk_filters}
     LIMIT :count_limit
 );
 
 -- name: list_jobs_search
 WITH matches AS MATERIALIZED (
     SELECT id, created_at FROM conveyor_jobs
-    WHERE (id LIKE '%' || :search || '%' ESCAPE '\'
-           OR name LIKE '%' || :search || '%' ESCAPE '\')
-      AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-      AND (:name IS NULL OR name = :name)
-      AND (:queue IS NULL OR queue = :queue)
+    WHERE 1
+      {scan_filters}
     LIMIT :count_limit
 ), listed AS (
     SELECT id AS listed_id, created_at AS listed_at FROM matches
@@ -553,10 +596,8 @@ ORDER BY listed.listed_at DESC, listed.listed_id DESC;
 
 -- name: list_jobs_search_newest
 SELECT * FROM conveyor_jobs
-WHERE (id LIKE '%' || :search || '%' ESCAPE '\' OR name LIKE '%' || :search || '%' ESCAPE '\')
-  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:name IS NULL OR name = :name)
-  AND (:queue IS NULL OR queue = :queue)
+WHERE 1
+  {scan_filters}
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 

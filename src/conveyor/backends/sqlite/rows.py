@@ -160,6 +160,7 @@ def worker_row(worker: WorkerInfo) -> dict[str, Any]:
         "concurrency": worker.concurrency,
         "started_at": ts(worker.started_at),
         "last_seen_at": ts(worker.last_seen_at),
+        "mode": worker.mode,
     }
 
 
@@ -174,6 +175,8 @@ def worker_from_row(row: sqlite3.Row) -> WorkerInfo:
         concurrency=row["concurrency"],
         started_at=dt(row["started_at"]),
         last_seen_at=dt(row["last_seen_at"]),
+        mode=row["mode"],
+        requested=row["requested"],
     )
 
 
