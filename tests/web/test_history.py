@@ -58,6 +58,7 @@ def test_the_api_gives_one_queue(viewer: TestClient, app: conveyor.App) -> None:
         ({"range": "2h"}, "use one of 1h, 24h, 7d"),
         ({"range": ""}, "use one of"),
         ({"queue": "a/b"}, "not a valid queue name"),
+        ({"queue": ""}, "not a valid queue name"),
         ({"queue": "x" * 201}, "at most 200 characters"),
     ],
 )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from conveyor.errors import InvalidFilter
-from conveyor.model.validation import QUEUE_NAME_HINT, queue_name_problem
+from conveyor.model.validation import QUEUE_NAME_HINT, is_valid_name
 
 # Upper bounds (seconds) of the run-time histogram's buckets; a last bucket holds the longer.
 RUN_BOUNDS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0)
@@ -61,7 +61,7 @@ def check_history_queue(queue: object) -> str | None:
     """None (every queue) or a valid queue name; InvalidFilter otherwise."""
     if queue is None:
         return None
-    if not isinstance(queue, str) or queue_name_problem(queue):
+    if not isinstance(queue, str) or not is_valid_name(queue):
         raise InvalidFilter(f"queue {queue!r} is not a valid queue name: {QUEUE_NAME_HINT}")
     return queue
 

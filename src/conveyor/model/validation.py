@@ -129,16 +129,11 @@ QUEUE_NAME_HINT = (
 )
 
 
-def queue_name_problem(name: str) -> bool:
-    """Whether `name` is not a queue name (QUEUE_NAME_PATTERN, text a store can hold)."""
-    return not _QUEUE_NAME.match(name) or text_problem(name) is not None
-
-
 def check_queue(name: object) -> str:
     """A queue name that matches QUEUE_NAME_PATTERN, or InvalidJobOptions."""
     if not isinstance(name, str):
         raise InvalidJobOptions(f"queue must be a string, not {type(name).__name__}")
-    if queue_name_problem(name):
+    if not is_valid_name(name):
         raise InvalidJobOptions(f"queue {name!r} is not a valid queue name: {QUEUE_NAME_HINT}")
     return name
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 from conveyor.backends.records import WorkerInfo
 from conveyor.model.history import RANGES, parse_range
 from conveyor.model.job import Job
+from conveyor.model.validation import QUEUE_NAME_PATTERN
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import MORE_FILTERS, action_named, on_filter, on_ids, states_or_422
 from conveyor.web.dashboard import Dashboard
@@ -400,13 +401,19 @@ def _stats_routes(routes: _Routes) -> None:
                 json_schema_extra={"enum": list(RANGES)},  # checked by parse_range
             ),
         ] = "1h",
-        queue: Filter = None,
+        queue: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="one queue's history (none: every queue)",
+                json_schema_extra={"pattern": QUEUE_NAME_PATTERN},  # checked by the service
+            ),
+        ] = None,
     ) -> HistoryOut:
         """Completed, failed and cancelled jobs, wait and run times, step by step over the
-        range, of every queue (no or an empty `queue`) or one; kept in the store for
-        `history_retention` (7 days)."""
+        range, of every queue or one; kept in the store for `history_retention` (7 days)."""
         span = parse_range(range)
-        return HistoryOut.of(span, queue or None, app.jobs.history(span.name, queue or None))
+        return HistoryOut.of(span, queue, app.jobs.history(span.name, queue))
 
     @routes.view("/stats/runtimes", response_model=RuntimesOut)
     def runtimes() -> RuntimesOut:
