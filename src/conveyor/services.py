@@ -17,6 +17,14 @@ from conveyor.errors import (
     WorkerNotFound,
 )
 from conveyor.model.filters import check_filter
+from conveyor.model.history import (
+    ROLL_UP_DELAY,
+    HistoryPoint,
+    check_history_queue,
+    floor_to,
+    parse_range,
+    series,
+)
 from conveyor.model.job import Job, JobState
 from conveyor.model.lifecycle import RETRYABLE_STATES
 from conveyor.model.queues import QueueChange, QueueSettings, WhenFull
@@ -60,8 +68,8 @@ class QueueStatus:
 
 
 class JobService:
-    """Get, list, count, cancel, retry, run now, delete and purge jobs; see queues, workers and
-    throughput."""
+    """Get, list, count, cancel, retry, run now, delete and purge jobs; see queues, workers,
+    throughput and history."""
 
     def __init__(
         self,
@@ -217,6 +225,18 @@ class JobService:
         since = self._clock() - timedelta(minutes=minutes)
         return self._backend().throughput(since.replace(second=0, microsecond=0))
 
+    def history(self, span: str = "1h", queue: str | None = None) -> list[HistoryPoint]:
+        """Finished jobs over the last hour (`"1h"`, by minute), day (`"24h"`, by 15 minutes)
+        or week (`"7d"`, by hour), of every queue or of `queue`: every point of the range,
+        oldest first, empty ones included, the last one still open. Kept in the store per
+        minute for `history_retention` (7 days), after the jobs themselves are pruned."""
+        found, name = parse_range(span), check_history_queue(queue)
+        now = self._clock()
+        until = floor_to(now, found.step) + found.step
+        since = until - found.span
+        points = self._backend().history(since, until, found.step, name)
+        return series(points, now, found)
+
     def cancel(self, job_id: str) -> Job:
         """Cancel a job: a waiting one never runs; a running one is asked to stop. A finished
         job raises JobStateConflict."""
@@ -264,7 +284,10 @@ class JobService:
         """Delete jobs that finished before `finished_before`: completed, cancelled, skipped
         and (unless `failed` is False) failed ones. Returns how many were deleted."""
         failed_before = finished_before if failed else datetime(1970, 1, 1, tzinfo=UTC)
-        return self._backend().prune(finished_before, failed_before)
+        backend = self._backend()
+        # count the closed minutes into the history first, as the sweeper does before a prune
+        backend.roll_up_history(floor_to(self._clock() - ROLL_UP_DELAY, timedelta(minutes=1)))
+        return backend.prune(finished_before, failed_before)
 
     def count_purgeable(
         self, finished_before: datetime, *, failed: bool = True

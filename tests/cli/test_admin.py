@@ -11,7 +11,13 @@ from click.testing import CliRunner
 
 from conveyor.cli.commands import cli
 
-from .support import Project, assert_one_line_error, running_worker, wait_for
+from .support import (
+    Project,
+    assert_one_line_error,
+    run_until_finished,
+    running_worker,
+    wait_for,
+)
 
 
 def test_recurring_verbs(project: Project) -> None:
@@ -283,3 +289,25 @@ def test_a_disabled_recurring_job_shows_no_next_fire(project: Project) -> None:
     assert project.json("recurring", "enable", "nightly")["next_fire_at"] is not None
     missing = project.invoke("recurring", "show", "nope")
     assert "conveyor recurring ls" in missing.stderr
+
+
+def test_stats_with_a_range_shows_the_history(project: Project) -> None:
+    done = [project.enqueue("greet", name="ada"), project.enqueue("send", to="b")]
+    failed = project.enqueue("boom")
+    run_until_finished(project.module.build(), [*done, failed])
+
+    history = project.json("stats", "--range", "24h")["history"]
+    assert (history["range"], history["queue"], len(history["points"])) == ("24h", None, 96)
+    assert sum(p["completed"] for p in history["points"]) == 2
+    assert sum(p["failed"] for p in history["points"]) == 1
+    assert len(history["run_bounds"]) + 1 == len(history["points"][-1]["run_buckets"])
+    emails = project.json("stats", "--queue", "emails")["history"]
+    assert (emails["range"], len(emails["points"])) == ("1h", 60)
+    assert sum(p["completed"] for p in emails["points"]) == 1
+    text = project.invoke("stats", "--range", "7d")
+    assert text.exit_code == 0 and "history: 2 completed, 1 failed" in text.stdout
+    by_url = project.invoke("stats", "--range", "1h", "--url", project.module.URL, app=False)
+    assert by_url.exit_code == 0 and "history: 2 completed, 1 failed" in by_url.stdout
+    assert "history" not in project.json("stats")
+    assert_one_line_error(project.invoke("stats", "--range", "2h"), 2, "1h, 24h, 7d")
+    assert_one_line_error(project.invoke("stats", "--queue", "a/b"), 2, "queue name")

@@ -11,6 +11,7 @@ import pytest
 from conveyor.backends import open_backend
 from conveyor.backends.protocol import (
     Backend,
+    HistoryStore,
     MaintenanceStore,
     Migrating,
     OperatorStore,
@@ -33,6 +34,7 @@ REQUIRED = (
     OperatorStore,
     QueueStore,
     RecurringStore,
+    HistoryStore,
     Backend,
 )
 

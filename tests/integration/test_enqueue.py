@@ -186,9 +186,10 @@ async def test_expired_lease_is_rescued_and_the_attempt_counted(app: conveyor.Ap
 
 
 async def test_sweeper_prunes_finished_jobs_after_retention() -> None:
+    ahead = [timedelta(0)]  # the app's clock runs this far ahead of the real one
     app = conveyor.App(
         "memory://", retention_completed=0.0, retention_failed=3600.0, sweep_interval=0.05,
-        prune_interval=0.05,
+        prune_interval=0.05, clock=lambda: datetime.now(UTC) + ahead[0],
     )  # fmt: skip
     send = _define(app)
 
@@ -198,5 +199,11 @@ async def test_sweeper_prunes_finished_jobs_after_retention() -> None:
 
     done, failed = send.enqueue(user_id=1), broken.enqueue()
     async with app.worker():
+        await done.wait_async(10)
+        # a job is pruned only once its minute is rolled up into the history, which waits
+        # for the minute to close and ROLL_UP_DELAY to pass
+        assert app.jobs.get(done.id) is not None
+        ahead[0] = timedelta(minutes=3)
         await wait_until_async(lambda: app.jobs.get(done.id) is None, what="pruning")
         assert failed.refresh().state is JobState.FAILED  # failed jobs are kept longer
+        assert sum(p.completed for p in app.jobs.history("1h")) == 1

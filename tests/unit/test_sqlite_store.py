@@ -63,6 +63,8 @@ EXPECTED_SCHEMA = {
     ("index", "conveyor_jobs_workflow"),
     ("table", "conveyor_rate_windows"),
     ("index", "conveyor_rate_windows_full"),
+    ("table", "conveyor_history"),
+    ("table", "conveyor_history_mark"),
 }
 
 
@@ -106,7 +108,7 @@ def test_migrations_apply_on_a_fresh_file_and_reopening_is_harmless(path: str) -
     assert again.get(job.job.id) == job.job
     again.close()
     versions = [row[0] for row in raw(path, "SELECT version FROM conveyor_schema_version")]
-    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert versions == [version for version, _ in migrations()] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 

@@ -103,8 +103,9 @@ def test_overview_shows_counts_charts_queues_and_workers(
     live.app.enqueue("hello").wait(10)
     live.app.enqueue("boom").wait(10)
     page = open_page(browser, live, MANAGE_TOKEN)
-    wait_for(lambda: page.locator("#chart-completed rect.col").count() > 0, what="a chart bar")
-    assert page.locator("#chart-failed rect.col").count() > 0
+    bar = page.locator("[data-chart=completed] rect.col")
+    wait_for(lambda: bar.count() > 0, what="a chart bar")
+    assert page.locator("[data-chart=failed] rect.col").count() > 0
     assert int(page.locator("[data-count=completed]").inner_text()) >= 1
     assert page.locator("text=No live workers").count() == 0
     page.screenshot(path=str(shots / "overview-1280.png"), full_page=True)

@@ -18,7 +18,7 @@ the verbs take and return live in `backends/records.py`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from conveyor.backends.records import (
@@ -34,6 +34,7 @@ from conveyor.backends.records import (
     Throughput,
     WorkerInfo,
 )
+from conveyor.model.history import HistoryPoint
 from conveyor.model.job import Enqueued, Job, JobState, NewJob
 from conveyor.model.queues import QueueChange, StoredQueue
 from conveyor.model.recurring import DueRecurring, Fire, RecurringJob
@@ -246,6 +247,27 @@ class RecurringStore(Protocol):
 
 
 @runtime_checkable
+class HistoryStore(Protocol):
+    """Finished jobs rolled up per queue and minute (`model/history.py`), kept after the jobs
+    themselves are pruned. One watermark in the store says up to where jobs are rolled up."""
+
+    def roll_up_history(self, until: datetime) -> datetime | None:
+        """Add jobs that finished from the watermark up to `until` (a whole minute) into the
+        per-minute rows and move the watermark there, in one transaction: callers at once
+        never count a job twice. Returns the watermark now (None before any roll-up)."""
+
+    def history(
+        self, since: datetime, until: datetime, step: timedelta, queue: str | None = None
+    ) -> list[HistoryPoint]:
+        """Points of `step` (a whole number of minutes, aligned on the epoch) from `since` to
+        `until`, oldest first, empty ones left out: rolled-up minutes before the watermark,
+        and jobs still stored that finished after it, read in one snapshot."""
+
+    def prune_history(self, before: datetime) -> int:
+        """Forget rolled-up minutes before `before`; returns how many rows."""
+
+
+@runtime_checkable
 class WorkflowStore(Protocol):
     """Workflows: jobs that wait on other jobs (`NewJob.after`), and named sets of them.
 
@@ -283,6 +305,7 @@ class Backend(
     QueueStore,
     RecurringStore,
     WorkflowStore,
+    HistoryStore,
     Protocol,
 ):
     """A job store: every required protocol. Each verb is atomic: a job is never seen in two

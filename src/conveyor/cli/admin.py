@@ -14,7 +14,9 @@ from rich.table import Table
 from conveyor.app import App
 from conveyor.backends.records import Counts
 from conveyor.cli.base import Limit, Output, ago, listing, styled_state, verb, when
+from conveyor.cli.history import history_data, print_history
 from conveyor.cli.jobs import enqueued
+from conveyor.model.history import HistoryPoint, parse_range
 from conveyor.model.queues import SETTING_FIELDS
 from conveyor.model.recurring import RecurringJob
 from conveyor.recurring import RecurringService
@@ -339,29 +341,46 @@ def queues_resume(app: App, name: str) -> Output:
 
 
 # stats -------------------------------------------------------------------------------------
-@click.command(short_help="Jobs by state and queue, throughput, workers.")
+@click.command(short_help="Jobs by state and queue, throughput, workers, history.")
 @click.option("--minutes", type=click.IntRange(1, 24 * 60), default=60, show_default=True,
               help="Throughput over this many minutes.")  # fmt: skip
+@click.option("--range", "span", metavar="1h|24h|7d", default=None,
+              help="History kept in the store: the last hour by minute, day by 15 min, "
+                   "or week by hour.")  # fmt: skip
+@click.option("--queue", default=None, help="History of this queue only (implies --range 1h).")
 @verb
-def stats(app: App, minutes: int) -> Output:
-    """Jobs by state (overall and per queue), throughput and live workers.
+def stats(app: App, minutes: int, span: str | None, queue: str | None) -> Output:
+    """Jobs by state (overall and per queue), throughput and live workers; with --range, the
+    history: completed, failed, run and wait times step by step.
 
     \b
-    Example:
+    Examples:
       conveyor stats --minutes 15
+      conveyor stats --range 24h --queue emails --json
     """
     counts = app.jobs.counts()
     per_minute = app.jobs.throughput(minutes)
     completed = sum(t.completed for t in per_minute)
     failed = sum(t.failed for t in per_minute)
     alive = len(app.jobs.workers())
-    data = {
+    data: dict[str, object] = {
         "by_state": counts.by_state,
         "by_queue": counts.by_queue,
         "throughput": {"minutes": minutes, "completed": completed, "failed": failed},
         "workers": alive,
     }
-    return Output(data, lambda out: _print_stats(out, counts, minutes, completed, failed, alive))
+    history: list[HistoryPoint] | None = None
+    if span is not None or queue is not None:
+        found = parse_range(span or "1h")
+        history = app.jobs.history(found.name, queue)
+        data["history"] = history_data(found.name, queue, history)
+
+    def show(out: Console) -> None:
+        _print_stats(out, counts, minutes, completed, failed, alive)
+        if history is not None:
+            print_history(out, history, queue)
+
+    return Output(data, show)
 
 
 def _print_stats(

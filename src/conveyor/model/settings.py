@@ -38,6 +38,7 @@ class Settings:
     retention_completed: float = 24 * 3600.0  # also cancelled and skipped jobs
     retention_failed: float = 7 * 24 * 3600.0
     worker_stale_after: float = 60.0
+    history_retention: float = 7 * 24 * 3600.0  # per-minute history rows (docs/observability.md)
     # memory store: a cap on all its waiting jobs
     max_queue_size: int = 10_000  # 0 = unbounded
     queue_full: Literal["wait", "refuse"] = "wait"

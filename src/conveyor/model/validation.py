@@ -124,15 +124,17 @@ def is_valid_name(name: object) -> bool:
     return isinstance(name, str) and bool(_QUEUE_NAME.match(name)) and not text_problem(name)
 
 
+QUEUE_NAME_HINT = (
+    "use 1 to 200 characters, no '/' and no control characters, e.g. 'emails' or 'reports.daily'"
+)
+
+
 def check_queue(name: object) -> str:
     """A queue name that matches QUEUE_NAME_PATTERN, or InvalidJobOptions."""
     if not isinstance(name, str):
         raise InvalidJobOptions(f"queue must be a string, not {type(name).__name__}")
-    if not _QUEUE_NAME.match(name) or text_problem(name):
-        raise InvalidJobOptions(
-            f"queue {name!r} is not a valid queue name: use 1 to 200 characters, "
-            "no '/' and no control characters, e.g. 'emails' or 'reports.daily'"
-        )
+    if not is_valid_name(name):
+        raise InvalidJobOptions(f"queue {name!r} is not a valid queue name: {QUEUE_NAME_HINT}")
     return name
 
 

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, params
 
 from conveyor.backends.records import WorkerInfo
+from conveyor.model.history import RANGES, parse_range
 from conveyor.model.job import Job
+from conveyor.model.validation import QUEUE_NAME_PATTERN
 from conveyor.web.auth import MANAGE, VIEW
 from conveyor.web.bulk import MORE_FILTERS, action_named, on_filter, on_ids, states_or_422
 from conveyor.web.dashboard import Dashboard
@@ -31,6 +33,7 @@ from conveyor.web.schemas import (
     EnqueueIn,
     EnqueueOut,
     ErrorOut,
+    HistoryOut,
     JobDetail,
     JobPage,
     JobSummary,
@@ -387,6 +390,30 @@ def _stats_routes(routes: _Routes) -> None:
     def stats() -> StatsOut:
         """Counts by state and queue; completed and failed per minute, last hour."""
         return StatsOut.of(app.jobs.counts(), app.jobs.throughput(60), app.clock())
+
+    @routes.view("/stats/history", response_model=HistoryOut)
+    def history(
+        range: Annotated[
+            str,
+            Query(
+                max_length=20,
+                description="1h (by minute), 24h (by 15 min), 7d (by hour)",
+                json_schema_extra={"enum": list(RANGES)},  # checked by parse_range
+            ),
+        ] = "1h",
+        queue: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                description="one queue's history (none: every queue)",
+                json_schema_extra={"pattern": QUEUE_NAME_PATTERN},  # checked by the service
+            ),
+        ] = None,
+    ) -> HistoryOut:
+        """Completed, failed and cancelled jobs, wait and run times, step by step over the
+        range, of every queue or one; kept in the store for `history_retention` (7 days)."""
+        span = parse_range(range)
+        return HistoryOut.of(span, queue, app.jobs.history(span.name, queue))
 
     @routes.view("/stats/runtimes", response_model=RuntimesOut)
     def runtimes() -> RuntimesOut:

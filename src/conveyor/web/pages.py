@@ -3,13 +3,13 @@ one function per route group; page_routes.py has the checks they share."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from conveyor.errors import InvalidQueueSettings
+from conveyor.model.history import parse_range
 from conveyor.model.job import ACTIVE_STATES, JobState
 from conveyor.web.attempts import attempt_groups
 from conveyor.web.auth import (
@@ -24,6 +24,7 @@ from conveyor.web.bulk import ACTIONS, BULK_LIMIT, MORE_FILTERS, action_named, o
 from conveyor.web.dashboard import Dashboard
 from conveyor.web.enqueue_form import enqueue_pages
 from conveyor.web.errors import BadForm, Refused
+from conveyor.web.history_views import history_view
 from conveyor.web.job_list import (
     FILTER_KEYS,
     error_kinds,
@@ -66,13 +67,12 @@ def _overview_pages(routes: PageRoutes) -> None:
 
 def _overview(dash: Dashboard, request: Request) -> dict[str, Any]:
     jobs = dash.app.jobs
-    stats = StatsOut.of(jobs.counts(), jobs.throughput(60), dash.app.clock())
+    stats = StatsOut.of(jobs.counts(), [], dash.app.clock())
     return {
         "title": "Overview",
         "states": STATES,
         "stats": stats,
-        # the charts' data, read by the page's script after each live refresh
-        "throughput_json": json.dumps(stats.model_dump(mode="json")["throughput"]),
+        "history": _history(dash, request, None),
         "queues": jobs.queues(),
         "workers": jobs.workers(),
         "running": dash.running_by_worker(),
@@ -250,7 +250,18 @@ def _queue_list(dash: Dashboard, request: Request) -> dict[str, Any]:
 
 def _queue_detail(dash: Dashboard, request: Request) -> dict[str, Any]:
     queue = dash.app.jobs.queue(request.path_params["name"])
-    return {"title": f"Queue {queue.name}", "q": queue}
+    return {
+        "title": f"Queue {queue.name}",
+        "q": queue,
+        "history": _history(dash, request, queue.name),
+        "history_queue": queue.name,
+    }
+
+
+def _history(dash: Dashboard, request: Request, queue: str | None) -> dict[str, Any]:
+    """The history section of the range in `?range=` (1h by default)."""
+    span = parse_range(request.query_params.get("range", "1h")[:20])
+    return history_view(dash.app.jobs.history(span.name, queue), span)
 
 
 def _set_queue_settings(dash: Dashboard, request: Request, form: Any) -> str:

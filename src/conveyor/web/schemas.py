@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.backends.records import Counts, Throughput, WorkerInfo
 from conveyor.model.filters import ERROR_KINDS
+from conveyor.model.history import RUN_BOUNDS, HistoryPoint, HistoryRange
 from conveyor.model.job import AttemptError, Job, JobState, LogLine
 from conveyor.model.recurring import RecurringJob
 from conveyor.model.validation import (
@@ -590,4 +592,57 @@ class RuntimesOut(BaseModel):
             by_queue=[RuntimeOut.of(r) for r in runtimes.by_queue],
             sampled=runtimes.sampled,
             complete=runtimes.complete,
+        )
+
+
+class HistoryPointOut(BaseModel):
+    """Jobs that finished in one step of a history range."""
+
+    start: datetime
+    completed: int
+    failed: int
+    cancelled: int
+    wait_mean: float | None = Field(description="seconds from due to started (None: no job)")
+    run_mean: float | None = Field(description="seconds from started to finished")
+    run_p50: float | None = Field(description="upper bound of the run-time bucket; None: no job")
+    run_p95: float | None = Field(description="upper bound of the run-time bucket; None: no job")
+    run_over: bool = Field(description="the p95 is past the histogram's last bound (300 s)")
+    run_buckets: list[int] = Field(description="run times per bucket of `run_bounds`, then over")
+
+    @classmethod
+    def of(cls, point: HistoryPoint) -> HistoryPointOut:
+        """From a store's point."""
+        p50, p95 = point.run_percentile(0.5), point.run_percentile(0.95)
+        return cls(
+            start=point.start,
+            completed=point.completed,
+            failed=point.failed,
+            cancelled=point.cancelled,
+            wait_mean=point.mean_wait,
+            run_mean=point.mean_run,
+            run_p50=None if p50 is None or math.isinf(p50) else p50,
+            run_p95=None if p95 is None or math.isinf(p95) else p95,
+            run_over=p95 is not None and math.isinf(p95),
+            run_buckets=list(point.run_buckets),
+        )
+
+
+class HistoryOut(BaseModel):
+    """Finished jobs over a range, step by step, oldest first, empty steps included."""
+
+    range: str
+    step_seconds: int
+    queue: str | None
+    run_bounds: list[float] = Field(description="upper bounds (s) of the run-time buckets")
+    points: list[HistoryPointOut]
+
+    @classmethod
+    def of(cls, span: HistoryRange, queue: str | None, points: list[HistoryPoint]) -> HistoryOut:
+        """From the range asked for and its points."""
+        return cls(
+            range=span.name,
+            step_seconds=int(span.step.total_seconds()),
+            queue=queue,
+            run_bounds=list(RUN_BOUNDS),
+            points=[HistoryPointOut.of(p) for p in points],
         )

@@ -8,6 +8,7 @@ The class is composed by subclassing, one module per concern, all sharing `JobIn
 - `operators.py`: look-ups, listings, statistics, cancel, retry, delete, pause;
 - `maintenance.py`: rescue expired leases, promote, prune;
 - `recurring.py`: the recurring-job table;
+- `history.py`: the per-minute history (roll up, read, prune);
 - here: the worker's verbs (claim, finish, report, heartbeat, wake-ups) and the recurring verbs.
 """
 
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
+from conveyor.backends.memory.history import HistoryVerbs
 from conveyor.backends.memory.index import DueEntry, QueueIndex
 from conveyor.backends.memory.maintenance import MaintenanceVerbs
 from conveyor.backends.memory.workflows import WorkflowVerbs
@@ -58,7 +60,7 @@ def _evolve(job: Job, **changes: Any) -> Job:
     return copy
 
 
-class MemoryBackend(WorkflowVerbs, MaintenanceVerbs):
+class MemoryBackend(WorkflowVerbs, MaintenanceVerbs, HistoryVerbs):
     """A job store held in this process's memory: fast, bounded, gone when the process exits.
 
     `max_queue_size` caps the scheduled + pending jobs (0 = no cap). When an enqueue would pass

@@ -100,6 +100,9 @@ class JobIndex:
         self._edges = Edges()
         self._graph = Graph(self)
         self._workflows: dict[str, WorkflowRow] = {}
+        # history (model/history.py): rolled-up rows by (queue, minute), and up to where
+        self._history: dict[tuple[str, datetime], list[float]] = {}
+        self._history_mark: datetime | None = None
 
     # producers -------------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: datetime) -> list[Enqueued]:

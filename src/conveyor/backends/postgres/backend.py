@@ -14,6 +14,7 @@ import psycopg
 from conveyor.backends.decoding import claim_runnable, decode_claimed
 from conveyor.backends.postgres.database import Conn, Database, PostgresConfig
 from conveyor.backends.postgres.enqueue import EnqueueVerbs
+from conveyor.backends.postgres.history import HistoryVerbs
 from conveyor.backends.postgres.recurring import RecurringVerbs
 from conveyor.backends.postgres.rows import (
     Row,
@@ -78,7 +79,7 @@ CLAIM_ATTEMPTS = 5  # tries when a concurrent claim took a job of the same concu
 _RUNNING_KEYS_INDEX = "jobs_running_keys"
 
 
-class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs):
+class PostgresBackend(WorkflowVerbs, EnqueueVerbs, RecurringVerbs, HistoryVerbs):
     """Jobs in a PostgreSQL schema, shared by any number of worker processes and hosts.
 
     Claims lock due jobs with `FOR UPDATE SKIP LOCKED` on a partial index of runnable jobs;

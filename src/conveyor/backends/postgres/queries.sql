@@ -677,6 +677,97 @@ WHERE finished_at IS NOT NULL AND finished_at >= %(since)s AND state IN ('comple
 GROUP BY 1
 ORDER BY 1;
 
+-- history (model/history.py) -------------------------------------------------------------
+
+-- Finished jobs counted per queue and stretch of %(step)s seconds (epoch multiples), the
+-- columns of history after the stretch's start; jobs in [since, until) past the watermark.
+-- run_at is when the last attempt was due, so wait is that attempt's time in line.
+-- fragment: finished_jobs
+SELECT to_timestamp(floor(extract(epoch FROM finished_at) / %(step)s) * %(step)s) AS start,
+       queue,
+       count(*) FILTER (WHERE state = 'completed') AS completed,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+       count(started_at) AS wait_count,
+       coalesce(sum(greatest(0, extract(epoch FROM started_at - run_at))), 0) AS wait_sum,
+       count(run) AS run_count,
+       coalesce(sum(run), 0) AS run_sum,
+       count(*) FILTER (WHERE b = 0) AS h0, count(*) FILTER (WHERE b = 1) AS h1,
+       count(*) FILTER (WHERE b = 2) AS h2, count(*) FILTER (WHERE b = 3) AS h3,
+       count(*) FILTER (WHERE b = 4) AS h4, count(*) FILTER (WHERE b = 5) AS h5,
+       count(*) FILTER (WHERE b = 6) AS h6, count(*) FILTER (WHERE b = 7) AS h7,
+       count(*) FILTER (WHERE b = 8) AS h8, count(*) FILTER (WHERE b = 9) AS h9,
+       count(*) FILTER (WHERE b = 10) AS h10
+FROM (
+    SELECT *, CASE WHEN run IS NULL THEN -1 WHEN run < 0.01 THEN 0 WHEN run < 0.05 THEN 1
+                   WHEN run < 0.1 THEN 2 WHEN run < 0.25 THEN 3 WHEN run < 0.5 THEN 4
+                   WHEN run < 1 THEN 5 WHEN run < 2.5 THEN 6 WHEN run < 10 THEN 7
+                   WHEN run < 60 THEN 8 WHEN run < 300 THEN 9 ELSE 10 END AS b
+    FROM (
+        SELECT finished_at, queue, state, started_at, run_at,
+               CASE WHEN state IN ('completed', 'failed') AND started_at IS NOT NULL
+                    THEN greatest(0, extract(epoch FROM finished_at - started_at))::float8
+               END AS run
+        FROM __schema__.jobs
+        WHERE finished_at IS NOT NULL
+          AND finished_at >= greatest(%(since)s::timestamptz,
+                                      (SELECT until FROM __schema__.history_mark))
+          AND finished_at < %(until)s
+    ) AS timed
+) AS bucketed
+GROUP BY 1, 2
+
+-- Taken first by a roll-up: a second caller waits here, then sees the moved watermark.
+-- name: history_lock_mark
+SELECT until FROM __schema__.history_mark WHERE id = 1 FOR UPDATE;
+
+-- name: history_roll_up
+INSERT INTO __schema__.history (minute, queue, completed, failed, cancelled, wait_count,
+    wait_sum, run_count, run_sum, h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10)
+{finished_jobs}
+ON CONFLICT (minute, queue) DO UPDATE SET
+    completed = history.completed + excluded.completed,
+    failed = history.failed + excluded.failed,
+    cancelled = history.cancelled + excluded.cancelled,
+    wait_count = history.wait_count + excluded.wait_count,
+    wait_sum = history.wait_sum + excluded.wait_sum,
+    run_count = history.run_count + excluded.run_count,
+    run_sum = history.run_sum + excluded.run_sum,
+    h0 = history.h0 + excluded.h0, h1 = history.h1 + excluded.h1,
+    h2 = history.h2 + excluded.h2, h3 = history.h3 + excluded.h3,
+    h4 = history.h4 + excluded.h4, h5 = history.h5 + excluded.h5,
+    h6 = history.h6 + excluded.h6, h7 = history.h7 + excluded.h7,
+    h8 = history.h8 + excluded.h8, h9 = history.h9 + excluded.h9,
+    h10 = history.h10 + excluded.h10;
+
+-- name: history_set_mark
+UPDATE __schema__.history_mark SET until = %(until)s WHERE id = 1;
+
+-- Rolled-up minutes before the watermark, then job rows after it, in one statement (one
+-- snapshot), per stretch and queue; the store adds up a stretch's two parts.
+-- name: history
+WITH mark AS (
+    SELECT coalesce(until, %(since)s::timestamptz) AS until FROM __schema__.history_mark
+)
+SELECT to_timestamp(floor(extract(epoch FROM minute) / %(step)s) * %(step)s) AS start, queue,
+       sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled,
+       sum(wait_count) AS wait_count, sum(wait_sum) AS wait_sum, sum(run_count) AS run_count,
+       sum(run_sum) AS run_sum, sum(h0) AS h0, sum(h1) AS h1, sum(h2) AS h2, sum(h3) AS h3,
+       sum(h4) AS h4, sum(h5) AS h5, sum(h6) AS h6, sum(h7) AS h7, sum(h8) AS h8,
+       sum(h9) AS h9, sum(h10) AS h10
+FROM __schema__.history
+WHERE minute >= %(since)s AND minute < least(%(until)s::timestamptz, (SELECT until FROM mark))
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1, 2
+UNION ALL
+SELECT * FROM (
+    {finished_jobs}
+) AS live
+WHERE %(queue)s::text IS NULL OR queue = %(queue)s::text;
+
+-- name: prune_history
+DELETE FROM __schema__.history WHERE minute < %(before)s;
+
 -- operators -------------------------------------------------------------------------------
 
 -- name: get_job

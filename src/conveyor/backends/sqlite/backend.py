@@ -27,6 +27,7 @@ from conveyor.backends.records import (
     WorkerInfo,
 )
 from conveyor.backends.sqlite.database import Database
+from conveyor.backends.sqlite.history import HistoryVerbs
 from conveyor.backends.sqlite.recurring import RecurringVerbs
 from conveyor.backends.sqlite.rows import (
     dt,
@@ -89,7 +90,7 @@ WAIT_POLL = 0.002  # seconds between PRAGMA data_version probes in wait_for_jobs
 PRUNE_BATCH = 1000  # rows deleted per prune transaction, so workers never wait long
 
 
-class SQLiteBackend(WorkflowVerbs, RecurringVerbs):
+class SQLiteBackend(WorkflowVerbs, RecurringVerbs, HistoryVerbs):
     """Jobs in one SQLite file in WAL mode: durable, and safe for several worker processes
     and threads on one host. Every write is one short BEGIN IMMEDIATE transaction."""
 

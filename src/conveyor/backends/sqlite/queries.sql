@@ -375,6 +375,84 @@ WHERE finished_at IS NOT NULL AND finished_at >= ? AND state IN ('completed', 'f
 GROUP BY minute
 ORDER BY minute;
 
+-- history (model/history.py) -------------------------------------------------------------
+
+-- Finished jobs counted per queue and stretch of :step seconds, the columns of
+-- conveyor_history after the stretch's start; jobs in [:since, :until) past the watermark.
+-- run_at is when the last attempt was due, so wait is that attempt's time in line.
+-- fragment: finished_jobs
+SELECT CAST(finished_at / :step AS INTEGER) * :step AS start, queue,
+       sum(state = 'completed') AS completed,
+       sum(state = 'failed') AS failed,
+       sum(state = 'cancelled') AS cancelled,
+       count(started_at) AS wait_count,
+       coalesce(sum(max(0, started_at - run_at)), 0) AS wait_sum,
+       count(run) AS run_count,
+       coalesce(sum(run), 0) AS run_sum,
+       sum(b = 0) AS h0, sum(b = 1) AS h1, sum(b = 2) AS h2, sum(b = 3) AS h3, sum(b = 4) AS h4,
+       sum(b = 5) AS h5, sum(b = 6) AS h6, sum(b = 7) AS h7, sum(b = 8) AS h8, sum(b = 9) AS h9,
+       sum(b = 10) AS h10
+FROM (
+    SELECT *, CASE WHEN run IS NULL THEN -1 WHEN run < 0.01 THEN 0 WHEN run < 0.05 THEN 1
+                   WHEN run < 0.1 THEN 2 WHEN run < 0.25 THEN 3 WHEN run < 0.5 THEN 4
+                   WHEN run < 1 THEN 5 WHEN run < 2.5 THEN 6 WHEN run < 10 THEN 7
+                   WHEN run < 60 THEN 8 WHEN run < 300 THEN 9 ELSE 10 END AS b
+    FROM (
+        SELECT finished_at, queue, state, started_at, run_at,
+               CASE WHEN state IN ('completed', 'failed') AND started_at IS NOT NULL
+                    THEN max(0, finished_at - started_at) END AS run
+        FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+        WHERE finished_at IS NOT NULL
+          AND finished_at >= max(:since, coalesce((SELECT until FROM conveyor_history_mark), :since))
+          AND finished_at < :until
+    )
+)
+GROUP BY start, queue
+
+-- name: history_mark
+SELECT until FROM conveyor_history_mark;
+
+-- The write transaction serialises callers; :since is the watermark just read.
+-- name: history_roll_up
+INSERT INTO conveyor_history (minute, queue, completed, failed, cancelled, wait_count,
+    wait_sum, run_count, run_sum, h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10)
+SELECT * FROM (
+    {finished_jobs}
+) WHERE true
+ON CONFLICT (minute, queue) DO UPDATE SET
+    completed = completed + excluded.completed, failed = failed + excluded.failed,
+    cancelled = cancelled + excluded.cancelled, wait_count = wait_count + excluded.wait_count,
+    wait_sum = wait_sum + excluded.wait_sum, run_count = run_count + excluded.run_count,
+    run_sum = run_sum + excluded.run_sum, h0 = h0 + excluded.h0, h1 = h1 + excluded.h1,
+    h2 = h2 + excluded.h2, h3 = h3 + excluded.h3, h4 = h4 + excluded.h4, h5 = h5 + excluded.h5,
+    h6 = h6 + excluded.h6, h7 = h7 + excluded.h7, h8 = h8 + excluded.h8, h9 = h9 + excluded.h9,
+    h10 = h10 + excluded.h10;
+
+-- name: history_set_mark
+UPDATE conveyor_history_mark SET until = :until WHERE until IS NULL OR until < :until;
+
+-- Rolled-up minutes before the watermark, then job rows after it, in one statement (one
+-- snapshot), per stretch and queue; the store adds up a stretch's two parts.
+-- name: history
+WITH mark AS (SELECT coalesce(until, :since) AS until FROM conveyor_history_mark)
+SELECT CAST(minute / :step AS INTEGER) * :step AS start, queue,
+       sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled,
+       sum(wait_count) AS wait_count, sum(wait_sum) AS wait_sum, sum(run_count) AS run_count,
+       sum(run_sum) AS run_sum, sum(h0) AS h0, sum(h1) AS h1, sum(h2) AS h2, sum(h3) AS h3,
+       sum(h4) AS h4, sum(h5) AS h5, sum(h6) AS h6, sum(h7) AS h7, sum(h8) AS h8,
+       sum(h9) AS h9, sum(h10) AS h10
+FROM conveyor_history
+WHERE minute >= :since AND minute < min(:until, (SELECT until FROM mark))
+  AND (:queue IS NULL OR queue = :queue)
+GROUP BY start, queue
+UNION ALL
+SELECT * FROM (
+    {finished_jobs}
+) WHERE :queue IS NULL OR queue = :queue;
+
+-- name: prune_history
+DELETE FROM conveyor_history WHERE minute < :before;
+
 -- recurring jobs ---------------------------------------------------------------------------
 
 -- name: recurring_all

@@ -5,7 +5,6 @@
 (function () {
   var body = document.body;
   var base = body.dataset.base || "";
-  var SVG = "http://www.w3.org/2000/svg";
 
   function getJSON(path) {
     return fetch(base + path, { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -378,44 +377,6 @@
     syncSelection();
   }
 
-  function el(name, attrs, text) {
-    var node = document.createElementNS(SVG, name);
-    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
-  function drawChart(svg, minutes, field) {
-    var W = 600, H = 160, left = 34, bottom = 20, top = 8;
-    var values = minutes.map(function (m) { return m[field]; });
-    var max = Math.max(1, Math.max.apply(null, values));
-    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
-    var plotH = H - bottom - top, step = (W - left) / Math.max(values.length, 1);
-    svg.appendChild(el("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, "class": "axis" }));
-    svg.appendChild(el("text", { x: 0, y: top + 10 }, String(max)));
-    svg.appendChild(el("text", { x: 0, y: H - bottom }, "0"));
-    svg.appendChild(el("text", { x: left, y: H - 4 }, "-60 min"));
-    svg.appendChild(el("text", { x: W - 30, y: H - 4 }, "now"));
-    values.forEach(function (v, i) {
-      if (!v) { return; }
-      var h = Math.max(1, (v / max) * plotH);
-      var bar = el("rect", { x: left + i * step + 1, y: H - bottom - h, width: Math.max(1, step - 2), height: h, "class": "col" });
-      bar.appendChild(el("title", {}, minutes[i].minute.slice(11, 16) + " UTC: " + v));
-      svg.appendChild(bar);
-    });
-  }
-
-  function drawCharts() {
-    var data = document.querySelector("[data-throughput]");
-    if (!data) { return; }
-    var minutes = JSON.parse(data.dataset.throughput);
-    var done = document.getElementById("chart-completed");
-    var failed = document.getElementById("chart-failed");
-    if (done) { drawChart(done, minutes, "completed"); }
-    if (failed) { drawChart(failed, minutes, "failed"); }
-  }
-  drawCharts();
-  document.addEventListener("conveyor:refreshed", drawCharts);
 
   var live = document.querySelector("[data-live-job]");
   if (live) {
